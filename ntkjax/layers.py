@@ -1,0 +1,211 @@
+"""PyTorch-semantics conv, BatchNorm and pooling for NHWC Flax networks.
+
+The NAS benchmarks were trained in PyTorch, so ntkjax's layers reproduce its
+numerics rather than Flax's defaults:
+
+* convs pad symmetrically with an explicit integer padding (``'SAME'`` pads
+  asymmetrically at stride 2 and would not match);
+* BatchNorm normalises with the biased batch variance, updates the running
+  variance with the unbiased one, uses ``momentum=0.1`` in PyTorch's sense
+  (``running = 0.9 running + 0.1 batch``) and ``eps=1e-5``; with
+  ``track_running_stats=False`` it always uses batch statistics;
+* 3x3 average pooling excludes padding from the count
+  (``count_include_pad=False``).
+
+Each layer is a pure function of arrays plus a thin setup-based Flax module
+that owns the variables. The split lets a parent module read a child's arrays
+and run the pure function inside ``lax.switch`` (see ``spaces/nb201.py``),
+where calling a Flax module is not allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ntkjax import initializers
+
+__all__ = [
+    "conv2d", "batch_norm", "avg_pool_3x3", "avg_pool_2x2",
+    "relu_conv_bn", "BNState", "Conv", "BatchNorm", "Dense", "ReLUConvBN",
+]
+
+
+def conv2d(x, kernel, bias=None, stride: int = 1, padding: int = 0):
+  """NHWC conv with HWIO kernel and symmetric zero padding, like ``nn.Conv2d``."""
+  y = lax.conv_general_dilated(
+      x, kernel, (stride, stride), ((padding, padding), (padding, padding)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return y if bias is None else y + bias
+
+
+class BNState(NamedTuple):
+  """BatchNorm arrays. ``scale``/``shift`` are None without affine params and
+  ``mean``/``var`` are None without running statistics."""
+  scale: Any
+  shift: Any
+  mean: Any
+  var: Any
+
+
+def batch_norm(x, state: BNState, use_batch_stats: bool, *,
+               momentum: float = 0.1, eps: float = 1e-5):
+  """PyTorch ``BatchNorm2d`` on NHWC input.
+
+  Returns ``(y, (new_mean, new_var))``; the running statistics are returned
+  unchanged when ``use_batch_stats`` is False and as None when not tracked.
+  """
+  if use_batch_stats or state.mean is None:
+    mean = jnp.mean(x, axis=(0, 1, 2))
+    var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
+    if state.mean is not None:
+      n = x.shape[0] * x.shape[1] * x.shape[2]
+      unbiased = var * (n / max(n - 1, 1))
+      new_stats = ((1 - momentum) * state.mean + momentum * mean,
+                   (1 - momentum) * state.var + momentum * unbiased)
+    else:
+      new_stats = None
+  else:
+    mean, var = state.mean, state.var
+    new_stats = (state.mean, state.var)
+  y = (x - mean) * lax.rsqrt(var + eps)
+  if state.scale is not None:
+    y = y * state.scale + state.shift
+  return y, new_stats
+
+
+def _sum_pool(x, window: int, stride: int, padding: int):
+  pad = ((0, 0), (padding, padding), (padding, padding), (0, 0))
+  return lax.reduce_window(x, 0.0, lax.add, (1, window, window, 1),
+                           (1, stride, stride, 1), pad)
+
+
+def avg_pool_3x3(x):
+  """3x3 stride-1 average pooling, padding 1, ``count_include_pad=False``."""
+  ones = jnp.ones((1,) + x.shape[1:3] + (1,), x.dtype)
+  return _sum_pool(x, 3, 1, 1) / _sum_pool(ones, 3, 1, 1)
+
+
+def avg_pool_2x2(x):
+  """2x2 stride-2 average pooling without padding (``nn.AvgPool2d(2, 2)``)."""
+  return _sum_pool(x, 2, 2, 0) / 4.0
+
+
+class Conv(nn.Module):
+  """``nn.Conv2d`` with PyTorch padding; variables ``kernel`` [k, k, in, out]
+  and optional ``bias``."""
+  c_in: int
+  c_out: int
+  kernel_size: int
+  stride: int = 1
+  padding: int = 0
+  use_bias: bool = False
+  init_scheme: str = "torch_default"
+
+  def setup(self):
+    shape = (self.kernel_size, self.kernel_size, self.c_in, self.c_out)
+    kernel_init, bias_init = initializers.get(self.init_scheme, shape)
+    self.kernel = self.param("kernel", kernel_init, shape)
+    self.bias = self.param("bias", bias_init, (self.c_out,)) if self.use_bias else None
+
+  def __call__(self, x):
+    return conv2d(x, self.kernel, self.bias, self.stride, self.padding)
+
+
+class BatchNorm(nn.Module):
+  """``nn.BatchNorm2d``; params ``scale``/``bias``, stats ``mean``/``var``."""
+  features: int
+  affine: bool = True
+  track_running_stats: bool = True
+
+  def setup(self):
+    c = self.features
+    if self.affine:
+      self.scale = self.param("scale", nn.initializers.ones, (c,))
+      self.shift = self.param("bias", nn.initializers.zeros, (c,))
+    else:
+      self.scale = self.shift = None
+    if self.track_running_stats:
+      self.mean = self.variable("batch_stats", "mean", jnp.zeros, (c,))
+      self.var = self.variable("batch_stats", "var", jnp.ones, (c,))
+    else:
+      self.mean = self.var = None
+
+  def state(self) -> BNState:
+    tracked = self.mean is not None
+    return BNState(self.scale, self.shift,
+                   self.mean.value if tracked else None,
+                   self.var.value if tracked else None)
+
+  def update(self, new_stats) -> None:
+    """Stores running statistics when the ``batch_stats`` collection is
+    mutable; otherwise (e.g. inside an NTK) the update is dropped."""
+    if (new_stats is None or self.mean is None or self.is_initializing()
+        or not self.is_mutable_collection("batch_stats")):
+      return
+    self.mean.value, self.var.value = new_stats
+
+  def __call__(self, x, train: bool):
+    y, new_stats = batch_norm(x, self.state(), train)
+    if train:
+      self.update(new_stats)
+    return y
+
+
+class Dense(nn.Module):
+  """``nn.Linear``: ``kernel`` [in, out] and ``bias``."""
+  c_in: int
+  c_out: int
+  init_scheme: str = "torch_default"
+
+  @nn.compact
+  def __call__(self, x):
+    kernel_init, bias_init = initializers.get(self.init_scheme, (self.c_in, self.c_out))
+    kernel = self.param("kernel", kernel_init, (self.c_in, self.c_out))
+    bias = self.param("bias", bias_init, (self.c_out,))
+    return x @ kernel + bias
+
+
+def relu_conv_bn(x, arrays, stride: int, padding: int, use_batch_stats: bool):
+  """Pure ReLU -> Conv -> BN on ``arrays = ((kernel, bias), BNState)``.
+
+  Returns ``(y, new_running_stats)`` like ``batch_norm``.
+  """
+  (kernel, bias), bn_state = arrays
+  y = conv2d(jax.nn.relu(x), kernel, bias, stride, padding)
+  return batch_norm(y, bn_state, use_batch_stats)
+
+
+class ReLUConvBN(nn.Module):
+  """ReLU -> Conv -> BN, the NB201 ``ReLUConvBN`` op.
+
+  ``relu_conv_bn`` runs the op on explicit arrays (from ``arrays()``), which
+  is what ``lax.switch`` branches need; ``__call__`` is the ordinary call.
+  """
+  c_in: int
+  c_out: int
+  kernel_size: int
+  stride: int = 1
+  padding: int = 0
+  conv_bias: bool = False
+  affine: bool = True
+  track_running_stats: bool = True
+  init_scheme: str = "torch_default"
+
+  def setup(self):
+    self.conv = Conv(self.c_in, self.c_out, self.kernel_size, self.stride,
+                     self.padding, self.conv_bias, self.init_scheme)
+    self.bn = BatchNorm(self.c_out, self.affine, self.track_running_stats)
+
+  def arrays(self):
+    return (self.conv.kernel, self.conv.bias), self.bn.state()
+
+  def __call__(self, x, train: bool):
+    y, new_stats = relu_conv_bn(x, self.arrays(), self.stride, self.padding, train)
+    if train:
+      self.bn.update(new_stats)
+    return y

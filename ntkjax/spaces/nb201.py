@@ -1,0 +1,329 @@
+"""NAS-Bench-201 search space: genotype codec, sampling, parameter counts and
+a Flax network that takes the architecture as data.
+
+Genotypes are official arch strings ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
+``decode`` maps one to an int32 array of 6 op indices in string order, i.e. the
+edges 0->1, 0->2, 1->2, 0->3, 1->3, 2->3, with op indices from ``OPS``.
+
+``Network`` holds the variables of *every* op on every edge and takes the op
+array as an input, so one XLA compilation serves all 15,625 architectures.
+Each edge picks its op with ``lax.switch``: unselected ops are not evaluated
+and receive exactly zero gradient, so the network computes the same function
+and the same NTK as a network built for that architecture alone.
+
+Two variants (``variant=``):
+
+* ``'benchmark'``: the NB201 training network (xautodl ``TinyNetwork``). Cell
+  ops are ReLU-Conv-BN with affine BN and bias-free convs; BN tracks running
+  statistics.
+* ``'paper_code'``: the network of Mok et al.'s official code (Samsung's
+  ``nasbench2`` model). Cell convs have a bias and cell BN has neither affine
+  parameters nor running statistics, so cell BN normalises with batch
+  statistics even in eval mode. Stem, reduction blocks and the final BN are as
+  in ``'benchmark'``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ntkjax import layers
+
+__all__ = [
+    "OPS", "NUM_EDGES", "EDGES", "VARIANTS", "decode", "encode", "validate",
+    "all_archs", "sample", "mutate", "num_params", "is_degenerate", "Network",
+]
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NUM_EDGES = 6
+# (source node, target node) of each position in the arch string.
+EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+VARIANTS = ("benchmark", "paper_code")
+NUM_ARCHS = len(OPS) ** NUM_EDGES
+
+_OP_INDEX = {name: i for i, name in enumerate(OPS)}
+
+
+def decode(arch: str) -> np.ndarray:
+  """Arch string -> int32 op indices of shape (6,).
+
+  >>> decode('|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|')
+  array([3, 0, 1, 4, 2, 0], dtype=int32)
+  """
+  if not isinstance(arch, str):
+    raise ValueError(f"arch must be a string, got {arch!r}")
+  nodes = arch.split("+")
+  if len(nodes) != 3:
+    raise ValueError(f"arch {arch!r} has {len(nodes)} nodes separated by '+', expected 3")
+  ops = []
+  for target, node in enumerate(nodes, start=1):
+    if len(node) < 2 or not (node.startswith("|") and node.endswith("|")):
+      raise ValueError(f"node {node!r} of arch {arch!r} must look like '|op~i|...|'")
+    parts = node[1:-1].split("|")
+    if len(parts) != target:
+      raise ValueError(f"node {node!r} of arch {arch!r} has {len(parts)} inputs, expected {target}")
+    for source, part in enumerate(parts):
+      name, sep, src = part.partition("~")
+      if not sep or src != str(source):
+        raise ValueError(f"edge {part!r} of arch {arch!r}: expected '<op>~{source}'")
+      if name not in _OP_INDEX:
+        raise ValueError(f"unknown op {name!r} in arch {arch!r}; known: {', '.join(OPS)}")
+      ops.append(_OP_INDEX[name])
+  return np.asarray(ops, np.int32)
+
+
+def encode(ops: Sequence[int]) -> str:
+  """Op indices of shape (6,) -> arch string (inverse of ``decode``)."""
+  ops = validate(ops)
+  names = [OPS[i] for i in ops]
+  return "+".join(
+      "|" + "|".join(f"{names[e]}~{EDGES[e][0]}" for e in range(NUM_EDGES) if EDGES[e][1] == t) + "|"
+      for t in (1, 2, 3))
+
+
+def validate(ops) -> np.ndarray:
+  """Checks an op-index array (or arch string) and returns it as int32 (6,)."""
+  if isinstance(ops, str):
+    return decode(ops)
+  arr = np.asarray(ops)
+  if arr.shape != (NUM_EDGES,) or not np.issubdtype(arr.dtype, np.integer):
+    raise ValueError(f"ops must be an integer array of shape (6,), got {ops!r}")
+  bad = arr[(arr < 0) | (arr >= len(OPS))]
+  if bad.size:
+    raise ValueError(f"op index {int(bad[0])} out of range [0, {len(OPS)}) in {arr.tolist()}")
+  return arr.astype(np.int32)
+
+
+def all_archs() -> list[str]:
+  """All 15,625 arch strings in lexicographic op-index order.
+
+  This is not the official NB201 index order (that order is shuffled); the
+  benchmark readers map strings to official indices.
+  """
+  return [encode(ops) for ops in itertools.product(range(len(OPS)), repeat=NUM_EDGES)]
+
+
+def sample(key: jax.Array, n: int, *, replace: bool = False) -> np.ndarray:
+  """``n`` architectures as an int32 array [n, 6], uniform over the space.
+
+  Without replacement by default, so the n architectures are distinct.
+  """
+  if not replace and n > NUM_ARCHS:
+    raise ValueError(f"cannot sample {n} distinct archs from {NUM_ARCHS}")
+  flat = jax.random.choice(key, NUM_ARCHS, (n,), replace=replace)
+  return index_to_ops(np.asarray(flat))
+
+
+def index_to_ops(flat) -> np.ndarray:
+  """Lexicographic index (as in ``all_archs``) -> op arrays [..., 6]."""
+  flat = np.asarray(flat, np.int64)
+  digits = [(flat // len(OPS) ** (NUM_EDGES - 1 - e)) % len(OPS) for e in range(NUM_EDGES)]
+  return np.stack(digits, axis=-1).astype(np.int32)
+
+
+def mutate(key: jax.Array, ops) -> np.ndarray:
+  """Changes the op on one uniformly chosen edge to a different op (REA)."""
+  ops = validate(ops).copy()
+  k_edge, k_op = jax.random.split(key)
+  edge = int(jax.random.randint(k_edge, (), 0, NUM_EDGES))
+  shift = int(jax.random.randint(k_op, (), 1, len(OPS)))
+  ops[edge] = (ops[edge] + shift) % len(OPS)
+  return ops
+
+
+def is_degenerate(ops) -> bool:
+  """True if no input->output path has only non-``none`` ops.
+
+  Such a cell outputs zeros, so the network's output ignores its input and
+  the NTK is degenerate (341 of the 15,625 architectures).
+  """
+  ops = validate(ops)
+  reach = {0}
+  for e, (src, dst) in enumerate(EDGES):  # EDGES is topologically ordered
+    if src in reach and ops[e] != _OP_INDEX["none"]:
+      reach.add(dst)
+  return 3 not in reach
+
+
+def _op_params(op: int, c: int, variant: str) -> int:
+  bn_or_bias = 2 * c if variant == "benchmark" else c  # affine BN vs conv bias
+  if OPS[op] == "nor_conv_3x3":
+    return 9 * c * c + bn_or_bias
+  if OPS[op] == "nor_conv_1x1":
+    return c * c + bn_or_bias
+  return 0
+
+
+def num_params(arch, num_classes: int = 10, *, C: int = 16, N: int = 5,
+               variant: str = "benchmark") -> int:
+  """Trainable parameter count, counted as NB201 does.
+
+  Fixed parts (stem, reduction blocks, final BN, classifier) plus the
+  parameters of every selected op, including ops on paths that do not reach
+  the output (they still exist in the official network).
+
+  >>> num_params('|none~0|+|none~0|none~1|+|none~0|none~1|none~2|')
+  73306
+  """
+  ops = validate(arch)
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {variant!r}; known: {VARIANTS}")
+  total = 27 * C + 2 * C  # stem conv + BN
+  c = C
+  for stage in range(3):
+    if stage:  # ResNet reduction block c/2 -> c
+      cin = c // 2
+      total += 9 * cin * c + 2 * c + 9 * c * c + 2 * c + cin * c
+    total += N * sum(_op_params(int(op), c, variant) for op in ops)
+    c *= 2
+  c //= 2
+  total += 2 * c + c * num_classes + num_classes
+  return total
+
+
+class Edge(nn.Module):
+  """One cell edge holding all five candidate ops; ``op`` picks one."""
+  channels: int
+  variant: str
+  init_scheme: str
+
+  def setup(self):
+    paper = self.variant == "paper_code"
+    kw = dict(conv_bias=paper, affine=not paper, track_running_stats=not paper, init_scheme=self.init_scheme)
+    c = self.channels
+    self.conv_1x1 = layers.ReLUConvBN(c, c, 1, 1, 0, **kw)
+    self.conv_3x3 = layers.ReLUConvBN(c, c, 3, 1, 1, **kw)
+
+  def __call__(self, x, op, train: bool):
+    arr1, arr3 = self.conv_1x1.arrays(), self.conv_3x3.arrays()
+    use_batch = train or self.variant == "paper_code"
+    # Every branch returns both ops' running stats (unchanged unless it is
+    # that op), so lax.switch sees one output structure.
+    keep1, keep3 = arr1[1][2:], arr3[1][2:]
+
+    def conv(arr, pad, keep):
+      y, s = layers.relu_conv_bn(x, arr, 1, pad, use_batch)
+      return y, (keep if s is None else s)
+
+    def none():
+      return jnp.zeros_like(x), keep1, keep3
+
+    def skip():
+      return x, keep1, keep3
+
+    def conv1():
+      y, s = conv(arr1, 0, keep1)
+      return y, s, keep3
+
+    def conv3():
+      y, s = conv(arr3, 1, keep3)
+      return y, keep1, s
+
+    def pool():
+      return layers.avg_pool_3x3(x), keep1, keep3
+
+    y, new1, new3 = lax.switch(op, (none, skip, conv1, conv3, pool))
+    if train:
+      self.conv_1x1.bn.update(new1)
+      self.conv_3x3.bn.update(new3)
+    return y
+
+
+class Cell(nn.Module):
+  """NB201 cell: 4 nodes, node j = sum of its incoming edges."""
+  channels: int
+  variant: str
+  init_scheme: str
+
+  @nn.compact
+  def __call__(self, x, ops, train: bool):
+    nodes = [x]
+    for target in (1, 2, 3):
+      total = None
+      for e, (src, dst) in enumerate(EDGES):
+        if dst == target:
+          y = Edge(self.channels, self.variant, self.init_scheme, name=f"edge_{e}")(nodes[src], ops[e], train)
+          total = y if total is None else total + y
+      nodes.append(total)
+    return nodes[-1]
+
+
+class ResNetBlock(nn.Module):
+  """NB201 reduction block: two ReLU-Conv-BN (the first with stride 2) plus an
+  AvgPool2x2 -> Conv1x1 shortcut."""
+  c_in: int
+  c_out: int
+  init_scheme: str
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    y = layers.ReLUConvBN(self.c_in, self.c_out, 3, 2, 1, init_scheme=self.init_scheme, name="conv_a")(x, train)
+    y = layers.ReLUConvBN(self.c_out, self.c_out, 3, 1, 1, init_scheme=self.init_scheme, name="conv_b")(y, train)
+    shortcut = layers.Conv(self.c_in, self.c_out, 1, init_scheme=self.init_scheme, name="downsample")
+    return y + shortcut(layers.avg_pool_2x2(x))
+
+
+class Network(nn.Module):
+  """The NB201 network with the architecture as an input.
+
+  Attributes:
+    num_classes: 10 (CIFAR-10), 100 (CIFAR-100) or 120 (ImageNet16-120).
+    C: stem width; stages have C, 2C, 4C channels.
+    N: cells per stage.
+    variant: ``'benchmark'`` or ``'paper_code'`` (module docstring).
+    init_scheme: weight init scheme, a name in ``ntkjax.initializers.SCHEMES``.
+
+  Call as ``logits = net.apply(variables, x, ops, train=False)`` with
+  ``x: [batch, H, W, 3]`` (NHWC, normalised) and ``ops: int [6]`` from
+  ``decode``. In train mode pass ``mutable=['batch_stats']`` to get updated
+  running statistics; without it they are computed and dropped.
+
+  >>> net = Network(C=4, N=1)
+  >>> ops = decode('|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|')
+  >>> variables = net.init(jax.random.key(0), jnp.zeros((2, 8, 8, 3)), ops)
+  >>> net.apply(variables, jnp.ones((2, 8, 8, 3)), ops).shape
+  (2, 10)
+  """
+  num_classes: int = 10
+  C: int = 16
+  N: int = 5
+  variant: str = "benchmark"
+  init_scheme: str = "torch_default"
+
+  def couples_samples(self, train: bool) -> bool:
+    """Whether one sample's output depends on the others' (BN batch stats).
+
+    The NTK engine reads this to decide whether per-sample vmap is exact.
+    """
+    return train or self.variant == "paper_code"
+
+  @nn.compact
+  def __call__(self, x, ops, train: bool = False):
+    if self.variant not in VARIANTS:
+      raise ValueError(f"unknown variant {self.variant!r}; known: {VARIANTS}")
+    if x.ndim != 4 or x.shape[-1] != 3:
+      raise ValueError(f"expected NHWC images [batch, H, W, 3], got shape {x.shape}")
+    if isinstance(ops, str):
+      ops = decode(ops)
+    ops = jnp.asarray(ops, jnp.int32)
+    if ops.shape != (NUM_EDGES,):
+      raise ValueError(f"ops must have shape (6,), got {ops.shape}")
+    c = self.C
+    y = layers.Conv(3, c, 3, 1, 1, init_scheme=self.init_scheme, name="stem_conv")(x)
+    y = layers.BatchNorm(c, name="stem_bn")(y, train)
+    for stage in range(3):
+      if stage:
+        y = ResNetBlock(c, 2 * c, self.init_scheme, name=f"reduction_{stage}")(y, train)
+        c *= 2
+      for i in range(self.N):
+        y = Cell(c, self.variant, self.init_scheme, name=f"cell_{stage}_{i}")(y, ops, train)
+    y = jax.nn.relu(layers.BatchNorm(c, name="last_bn")(y, train))
+    y = jnp.mean(y, axis=(1, 2))
+    return layers.Dense(c, self.num_classes, init_scheme=self.init_scheme, name="classifier")(y)
