@@ -7,9 +7,13 @@ edges 0->1, 0->2, 1->2, 0->3, 1->3, 2->3, with op indices from ``OPS``.
 
 ``Network`` holds the variables of *every* op on every edge and takes the op
 array as an input, so one XLA compilation serves all 15,625 architectures.
-Each edge picks its op with ``lax.switch``: unselected ops are not evaluated
-and receive exactly zero gradient, so the network computes the same function
-and the same NTK as a network built for that architecture alone.
+Each edge evaluates its candidate ops and sums them weighted by one-hot(op)
+(``select='mask'``, fastest on CPU and GPU) or picks one with ``lax.switch``
+(``select='switch'``). Either way unselected ops receive exactly zero gradient,
+so the network computes the same function and the same NTK as a network
+built for that architecture alone (tests/spaces/test_nb201.py,
+tests/test_ntk.py). Passing a concrete arch (string, tuple or NumPy array)
+instead of a traced array builds that architecture alone.
 
 Two variants (``variant=``):
 
@@ -46,6 +50,7 @@ NUM_EDGES = 6
 # (source node, target node) of each position in the arch string.
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 VARIANTS = ("benchmark", "paper_code")
+SELECTS = ("mask", "switch")
 NUM_ARCHS = len(OPS) ** NUM_EDGES
 
 _OP_INDEX = {name: i for i, name in enumerate(OPS)}
@@ -189,10 +194,16 @@ def num_params(arch, num_classes: int = 10, *, C: int = 16, N: int = 5,
 
 
 class Edge(nn.Module):
-  """One cell edge holding all five candidate ops; ``op`` picks one."""
+  """One cell edge holding all five candidate ops; ``op`` picks one.
+
+  ``select`` says how a traced ``op`` picks: ``'mask'`` evaluates all ops and
+  sums them weighted by one-hot(op); ``'switch'`` uses ``lax.switch`` and
+  evaluates one. A concrete ``op`` (Python int) builds only that op.
+  """
   channels: int
   variant: str
   init_scheme: str
+  select: str = "mask"
 
   def setup(self):
     paper = self.variant == "paper_code"
@@ -204,36 +215,52 @@ class Edge(nn.Module):
   def __call__(self, x, op, train: bool):
     arr1, arr3 = self.conv_1x1.arrays(), self.conv_3x3.arrays()
     use_batch = train or self.variant == "paper_code"
-    # Every branch returns both ops' running stats (unchanged unless it is
-    # that op), so lax.switch sees one output structure.
-    keep1, keep3 = arr1[1][2:], arr3[1][2:]
+    keep1, keep3 = arr1[1][2:], arr3[1][2:]  # running (mean, var), or Nones
 
     def conv(arr, pad, keep):
       y, s = layers.relu_conv_bn(x, arr, 1, pad, use_batch)
       return y, (keep if s is None else s)
 
-    def none():
-      return jnp.zeros_like(x), keep1, keep3
-
-    def skip():
-      return x, keep1, keep3
-
-    def conv1():
-      y, s = conv(arr1, 0, keep1)
-      return y, s, keep3
-
-    def conv3():
-      y, s = conv(arr3, 1, keep3)
-      return y, keep1, s
-
-    def pool():
-      return layers.avg_pool_3x3(x), keep1, keep3
-
-    y, new1, new3 = lax.switch(op, (none, skip, conv1, conv3, pool))
+    branches = (
+        lambda: (jnp.zeros_like(x), keep1, keep3),
+        lambda: (x, keep1, keep3),
+        lambda: conv(arr1, 0, keep1) + (keep3,),
+        lambda: (lambda y, s: (y, keep1, s))(*conv(arr3, 1, keep3)),
+        lambda: (layers.avg_pool_3x3(x), keep1, keep3),
+    )
+    if isinstance(op, (int, np.integer)):  # a static architecture
+      y, new1, new3 = branches[int(op)]()
+    elif self.select == "switch":
+      y, new1, new3 = lax.switch(op, branches)
+    else:
+      y, new1, new3 = self._masked(x, op, branches)
     if train:
       self.conv_1x1.bn.update(new1)
       self.conv_3x3.bn.update(new3)
     return y
+
+  @staticmethod
+  def _masked(x, op, branches):
+    """Σ_k onehot(op)_k · op_k(x) over all ops.
+
+    The unselected terms are exact zeros, so the value and gradient are
+    those of the selected op (up to XLA's fusion-dependent rounding), and
+    unselected ops get an exactly zero cotangent. The skip
+    op is a 1x1 conv with kernel onehot_skip · I (exact at HIGHEST
+    precision): as a plain product, skip paths chain elementwise through all
+    cells and XLA:CPU fuses a stage's whole backward into giant fusions that
+    recompute shared terms (measured 10x slower gradients).
+    """
+    outs = [b() for b in branches]
+    w = jax.nn.one_hot(op, len(OPS), dtype=x.dtype)
+    eye = jnp.eye(x.shape[-1], dtype=x.dtype)[None, None]
+    skip = lax.conv_general_dilated(
+        x, w[1] * eye, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=lax.Precision.HIGHEST)
+    y = skip + w[2] * outs[2][0] + w[3] * outs[3][0] + w[4] * outs[4][0]
+    pick = lambda k, i: jax.tree_util.tree_map(
+        lambda new, old: jnp.where(op == k, new, old), outs[k][i], outs[0][i])
+    return y, pick(OPS.index("nor_conv_1x1"), 1), pick(OPS.index("nor_conv_3x3"), 2)
 
 
 class Cell(nn.Module):
@@ -241,6 +268,7 @@ class Cell(nn.Module):
   channels: int
   variant: str
   init_scheme: str
+  select: str = "mask"
 
   @nn.compact
   def __call__(self, x, ops, train: bool):
@@ -249,7 +277,8 @@ class Cell(nn.Module):
       total = None
       for e, (src, dst) in enumerate(EDGES):
         if dst == target:
-          y = Edge(self.channels, self.variant, self.init_scheme, name=f"edge_{e}")(nodes[src], ops[e], train)
+          edge = Edge(self.channels, self.variant, self.init_scheme, self.select, name=f"edge_{e}")
+          y = edge(nodes[src], ops[e], train)
           total = y if total is None else total + y
       nodes.append(total)
     return nodes[-1]
@@ -296,6 +325,7 @@ class Network(nn.Module):
   N: int = 5
   variant: str = "benchmark"
   init_scheme: str = "torch_default"
+  select: str = "mask"
 
   def couples_samples(self, train: bool) -> bool:
     """Whether one sample's output depends on the others' (BN batch stats).
@@ -308,12 +338,14 @@ class Network(nn.Module):
   def __call__(self, x, ops, train: bool = False):
     if self.variant not in VARIANTS:
       raise ValueError(f"unknown variant {self.variant!r}; known: {VARIANTS}")
+    if self.select not in SELECTS:
+      raise ValueError(f"unknown select {self.select!r}; known: {SELECTS}")
     if x.ndim != 4 or x.shape[-1] != 3:
       raise ValueError(f"expected NHWC images [batch, H, W, 3], got shape {x.shape}")
-    if isinstance(ops, str):
-      ops = decode(ops)
-    ops = jnp.asarray(ops, jnp.int32)
-    if ops.shape != (NUM_EDGES,):
+    if isinstance(ops, (str, tuple, list, np.ndarray)):
+      # Concrete ops build a static network (one compilation per arch).
+      ops = tuple(int(o) for o in validate(ops))
+    elif ops.shape != (NUM_EDGES,):
       raise ValueError(f"ops must have shape (6,), got {ops.shape}")
     c = self.C
     y = layers.Conv(3, c, 3, 1, 1, init_scheme=self.init_scheme, name="stem_conv")(x)
@@ -323,7 +355,8 @@ class Network(nn.Module):
         y = ResNetBlock(c, 2 * c, self.init_scheme, name=f"reduction_{stage}")(y, train)
         c *= 2
       for i in range(self.N):
-        y = Cell(c, self.variant, self.init_scheme, name=f"cell_{stage}_{i}")(y, ops, train)
+        cell = Cell(c, self.variant, self.init_scheme, self.select, name=f"cell_{stage}_{i}")
+        y = cell(y, ops, train)
     y = jax.nn.relu(layers.BatchNorm(c, name="last_bn")(y, train))
     y = jnp.mean(y, axis=(1, 2))
     return layers.Dense(c, self.num_classes, init_scheme=self.init_scheme, name="classifier")(y)
