@@ -41,7 +41,9 @@ Implementations (``implementation=``):
 
 ``chunk_size`` bounds how many samples (independent) or output rows
 (coupled) or columns (NTK-vector products) are in flight at once: chunks run
-sequentially under ``lax.map``, each chunk vectorised with ``vmap``.
+sequentially under ``lax.map``, each chunk vectorised with ``vmap``. Use it
+only when memory requires it: on XLA:CPU convolutions inside the loop body
+run ~10x slower (BENCHMARKS.md).
 
 ``param_filter`` restricts θ. Pass a callable ``(path: tuple[str, ...]) ->
 bool`` over paths in ``variables['params']`` or a preset name: ``'all'`` or
