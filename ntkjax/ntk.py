@@ -232,6 +232,9 @@ def empirical_ntk_fn(
     if impl == "jacobian_contraction":
       if independent:
         def per_sample(xi):
+          if k == 1:  # a plain gradient, without jacrev's basis vmap
+            g = jax.grad(lambda t: logits(t, xi[None])[0, 0])(chosen)
+            return jax.tree_util.tree_map(lambda a: a[None], g)
           return jax.jacrev(lambda t: logits(t, xi[None])[0])(chosen)  # leaves [K, ...]
         jac = _chunked_vmap(per_sample, x, chunk_size)
       else:
