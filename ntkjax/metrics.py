@@ -70,17 +70,17 @@ def eigvalsh64(kernel: jax.Array) -> jax.Array:
   Returned in the kernel's dtype (float64 only where x64 is enabled).
   """
   _check_square(kernel)
-
-  def host(k):
-    k = np.asarray(k, np.float64)
-    return np.linalg.eigvalsh(0.5 * (k + k.T)).astype(kernel.dtype)
   out = jax.ShapeDtypeStruct(kernel.shape[:1], kernel.dtype)
-  return jax.pure_callback(host, out, kernel)
+  return jax.pure_callback(lambda k: _eigvalsh_host(k).astype(kernel.dtype), out, kernel)
+
+
+def _eigvalsh_host(k) -> np.ndarray:
+  k = np.asarray(k, np.float64)
+  return np.linalg.eigvalsh(0.5 * (k + k.T))
 
 
 def _ncn_host(k, compat):
-  k = np.asarray(k, np.float64)
-  ev = np.linalg.eigvalsh(0.5 * (k + k.T))
+  ev = _eigvalsh_host(k)
   if compat == "paper_code":
     nonzero = ev[ev != 0]
     return -(nonzero.max() / nonzero.min()) if nonzero.size else -PAPER_CODE_FALLBACK
@@ -121,14 +121,15 @@ def label_gradient_alignment(kernel: jax.Array, labels: jax.Array, *,
   k_c = kernel - jnp.mean(kernel)
   l_c = lab - jnp.mean(lab)
   k_norm, l_norm = jnp.linalg.norm(k_c), jnp.linalg.norm(l_c)
-  raw = jnp.sum(k_c * l_c) / (k_norm * l_norm)
+  inner = jnp.sum(k_c * l_c)
   if compat == "paper_code":
+    raw = inner / (k_norm * l_norm)
     return jnp.where(jnp.isnan(raw), PAPER_CODE_FALLBACK, raw)
   # "Constant" up to round-off, relative to the kernel's own scale, so the
   # value does not depend on how the kernel is scaled.
   tol = 64 * jnp.finfo(kernel.dtype).eps * jnp.linalg.norm(kernel)
   constant = k_norm <= tol
-  safe = jnp.sum(k_c * l_c) / jnp.where(constant | (l_norm == 0), 1.0, k_norm * l_norm)
+  safe = inner / jnp.where(constant | (l_norm == 0), 1.0, k_norm * l_norm)
   return jnp.where(l_norm == 0, 0.0, jnp.where(constant, -1.0, jnp.clip(safe, -1.0, 1.0)))
 
 

@@ -228,7 +228,10 @@ def empirical_ntk_fn(
       jac_bytes = n * k * n_params * jnp.dtype(x.dtype).itemsize
       impl = "jacobian_contraction" if jac_bytes <= max_jacobian_bytes else "ntk_vector_products"
 
-    basis = jnp.eye(n * k, dtype=x.dtype).reshape(n * k, n, k)
+    # One-hot output directions are built per row inside the mapped function,
+    # so memory stays bounded by chunk_size rather than (N*K)^2.
+    rows_idx = jnp.arange(n * k)
+    one_hot = lambda r: jax.nn.one_hot(r, n * k, dtype=x.dtype).reshape(n, k)
     if impl == "jacobian_contraction":
       if independent:
         def per_sample(xi):
@@ -239,13 +242,14 @@ def empirical_ntk_fn(
         jac = _chunked_vmap(per_sample, x, chunk_size)
       else:
         _, vjp_fn = jax.vjp(lambda t: logits(t, x), chosen)
-        rows = _chunked_vmap(lambda e: vjp_fn(e)[0], basis, chunk_size)  # [N*K, ...]
+        rows = _chunked_vmap(lambda r: vjp_fn(one_hot(r))[0], rows_idx, chunk_size)  # [N*K, ...]
         jac = jax.tree_util.tree_map(lambda a: a.reshape((n, k) + a.shape[1:]), rows)
       kernel = _contract(jac, jac, reduction)
     else:
-      _, vjp_fn = jax.vjp(lambda t: logits(t, x), chosen)
+      # One forward pass: the VJP is the transpose of the linearised map.
       _, jvp_fn = jax.linearize(lambda t: logits(t, x), chosen)
-      cols = _chunked_vmap(lambda e: jvp_fn(vjp_fn(e)[0]), basis, chunk_size)  # [N*K, N, K]
+      vjp_fn = jax.linear_transpose(jvp_fn, chosen)
+      cols = _chunked_vmap(lambda r: jvp_fn(vjp_fn(one_hot(r))[0]), rows_idx, chunk_size)  # [N*K, N, K]
       cols = cols.reshape(n, k, n, k)  # (j, b, i, a)
       kernel = (jnp.transpose(cols, (2, 0, 3, 1)) if reduction == "full"
                 else jnp.einsum("jkik->ij", cols))

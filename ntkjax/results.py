@@ -31,11 +31,9 @@ class ResultsCSV:
           raise ValueError(f"{self.path} has columns {reader.fieldnames}, expected {self.fields}; "
                            "use a fresh workdir for a different configuration")
         # A row cut short by a crash has missing trailing fields: drop it.
-        self.rows = [r for r in reader if None not in r.values() and all(r.get(c) is not None for c in self.fields)]
-      self._rewrite()
-    else:
-      self.path.parent.mkdir(parents=True, exist_ok=True)
-      self._rewrite()
+        self.rows = [r for r in reader if None not in r.values()]
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    self._rewrite()
     self.done = {r[key] for r in self.rows}
 
   def _rewrite(self):

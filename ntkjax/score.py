@@ -9,6 +9,7 @@ CSV row per architecture and skipping rows already present. ``run`` maps a
 
 from __future__ import annotations
 
+import csv
 import json
 import pathlib
 import time
@@ -101,7 +102,6 @@ def score_architectures(
 
 def load_ground_truth(path, arch_column: str, accuracy_column: str) -> dict[str, float]:
   """arch string -> accuracy from a CSV table (e.g. the NB201 v1x tables)."""
-  import csv
   path = pathlib.Path(path)
   if not path.exists():
     raise FileNotFoundError(f"ground-truth table {path} does not exist")

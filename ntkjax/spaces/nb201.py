@@ -215,17 +215,28 @@ class Edge(nn.Module):
   def __call__(self, x, op, train: bool):
     arr1, arr3 = self.conv_1x1.arrays(), self.conv_3x3.arrays()
     use_batch = train or self.variant == "paper_code"
-    keep1, keep3 = arr1[1][2:], arr3[1][2:]  # running (mean, var), or Nones
+    # Every branch returns both ops' running (mean, var) (Nones when not
+    # tracked), unchanged unless it is that op: one output structure.
+    keep1 = (arr1[1].mean, arr1[1].var)
+    keep3 = (arr3[1].mean, arr3[1].var)
 
     def conv(arr, pad, keep):
       y, s = layers.relu_conv_bn(x, arr, 1, pad, use_batch)
       return y, (keep if s is None else s)
 
+    def conv1():
+      y, s = conv(arr1, 0, keep1)
+      return y, s, keep3
+
+    def conv3():
+      y, s = conv(arr3, 1, keep3)
+      return y, keep1, s
+
     branches = (
         lambda: (jnp.zeros_like(x), keep1, keep3),
         lambda: (x, keep1, keep3),
-        lambda: conv(arr1, 0, keep1) + (keep3,),
-        lambda: (lambda y, s: (y, keep1, s))(*conv(arr3, 1, keep3)),
+        conv1,
+        conv3,
         lambda: (layers.avg_pool_3x3(x), keep1, keep3),
     )
     if isinstance(op, (int, np.integer)):  # a static architecture
