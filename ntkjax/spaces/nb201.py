@@ -260,7 +260,7 @@ class Edge(nn.Module):
     op is a 1x1 conv with kernel onehot_skip · I (exact at HIGHEST
     precision): as a plain product, skip paths chain elementwise through all
     cells and XLA:CPU fuses a stage's whole backward into giant fusions that
-    recompute shared terms (measured 10x slower gradients).
+    recompute shared terms (~10x slower gradients; BUILD.md).
     """
     outs = [b() for b in branches]
     w = jax.nn.one_hot(op, len(OPS), dtype=x.dtype)
