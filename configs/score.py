@@ -14,8 +14,9 @@ Variants via ``--config configs/score.py:ARG``:
            seconds in total on an H100.
 
 Override any field on the command line, e.g. ``--config.space.num_archs=50``.
-``ground_truth.path`` names a CSV (arch column + accuracy column) to report
-Kendall τ against, e.g. the NB201 v1x table with ``arch_column='cellstr'``.
+``ground_truth.path`` names a CSV (arch column + accuracy column) or a
+NATS-tss simple archive to report Kendall τ against, e.g. the NB201 v1x
+table with ``arch_column='cellstr'``, ``accuracy_column='valid_test_top1'``.
 """
 
 import ml_collections
@@ -35,7 +36,9 @@ def get_config(arg=None):
   c.space.init_per_arch = False      # paper code: same init for every arch
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "digits16"
+  c.data.name = "digits16"          # cifar10 | cifar100 | ImageNet16-120
+  c.data.root = ""                   # folder/zip with the files (see ntkjax/data.py)
+  c.data.split = "test"
   c.data.batch_size = 32
   c.data.first_batch = False         # True: first images in file order
 
@@ -49,9 +52,13 @@ def get_config(arg=None):
   c.metrics.compat = "ntkjax"        # or "paper_code"
 
   c.ground_truth = ml_collections.ConfigDict()
-  c.ground_truth.path = ""
+  c.ground_truth.path = ""           # CSV file or NATS-tss simple archive directory
+  c.ground_truth.dataset = "cifar10-valid"
+  c.ground_truth.split = "test"
+  c.ground_truth.epochs = 200
   c.ground_truth.arch_column = "arch"
   c.ground_truth.accuracy_column = "accuracy"
+  c.ground_truth.index_column = ""
 
   if arg == "small":
     c.space.num_archs = 5

@@ -7,11 +7,12 @@ run loses at most the row in flight, and a rerun skips keys already present.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import pathlib
 from typing import Iterable, Mapping
 
-__all__ = ["ResultsCSV"]
+__all__ = ["ResultsCSV", "pin_config"]
 
 
 class ResultsCSV:
@@ -55,3 +56,20 @@ class ResultsCSV:
       os.fsync(f.fileno())
     self.rows.append(clean)
     self.done.add(clean[self.key])
+
+
+def pin_config(workdir, config) -> pathlib.Path:
+  """Writes ``config`` to ``workdir/config.json``, refusing a workdir that
+  holds results of a different config (resuming needs the same one)."""
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  new = json.loads(config.to_json_best_effort(sort_keys=True))
+  saved = workdir / "config.json"
+  if saved.exists():
+    old = json.loads(saved.read_text())
+    if old != new:
+      diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+      raise ValueError(f"{workdir} holds results of a different config (sections {diff} differ); "
+                       "use a new --workdir")
+  saved.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
+  return workdir

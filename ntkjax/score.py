@@ -9,23 +9,22 @@ CSV row per architecture and skipping rows already present. ``run`` maps a
 
 from __future__ import annotations
 
-import csv
-import json
 import pathlib
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from ntkjax import benchmarks, metrics, ntk, stats
 from ntkjax import data as data_lib
-from ntkjax import metrics, ntk, stats
-from ntkjax.results import ResultsCSV
+from ntkjax.results import ResultsCSV, pin_config
 from ntkjax.spaces import nb201
 
-__all__ = ["METRICS", "BN_MODES", "metric_columns", "score_fn", "score_architectures", "run"]
+__all__ = ["METRICS", "BN_MODES", "metric_columns", "score_fn", "score_architectures", "summarize",
+           "Job", "prepare", "ntk_options", "load_truth", "run"]
 
 METRICS = ("fnorm", "mean", "ncn", "lga")
 BN_MODES = ("train", "eval")
@@ -100,25 +99,6 @@ def score_architectures(
   return table
 
 
-def load_ground_truth(path, arch_column: str, accuracy_column: str) -> dict[str, float]:
-  """arch string -> accuracy from a CSV table (e.g. the NB201 v1x tables)."""
-  path = pathlib.Path(path)
-  if not path.exists():
-    raise FileNotFoundError(f"ground-truth table {path} does not exist")
-  with open(path, newline="") as f:
-    reader = csv.DictReader(f)
-    for col in (arch_column, accuracy_column):
-      if col not in (reader.fieldnames or []):
-        raise ValueError(f"{path} has no column {col!r}; columns: {reader.fieldnames}")
-    out = {}
-    for line, r in enumerate(reader, start=2):
-      try:
-        out[r[arch_column]] = float(r[accuracy_column])
-      except ValueError as e:
-        raise ValueError(f"{path}:{line}: bad {accuracy_column} value {r[accuracy_column]!r}") from e
-  return out
-
-
 def summarize(rows: Sequence[Mapping[str, str]], columns: Sequence[str],
               truth: Mapping[str, float] | None = None) -> str:
   """A text table: per metric column the median and, with ground truth,
@@ -137,43 +117,63 @@ def summarize(rows: Sequence[Mapping[str, str]], columns: Sequence[str],
   return "\n".join(lines)
 
 
+class Job(NamedTuple):
+  """What every scoring experiment sets up from its config."""
+  net: nb201.Network
+  images: np.ndarray
+  labels: np.ndarray
+  dataset: str
+  k_init: jax.Array
+  k_arch: jax.Array
+
+
+def prepare(config, workdir) -> Job:
+  """Pins the config to ``workdir``, loads the dataset, picks and records the
+  minibatch (``minibatch.csv``: index and label) and builds the network."""
+  pin_config(workdir, config)
+  key = jax.random.key(config.seed)
+  k_init, k_data, k_arch = jax.random.split(key, 3)
+  dataset = data_lib.load(config.data.name, config.data.get("root") or None,
+                          config.data.get("split", "test"))
+  images, labels, idx = data_lib.select_minibatch(k_data, dataset, config.data.batch_size,
+                                                  first=config.data.first_batch)
+  np.savetxt(pathlib.Path(workdir) / "minibatch.csv", np.stack([idx, labels], 1), fmt="%d",
+             delimiter=",", header="index,label", comments="")
+  net = nb201.Network(num_classes=dataset.num_classes, C=config.space.C, N=config.space.N,
+                      variant=config.space.variant, init_scheme=config.space.init)
+  return Job(net, images, labels, dataset.name, k_init, k_arch)
+
+
+def ntk_options(config) -> dict:
+  return dict(reduction=config.ntk.reduction, param_filter=config.ntk.param_filter,
+              implementation=config.ntk.implementation, chunk_size=config.ntk.chunk_size or None)
+
+
+def load_truth(gt) -> benchmarks.GroundTruth | None:
+  """The ground truth named by a config's ``ground_truth`` section, if any."""
+  if not gt.path:
+    return None
+  return benchmarks.load(gt.path, dataset=gt.dataset, split=gt.split, epochs=gt.epochs,
+                         arch_column=gt.arch_column, accuracy_column=gt.accuracy_column,
+                         index_column=gt.get("index_column") or None)
+
+
 def run(config, workdir) -> str:
   """Runs the score job described by ``configs/score.py`` in ``workdir``.
 
   Returns the summary table (also logged and written to summary.txt).
   """
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  cfg_json = config.to_json_best_effort(sort_keys=True, indent=1)
-  saved = workdir / "config.json"
-  if saved.exists() and json.loads(saved.read_text()) != json.loads(cfg_json):
-    old, new = json.loads(saved.read_text()), json.loads(cfg_json)
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    raise ValueError(f"{workdir} holds results of a different config (sections {diff} differ); "
-                     "use a new --workdir")
-  saved.write_text(cfg_json)
-
-  key = jax.random.key(config.seed)
-  k_init, k_data, k_arch = jax.random.split(key, 3)
-  dataset = data_lib.load(config.data.name)
-  images, labels, idx = data_lib.select_minibatch(k_data, dataset, config.data.batch_size,
-                                                  first=config.data.first_batch)
-  np.savetxt(workdir / "minibatch_indices.txt", idx, fmt="%d")
-  net = nb201.Network(num_classes=dataset.num_classes, C=config.space.C, N=config.space.N,
-                      variant=config.space.variant, init_scheme=config.space.init)
-  archs = [nb201.encode(o) for o in nb201.sample(k_arch, config.space.num_archs)]
+  job = prepare(config, workdir)
+  archs = [nb201.encode(o) for o in nb201.sample(job.k_arch, config.space.num_archs)]
   table = score_architectures(
-      workdir / "results.csv", archs, net=net, images=images, labels=labels, key=k_init,
-      init_per_arch=config.space.init_per_arch, seed=config.seed, compat=config.metrics.compat,
-      reduction=config.ntk.reduction, param_filter=config.ntk.param_filter,
-      implementation=config.ntk.implementation, chunk_size=config.ntk.chunk_size or None)
-  truth = None
-  if config.ground_truth.path:
-    truth = load_ground_truth(config.ground_truth.path, config.ground_truth.arch_column,
-                              config.ground_truth.accuracy_column)
+      workdir / "results.csv", archs, net=job.net, images=job.images, labels=job.labels,
+      key=job.k_init, init_per_arch=config.space.init_per_arch, seed=config.seed,
+      compat=config.metrics.compat, **ntk_options(config))
+  truth = load_truth(config.ground_truth)
   wanted = set(archs)
   summary = summarize([r for r in table.rows if r["arch"] in wanted], metric_columns(), truth)
   (workdir / "summary.txt").write_text(summary + "\n")
-  print(f"NB201 NTK metrics of {len(archs)} archs on {config.data.batch_size} {dataset.name} images:")
+  print(f"NB201 NTK metrics of {len(archs)} archs on {config.data.batch_size} {job.dataset} images:")
   print(summary)
   return summary

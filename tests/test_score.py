@@ -75,8 +75,9 @@ def test_ground_truth_gives_kendall_tau(tmp_path):
   c.ground_truth.path, c.ground_truth.arch_column, c.ground_truth.accuracy_column = str(gt), "cellstr", "acc"
   summary = score.run(c, tmp_path / "w")
   assert "tau" in summary and "rho" in summary
-  with pytest.raises(ValueError, match="no column 'accuracy'"):
-    score.load_ground_truth(gt, "cellstr", "accuracy")
+  c.ground_truth.accuracy_column = "accuracy"
+  with pytest.raises(ValueError, match=r"no column\(s\) \['accuracy'\]"):
+    score.run(c, tmp_path / "w2")
 
 
 def test_bad_config_and_dataset_names_are_refused():

@@ -1,0 +1,99 @@
+"""Shared fields of the NB201 at-initialisation study configs.
+
+``nb201_study(arg)`` parses a comma-separated variant string such as
+``"small,paper_code"``; the study configs add their own fields on top.
+
+Tokens:
+
+* size: ``full`` (default; GPU scale), ``cpu`` (the measured 2-core CPU run)
+  or ``small`` (a CPU smoke run of a few minutes).
+* dataset: ``cifar10`` (default), ``cifar100``, ``imagenet16``.
+* conventions: ``paper_code`` uses the paper code's network variant,
+  ``weight``-only parameter filter and degenerate-value conventions;
+  without it ntkjax's defaults are used.
+
+Data paths default to the layout of ``../shared/data`` next to the checkout
+(CIFAR-10 JPEG zips and the v1x NB201 tables); point ``data.root`` and
+``ground_truth.path`` elsewhere for your own copies.
+"""
+
+import pathlib
+
+import ml_collections
+
+SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+
+_TRUTH = {  # dataset -> ground-truth table (v1x release, as the paper) and its columns
+    "cifar10": dict(path=SHARED / "nasbench201/v1x/nb201_v1x_naswot_cifar10_params_jacov.csv",
+                    dataset="cifar10-valid", arch_column="cellstr",
+                    accuracy_column="valid_test_top1", index_column="arch"),
+    "cifar100": dict(path=SHARED / "nasbench201/v1x/nasgraph/nasbench201_cifar100.csv",
+                     dataset="cifar100", arch_column="arch str", accuracy_column="test accuracy",
+                     index_column="file id"),
+    "imagenet16": dict(path=SHARED / "nasbench201/v1x/nasgraph/nasbench201_ImageNet16-120.csv",
+                       dataset="ImageNet16-120", arch_column="arch str",
+                       accuracy_column="test accuracy", index_column="file id"),
+}
+_DATA = {"cifar10": ("cifar10", SHARED / "cifar10", 256),
+         "cifar100": ("cifar100", "", 256),
+         "imagenet16": ("ImageNet16-120", "", 512)}
+SIZES = ("full", "cpu", "small")
+
+
+def parse(arg):
+  tokens = [t for t in (arg or "").split(",") if t]
+  known = set(SIZES) | set(_DATA) | {"paper_code"}
+  bad = [t for t in tokens if t not in known]
+  if bad:
+    raise ValueError(f"unknown config variant {bad[0]!r}; known: {', '.join(sorted(known))}")
+  size = next((t for t in tokens if t in SIZES), "full")
+  dataset = next((t for t in tokens if t in _DATA), "cifar10")
+  return size, dataset, "paper_code" in tokens
+
+
+def nb201_study(arg=None) -> ml_collections.ConfigDict:
+  size, dataset, paper_code = parse(arg)
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.bn_modes = ("train", "eval")
+
+  c.space = ml_collections.ConfigDict()
+  c.space.num_archs = 1000
+  c.space.sampling = "random"        # or "index_order": the first n official indices
+  c.space.C = 16
+  c.space.N = 5
+  c.space.variant = "paper_code" if paper_code else "benchmark"
+  c.space.init = "torch_default"
+  c.space.init_per_arch = False      # the paper code reseeds: one init for all archs
+
+  name, root, batch = _DATA[dataset]
+  c.data = ml_collections.ConfigDict()
+  c.data.name = name
+  c.data.root = str(root)
+  c.data.split = "test"
+  c.data.batch_size = batch
+  # The paper takes the first test batch of the pickled (class-shuffled) files;
+  # image folders are sorted by class, so a seeded draw is the default here.
+  c.data.first_batch = False
+
+  c.ntk = ml_collections.ConfigDict()
+  c.ntk.reduction = "sum_logits"
+  c.ntk.param_filter = "paper_code" if paper_code else "all"
+  c.ntk.implementation = "auto"
+  c.ntk.chunk_size = 0
+
+  c.metrics = ml_collections.ConfigDict()
+  c.metrics.compat = "paper_code" if paper_code else "ntkjax"
+
+  c.ground_truth = ml_collections.ConfigDict()
+  c.ground_truth.update({k: str(v) for k, v in _TRUTH[dataset].items()})
+  c.ground_truth.split = "test"
+  c.ground_truth.epochs = 200
+
+  if size == "cpu":
+    c.space.num_archs = 200
+    c.data.batch_size = 16
+  elif size == "small":
+    c.space.num_archs = 20
+    c.data.batch_size = 16
+  return c

@@ -1,0 +1,28 @@
+"""Config for experiments/init_schemes.py (paper Section 3.4, Figure 4).
+
+The same architectures and minibatch, initialised with each scheme in
+``schemes`` (Xavier, Kaiming, Gaussian N(0, 1), PyTorch's default and Flax's
+default); Kendall τ of every metric per scheme.
+
+    python -m experiments.init_schemes --config configs/init_schemes.py --workdir /tmp/init
+
+Variants as in ``configs/common.py``:
+
+* (default) ``full``: 1,000 archs, 256 images, both BN modes, 5 schemes:
+  about 5x the rank-correlation run on an H100 (~2 h).
+* ``cpu``: 100 archs, 16 images, eval BN only: about 5 minutes on a 2-core CPU.
+* ``small``: 20 archs, 16 images, eval BN only: about 2 minutes.
+"""
+
+from configs import common
+
+
+def get_config(arg=None):
+  c = common.nb201_study(arg)
+  size, _, _ = common.parse(arg)
+  c.schemes = ("xavier", "kaiming", "gaussian", "torch_default", "flax_default")
+  if size == "cpu":
+    c.space.num_archs, c.bn_modes = 100, ("eval",)
+  elif size == "small":
+    c.bn_modes = ("eval",)
+  return c

@@ -1,0 +1,30 @@
+"""Config for experiments/rank_correlation.py (paper Section 3.2, Figure 3).
+
+Kendall τ / Spearman ρ of F-Norm, Mean, NCN and LGA in train and eval BN at
+initialisation against NB201 accuracy, with parameter count and a random
+score as baselines.
+
+    python -m experiments.rank_correlation --config configs/rank_correlation.py \
+        --workdir /tmp/rank_correlation
+
+Variants (``--config configs/rank_correlation.py:ARGS``, comma-separated,
+see ``configs/common.py``):
+
+* (default) ``full``: 1,000 archs, 256 CIFAR-10 images (512 for
+  ImageNet16-120), full NB201 (C=16, N=5). GPU scale: about 1,000 x (eval
+  0.14 s + train 1.3 s) ~ 25 min on an H100 at the measured rates;
+  days on a 2-core CPU.
+* ``cpu``: 200 archs, 16 images: about 8 s per arch on a 2-core CPU with the
+  benchmark network (~30 min), about 15 s with ``paper_code`` (its cell BN
+  couples samples in eval mode too).
+* ``small``: 20 archs, 16 images: about 3-5 minutes on a 2-core CPU.
+* ``paper_code``: the paper code's network, parameter filter and degenerate
+  values; ``cifar100`` / ``imagenet16``: other datasets (set
+  ``--config.data.root``; no images for them ship here).
+"""
+
+from configs import common
+
+
+def get_config(arg=None):
+  return common.nb201_study(arg)

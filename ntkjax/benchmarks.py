@@ -1,0 +1,225 @@
+"""NAS-Bench-201 ground truth: arch string -> trained accuracy.
+
+A ``GroundTruth`` is one column of the benchmark: accuracies (seed means) of
+architectures for a (dataset, split, epochs) from one release, looked up by
+arch string, with the official index where the source has it.
+
+Releases (they differ on about 2,450 of the 15,625 architectures, by up to
+3-5 points; Kendall τ between them is about 0.99):
+
+* ``v1x``: the original ``NAS-Bench-201-v1_0/v1_1 .pth`` files. The paper
+  used ``NAS-Bench-201-v1_0-e61699.pth`` with ``hp='200'``; CSV exports of it
+  are read by ``read_csv``.
+* ``nats``: NATS-Bench topology search space (``NATS-tss-v1_0-3ffb9``). Its
+  "simple" archive (one ``NNNNNN.pickle.pbz2`` per architecture plus
+  ``meta.pickle.pbz2``) is read by ``read_nats_simple`` without torch.
+
+Datasets and splits, as the NB201/NATS APIs define them:
+
+* ``cifar10-valid``: trained on 25k CIFAR-10 training images. ``valid`` is
+  the other 25k (``x-valid``); ``test`` is the official 10k test set
+  (``ori-test``). The paper reports this ``test`` number.
+* ``cifar10``: trained on all 50k; only ``test`` (``ori-test``) exists.
+* ``cifar100`` / ``ImageNet16-120``: the official test set is split in two
+  halves, ``valid`` (``x-valid``) and ``test`` (``x-test``).
+"""
+
+from __future__ import annotations
+
+import csv
+import pathlib
+import re
+from typing import Iterable, Mapping, NamedTuple, Sequence
+
+import jax
+import numpy as np
+
+from ntkjax import pickles
+from ntkjax.spaces import nb201
+
+__all__ = ["DATASETS", "GroundTruth", "load", "read_csv", "read_nats_simple", "deciles",
+           "sample_per_decile"]
+
+DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
+
+# (dataset, split) -> NATS eval names, first present wins.
+_NATS_EVAL = {
+    ("cifar10-valid", "valid"): ("x-valid",),
+    ("cifar10-valid", "test"): ("ori-test",),
+    ("cifar10", "test"): ("ori-test",),
+    ("cifar100", "valid"): ("x-valid",),
+    ("cifar100", "test"): ("x-test", "ori-test"),
+    ("ImageNet16-120", "valid"): ("x-valid",),
+    ("ImageNet16-120", "test"): ("x-test", "ori-test"),
+}
+
+
+class GroundTruth(NamedTuple):
+  """Accuracies (percent) of NB201 architectures for one benchmark column."""
+  accuracy: Mapping[str, float]     # arch string -> seed-mean accuracy
+  index: Mapping[str, int]          # arch string -> official index (may be empty)
+  dataset: str
+  split: str
+  epochs: int
+  source: str                       # file or directory read, and release
+
+  def __len__(self):
+    return len(self.accuracy)
+
+  def __contains__(self, arch):
+    return arch in self.accuracy
+
+  def __getitem__(self, arch: str) -> float:
+    try:
+      return self.accuracy[arch]
+    except KeyError:
+      nb201.validate(arch)  # a malformed string gets the codec's error
+      raise KeyError(f"{arch} is not in the ground truth {self.source} "
+                     f"({self.dataset}/{self.split}, {len(self)} archs)") from None
+
+  def lookup(self, archs: Iterable[str]) -> np.ndarray:
+    return np.array([self[a] for a in archs], np.float64)
+
+  def arch_of(self, index: int) -> str:
+    for a, i in self.index.items():
+      if i == index:
+        return a
+    raise KeyError(f"no architecture with official index {index} in {self.source}")
+
+
+def _check_dataset_split(dataset, split):
+  if dataset not in DATASETS:
+    raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+  if (dataset, split) not in _NATS_EVAL:
+    splits = [s for d, s in _NATS_EVAL if d == dataset]
+    raise ValueError(f"{dataset} has no split {split!r}; it has {splits}")
+
+
+def read_csv(path, *, arch_column: str, accuracy_column: str, index_column: str | None = None,
+             dataset: str = "cifar10-valid", split: str = "test", epochs: int = 200,
+             release: str = "v1x") -> GroundTruth:
+  """A ground-truth column from a CSV table, columns named by the caller.
+
+  E.g. the shared v1x table: ``arch_column='cellstr'``,
+  ``accuracy_column='valid_test_top1'``, ``index_column='arch'`` is
+  cifar10-valid test accuracy, the paper's ground truth. Accuracies in
+  [0, 1] are rescaled to percent. Every arch string is validated.
+  """
+  _check_dataset_split(dataset, split)
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"ground-truth table {path} does not exist")
+  accuracy, index = {}, {}
+  with open(path, newline="") as f:
+    reader = csv.DictReader(f)
+    columns = [c for c in (arch_column, accuracy_column, index_column) if c]
+    missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    if missing:
+      raise ValueError(f"{path} has no column(s) {missing}; columns: {reader.fieldnames}")
+    for line, r in enumerate(reader, start=2):
+      arch = r[arch_column]
+      try:
+        nb201.validate(arch)
+        accuracy[arch] = float(r[accuracy_column])
+        if index_column:
+          index[arch] = int(r[index_column])
+      except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}:{line}: {e}") from e
+  if not accuracy:
+    raise ValueError(f"{path} has no rows")
+  if max(accuracy.values()) <= 1.0:
+    accuracy = {a: 100.0 * v for a, v in accuracy.items()}
+  return GroundTruth(accuracy, index, dataset, split, epochs, f"{path} ({release})")
+
+
+_NATS_FILE = re.compile(r"^(\d{6})\.pickle\.pbz2$")
+
+
+def _nats_mean(record, path, dataset, split, epochs):
+  results = record.get("all_results")
+  if not isinstance(results, Mapping):
+    raise ValueError(f"{path}: no 'all_results' for hp={epochs}")
+  seeds = [v for (d, _), v in results.items() if d == dataset]
+  if not seeds:
+    raise ValueError(f"{path}: no {dataset} results for hp={epochs}")
+  values = []
+  for res in seeds:
+    accs = res["eval_acc1es"]
+    name = next((n for n in _NATS_EVAL[(dataset, split)] if f"{n}@{res['epochs'] - 1}" in accs), None)
+    if name is None:
+      raise ValueError(f"{path}: {dataset} seed {res.get('seed')} lacks {_NATS_EVAL[(dataset, split)]} "
+                       f"at epoch {res['epochs'] - 1}")
+    values.append(float(accs[f"{name}@{res['epochs'] - 1}"]))
+  return float(np.mean(values))
+
+
+def read_nats_simple(directory, *, dataset: str = "cifar10-valid", split: str = "test",
+                     epochs: int = 200, indices: Sequence[int] | None = None) -> GroundTruth:
+  """Ground truth from a NATS-Bench tss "simple" archive directory.
+
+  Reads ``meta.pickle.pbz2`` (all 15,625 arch strings) and the per-arch
+  files present (or exactly ``indices``; a missing one is an error), and
+  averages the final-epoch accuracy over seeds, as
+  ``api.get_more_info(i, dataset, hp=epochs, is_random=False)`` does.
+  ``epochs`` is the training schedule, 12 or 200.
+  """
+  _check_dataset_split(dataset, split)
+  if epochs not in (12, 200):
+    raise ValueError(f"NATS tss has hp=12 and hp=200 schedules, not {epochs}")
+  directory = pathlib.Path(directory)
+  meta_path = directory / "meta.pickle.pbz2"
+  if not meta_path.is_file():
+    raise FileNotFoundError(f"{meta_path} does not exist; is {directory} a NATS-tss simple archive?")
+  meta = pickles.load(meta_path)
+  archs = meta.get("meta_archs") if isinstance(meta, dict) else None
+  if not archs or len(archs) != 15625:
+    raise ValueError(f"{meta_path}: expected 'meta_archs' with 15,625 arch strings")
+  if indices is None:
+    indices = sorted(int(m.group(1)) for p in directory.iterdir() if (m := _NATS_FILE.match(p.name)))
+  accuracy, index = {}, {}
+  for i in indices:
+    path = directory / f"{i:06d}.pickle.pbz2"
+    record = pickles.load(path)
+    hp = record.get(str(epochs)) if isinstance(record, Mapping) else None
+    if hp is None:
+      raise ValueError(f"{path}: no hp={epochs} entry")
+    if hp.get("arch_str") != archs[i] or hp.get("arch_index") != i:
+      raise ValueError(f"{path}: holds arch {hp.get('arch_index')} {hp.get('arch_str')}, "
+                       f"meta says {i} {archs[i]}")
+    accuracy[archs[i]] = _nats_mean(hp, path, dataset, split, epochs)
+    index[archs[i]] = i
+  return GroundTruth(accuracy, index, dataset, split, epochs, f"{directory} (nats)")
+
+
+def deciles(truth: GroundTruth, archs: Sequence[str] | None = None) -> list[list[str]]:
+  """``archs`` (default: all in ``truth``) split into 10 accuracy deciles,
+  lowest first; ties broken by arch string so the split is deterministic."""
+  archs = sorted(truth.accuracy) if archs is None else list(archs)
+  order = sorted(archs, key=lambda a: (truth[a], a))
+  bounds = np.linspace(0, len(order), 11).round().astype(int)
+  return [order[bounds[k]:bounds[k + 1]] for k in range(10)]
+
+
+def sample_per_decile(key: jax.Array, truth: GroundTruth, n: int,
+                      archs: Sequence[str] | None = None) -> list[list[str]]:
+  """``n`` architectures drawn without replacement from each decile."""
+  out = []
+  for k, members in enumerate(deciles(truth, archs)):
+    if n > len(members):
+      raise ValueError(f"decile {k} has {len(members)} archs, fewer than {n}")
+    pick = np.asarray(jax.random.choice(jax.random.fold_in(key, k), len(members), (n,), replace=False))
+    out.append([members[i] for i in sorted(pick)])
+  return out
+
+
+def load(path, *, dataset: str = "cifar10-valid", split: str = "test", epochs: int = 200,
+         arch_column: str = "arch", accuracy_column: str = "accuracy",
+         index_column: str | None = None, release: str = "v1x") -> GroundTruth:
+  """``read_nats_simple`` for a directory holding ``meta.pickle.pbz2``,
+  ``read_csv`` (with the column names given) for a file."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    return read_nats_simple(path, dataset=dataset, split=split, epochs=epochs)
+  return read_csv(path, arch_column=arch_column, accuracy_column=accuracy_column,
+                  index_column=index_column or None, dataset=dataset, split=split, epochs=epochs,
+                  release=release)

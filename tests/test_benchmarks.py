@@ -1,0 +1,156 @@
+"""NB201 ground-truth readers: real sample files checked against independent
+CSV exports, and fixtures written here for the error paths."""
+
+import bz2
+import collections
+import csv
+import pathlib
+import pickle
+
+import jax
+import numpy as np
+import pytest
+
+from ntkjax import benchmarks, pickles
+from ntkjax.spaces import nb201
+
+SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201"
+NATS_SAMPLE = SHARED / "nats_tss_simple_sample"
+V1X = SHARED / "v1x" / "nb201_v1x_naswot_cifar10_params_jacov.csv"
+needs_shared = pytest.mark.skipif(not NATS_SAMPLE.exists(), reason="../shared/data absent")
+
+
+@needs_shared
+@pytest.mark.parametrize("dataset,column", [
+    ("cifar10", "CIFAR10TestAccuracy200Epochs"),
+    ("cifar100", "CIFAR100TestAccuracy200Epochs"),
+    ("ImageNet16-120", "ImageNetTestAccuracy200Epochs")])
+def test_nats_simple_matches_the_nats_csv_export(dataset, column):
+  gt = benchmarks.read_nats_simple(NATS_SAMPLE, dataset=dataset, split="test")
+  rows = list(csv.DictReader(open(SHARED / "nats_tss" / "nb201_nats_tss_test_acc_200ep_avg_all3.csv")))
+  assert sorted(gt.index.values()) == [0, 11, 284]
+  for arch, i in gt.index.items():
+    assert rows[i]["ArchitectureString"] == arch
+    assert gt[arch] == pytest.approx(float(rows[i][column]), abs=1e-6)
+
+
+@needs_shared
+def test_nats_simple_cifar10_valid_both_splits():
+  rows = list(csv.DictReader(open(SHARED / "nats_tss" / "nb201_nats_tss_cifar10valid_avg_full_metrics.csv")))
+  for split, column in (("test", "test-accuracy"), ("valid", "valid-accuracy")):
+    gt = benchmarks.read_nats_simple(NATS_SAMPLE, dataset="cifar10-valid", split=split, indices=[11, 284])
+    for arch, i in gt.index.items():
+      assert gt[arch] == pytest.approx(float(rows[i][column]), abs=1e-6)
+  assert gt.arch_of(11) == rows[11]["arch_str"]
+
+
+@needs_shared
+def test_v1x_csv_reader():
+  gt = benchmarks.read_csv(V1X, arch_column="cellstr", accuracy_column="test_top1",
+                           index_column="arch", dataset="cifar10")
+  assert len(gt) == 15625
+  best = max(gt.accuracy, key=gt.accuracy.get)
+  assert gt.index[best] == 6111 and gt[best] == pytest.approx(94.3733, abs=1e-3)
+  assert set(gt.accuracy) == set(nb201.all_archs())
+
+
+def _write_nats(directory, records, archs=None):
+  directory.mkdir(parents=True, exist_ok=True)
+  archs = archs or nb201.all_archs()
+  with bz2.open(directory / "meta.pickle.pbz2", "wb") as f:
+    pickle.dump({"meta_archs": archs, "total_archs": len(archs), "arch2infos": None,
+                 "evaluated_indexes": None}, f)
+  for i, accs in records.items():
+    results = collections.OrderedDict()
+    for seed, acc in enumerate(accs):
+      results[("cifar10-valid", 777 + seed)] = {
+          "epochs": 200, "seed": 777 + seed, "params": np.float64(0.5),
+          "eval_acc1es": {"x-valid@199": np.float64(acc - 1), "ori-test@199": np.float64(acc),
+                          "ori-test@100": np.float64(0.0)}}
+    rec = collections.OrderedDict(
+        [("200", {"arch_index": i, "arch_str": archs[i], "all_results": results})])
+    with bz2.open(directory / f"{i:06d}.pickle.pbz2", "wb") as f:
+      pickle.dump(rec, f)
+  return archs
+
+
+def test_nats_fixture_seed_mean_and_errors(tmp_path):
+  d = tmp_path / "NATS-tss-v1_0-3ffb9-simple"
+  archs = _write_nats(d, {3: [80.0, 82.0, 84.0], 7: [50.0, 60.0]})
+  gt = benchmarks.read_nats_simple(d)
+  assert gt[archs[3]] == pytest.approx(82.0) and gt[archs[7]] == pytest.approx(55.0)
+  assert benchmarks.read_nats_simple(d, split="valid")[archs[3]] == pytest.approx(81.0)
+  with pytest.raises(KeyError, match="not in the ground truth"):
+    gt[archs[4]]
+  with pytest.raises(ValueError, match="nor_conv_5x5"):
+    gt["|nor_conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+  with pytest.raises(FileNotFoundError, match="000009.pickle.pbz2"):
+    benchmarks.read_nats_simple(d, indices=[3, 9])
+  with pytest.raises(ValueError, match="cifar100 results"):
+    benchmarks.read_nats_simple(d, dataset="cifar100")
+  with pytest.raises(ValueError, match="cifar10 has no split 'valid'"):
+    benchmarks.read_nats_simple(d, dataset="cifar10", split="valid")
+  with pytest.raises(ValueError, match="hp=12 entry"):
+    benchmarks.read_nats_simple(d, epochs=12)
+  raw = (d / "000007.pickle.pbz2").read_bytes()
+  (d / "000007.pickle.pbz2").write_bytes(raw[: len(raw) // 2])
+  with pytest.raises(ValueError, match="000007.pickle.pbz2.*truncated"):
+    benchmarks.read_nats_simple(d)
+  with pytest.raises(FileNotFoundError, match="meta.pickle.pbz2"):
+    benchmarks.read_nats_simple(tmp_path)
+
+
+def test_nats_mismatched_arch_and_unsafe_pickle(tmp_path):
+  d = tmp_path / "nats"
+  archs = _write_nats(d, {5: [70.0]})
+  swapped = list(archs)
+  swapped[5] = archs[6]
+  with bz2.open(d / "meta.pickle.pbz2", "wb") as f:
+    pickle.dump({"meta_archs": swapped}, f)
+  with pytest.raises(ValueError, match="000005.pickle.pbz2: holds arch 5"):
+    benchmarks.read_nats_simple(d)
+
+  class Evil:
+    def __reduce__(self):
+      return (print, ("side effect",))
+  with bz2.open(d / "meta.pickle.pbz2", "wb") as f:
+    pickle.dump({"meta_archs": Evil()}, f)
+  with pytest.raises(pickles.UnsafePickleError, match="builtins.print"):
+    benchmarks.read_nats_simple(d)
+
+
+def test_csv_errors_name_file_line_and_column(tmp_path):
+  p = tmp_path / "gt.csv"
+  a = nb201.all_archs()
+  p.write_text(f"idx,arch,acc\n0,{a[0]},0.5\n1,|bogus~0|+|x|,0.7\n")
+  with pytest.raises(ValueError, match=r"gt.csv:3: .*bogus"):
+    benchmarks.read_csv(p, arch_column="arch", accuracy_column="acc")
+  p.write_text(f"idx,arch,acc\n0,{a[0]},0.5\n1,{a[1]},n/a\n")
+  with pytest.raises(ValueError, match=r"gt.csv:3: .*n/a"):
+    benchmarks.read_csv(p, arch_column="arch", accuracy_column="acc")
+  with pytest.raises(ValueError, match=r"no column\(s\) \['top1'\]"):
+    benchmarks.read_csv(p, arch_column="arch", accuracy_column="top1")
+  with pytest.raises(FileNotFoundError, match="missing.csv"):
+    benchmarks.read_csv(tmp_path / "missing.csv", arch_column="arch", accuracy_column="acc")
+  with pytest.raises(ValueError, match="unknown dataset 'cifar-10'"):
+    benchmarks.read_csv(p, arch_column="arch", accuracy_column="acc", dataset="cifar-10")
+  p.write_text(f"idx,arch,acc\n0,{a[0]},0.5\n1,{a[1]},0.25\n")
+  gt = benchmarks.read_csv(p, arch_column="arch", accuracy_column="acc", index_column="idx")
+  assert gt[a[1]] == 25.0 and gt.arch_of(1) == a[1]  # fractions become percent
+
+
+def test_deciles_partition_by_accuracy():
+  archs = nb201.all_archs()[:1003]
+  acc = dict(zip(archs, np.random.default_rng(0).permutation(1003).astype(float)))
+  gt = benchmarks.GroundTruth(acc, {}, "cifar10-valid", "test", 200, "synthetic")
+  ds = benchmarks.deciles(gt)
+  assert sum(map(len, ds)) == 1003 and all(100 <= len(d) <= 101 for d in ds)
+  for lo, hi in zip(ds, ds[1:]):
+    assert max(acc[a] for a in lo) < min(acc[a] for a in hi)
+  picks = benchmarks.sample_per_decile(jax.random.key(0), gt, 20)
+  assert [len(p) for p in picks] == [20] * 10
+  for p, d in zip(picks, ds):
+    assert set(p) <= set(d)
+  assert picks == benchmarks.sample_per_decile(jax.random.key(0), gt, 20)
+  with pytest.raises(ValueError, match="fewer than 200"):
+    benchmarks.sample_per_decile(jax.random.key(0), gt, 200)
