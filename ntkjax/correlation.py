@@ -87,9 +87,11 @@ def format_table(table: Sequence[Mapping], key: str = "metric") -> str:
   return "\n".join(lines)
 
 
-def params_baseline(truth: benchmarks.GroundTruth, num_classes: int = 10) -> stats.Correlation:
-  """Kendall τ of the NB201 parameter count with ``truth`` over every arch in it."""
-  archs = sorted(truth.accuracy)
+def params_baseline(truth: benchmarks.GroundTruth, num_classes: int = 10, *,
+                    reachable_only: bool = False) -> stats.Correlation:
+  """Kendall τ of the NB201 parameter count with ``truth`` over every arch in
+  it, or only those without unreachable ops (``nb201.has_unreachable_ops``)."""
+  archs = sorted(a for a in truth.accuracy if not (reachable_only and nb201.has_unreachable_ops(a)))
   params = np.array([nb201.num_params(a, num_classes) for a in archs], np.float64)
   return stats.kendall_tau(params, truth.lookup(archs))
 
@@ -138,9 +140,11 @@ def run_rank_correlation(config, workdir) -> list[dict]:
   result = correlations(rows, columns, truth, random_key=jax.random.fold_in(job.k_arch, 1))
   write_table(workdir / "correlations.csv", result, TABLE_FIELDS)
   everything = params_baseline(truth, job.net.num_classes)
+  reachable = params_baseline(truth, job.net.num_classes, reachable_only=True)
   text = (f"NB201 {job.dataset}: {len(archs)} archs, {len(job.labels)} images, truth {truth.source} "
           f"{truth.dataset}/{truth.split}\n" + format_table(result) +
-          f"\nparams over all {everything.n} archs of the ground truth: tau {everything.value:.3f}")
+          f"\nparams over all {everything.n} archs of the ground truth: tau {everything.value:.3f}; "
+          f"over the {reachable.n} without unreachable ops: tau {reachable.value:.3f}")
   (workdir / "summary.txt").write_text(text + "\n")
   print(text)
   figures.correlation_bars(result, workdir / "rank_correlation.png",

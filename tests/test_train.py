@@ -1,0 +1,125 @@
+"""Training: optimizer and step parity with PyTorch, loss goes down on real
+images, determinism, resume from checkpoints, one compilation for all archs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkjax import data, train
+from ntkjax.spaces import nb201
+
+ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|"
+ARCH2 = "|skip_connect~0|+|nor_conv_3x3~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+
+
+def _digits(n):
+  ds = data.load("digits16")
+  return ds._replace(images=ds.images[:n], labels=ds.labels[:n])
+
+
+def test_sgd_matches_torch_sgd_with_coupled_weight_decay():
+  torch = pytest.importorskip("torch")
+  rng = np.random.default_rng(0)
+  w0 = rng.normal(size=(5,)).astype(np.float64)
+  grads = [rng.normal(size=(5,)) for _ in range(4)]
+  wt = torch.tensor(w0.copy(), requires_grad=True)
+  opt = torch.optim.SGD([wt], lr=0.025, momentum=0.9, weight_decay=3e-4)
+  tx = train.sgd()
+  w = jnp.asarray(w0)
+  state = tx.init(w)
+  for g in grads:
+    wt.grad = torch.tensor(g)
+    opt.step()
+    upd, state = tx.update(jnp.asarray(g), state, w)
+    w = w + upd
+  np.testing.assert_allclose(np.asarray(w), wt.detach().numpy(), rtol=1e-6, atol=1e-7)
+  with pytest.raises(ValueError, match="'step'"):
+    train.sgd(schedule="step")
+
+
+def test_two_steps_match_the_official_network_with_torch_sgd():
+  torch = pytest.importorskip("torch")
+  pytest.importorskip("xautodl")
+  from tests import torch_nb201
+  C, N = 4, 1
+  rng = np.random.default_rng(1)
+  images = rng.integers(0, 256, (2, 8, 8, 8, 3), dtype=np.uint8)  # 2 batches of 8
+  labels = rng.integers(0, 10, (2, 8))
+  mean, std = data.NORMALIZATION["cifar"]
+  torch.manual_seed(0)
+  ref = torch_nb201.official_network(ARCH, C, N, 10, "benchmark")
+  net = nb201.Network(C=C, N=N)
+  ops = jnp.asarray(nb201.decode(ARCH))
+  v = torch_nb201.copy_into(ref, net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), ops), ARCH, N)
+  opt = torch.optim.SGD(ref.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+  tx = train.sgd()
+  step = jax.jit(train.make_step(net, tx, mean=mean, std=std, padding=0, augment=False))
+  state = train.init_state(v, tx)
+  ref.train()
+  for b in range(2):
+    x = np.array(data.normalize(images[b], mean, std))
+    opt.zero_grad()
+    loss = torch.nn.functional.cross_entropy(ref(torch.from_numpy(x.transpose(0, 3, 1, 2)))[1],
+                                             torch.from_numpy(labels[b]))
+    loss.backward()
+    opt.step()
+    state, (loss_sum, _) = step(state, images[b], jnp.asarray(labels[b]), jax.random.key(b), ops)
+    assert float(loss_sum) / 8 == pytest.approx(loss.item(), rel=1e-5)
+  probe = rng.normal(size=(4, 8, 8, 3)).astype(np.float32)
+  ref.eval()  # eval mode: also checks the running statistics
+  want = ref(torch.from_numpy(probe.transpose(0, 3, 1, 2)))[1].detach().numpy()
+  got = net.apply(state.variables, probe, ops, train=False)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_training_reduces_loss_and_is_deterministic():
+  ds = _digits(256)
+  net = nb201.Network(C=4, N=1)
+  ops = nb201.decode(ARCH)
+  v = net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.asarray(ops))
+  tx = train.sgd(learning_rate=0.1)
+  epoch_fn = train.make_epoch(net, tx, batch_size=64, mean=ds.mean, std=ds.std, padding=2)
+  _, hist = train.train(net, v, ops, ds, 4, jax.random.key(1), tx=tx, epoch_fn=epoch_fn)
+  assert hist[-1].loss < hist[0].loss - 0.2
+  assert hist[-1].accuracy > hist[0].accuracy + 10
+  _, again = train.train(net, v, ops, ds, 4, jax.random.key(1), tx=tx, epoch_fn=epoch_fn)
+  assert again == hist
+  _, other = train.train(net, v, ops, ds, 1, jax.random.key(2), tx=tx, epoch_fn=epoch_fn)
+  assert other[0] != hist[0]
+
+
+def test_remainder_batch_is_trained_and_archs_share_one_compilation():
+  ds = _digits(100)  # 3 batches of 32 and one of 4, as PyTorch's drop_last=False
+  net = nb201.Network(C=4, N=1)
+  tx = train.sgd()
+  epoch_fn = train.make_epoch(net, tx, batch_size=32, mean=ds.mean, std=ds.std, padding=2)
+  v = net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.zeros(6, jnp.int32))
+  images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
+  for arch in (ARCH, ARCH2):
+    state, (loss_sum, correct) = epoch_fn(train.init_state(v, tx), images, labels, jax.random.key(0),
+                                          jnp.asarray(nb201.decode(arch)))
+    assert int(state.step) == 4 and 0 <= int(correct) <= 100 and float(loss_sum) > 0
+  assert epoch_fn._cache_size() == 1
+
+
+def test_interrupted_training_resumes_to_the_same_result(tmp_path):
+  ds = _digits(128)
+  net = nb201.Network(C=4, N=1)
+  ops = nb201.decode(ARCH)
+  v = net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.asarray(ops))
+  tx = train.sgd()
+  epoch_fn = train.make_epoch(net, tx, batch_size=32, mean=ds.mean, std=ds.std, padding=2)
+  full, full_hist = train.train(net, v, ops, ds, 3, jax.random.key(5), epoch_fn=epoch_fn)
+  seen = []
+  train.train(net, v, ops, ds, 2, jax.random.key(5), epoch_fn=epoch_fn, checkpoint_dir=tmp_path,
+              keep_epochs=(1,), on_epoch=lambda t, _: seen.append(t))
+  assert seen == [1, 2] and sorted(p.name for p in tmp_path.glob("*.msgpack")) == [
+      "epoch_1.msgpack", "epoch_2.msgpack"]
+  resumed, hist = train.train(net, v, ops, ds, 3, jax.random.key(5), epoch_fn=epoch_fn,
+                              checkpoint_dir=tmp_path, on_epoch=lambda t, _: seen.append(t))
+  assert seen == [1, 2, 3]  # epochs 1-2 came from the checkpoint
+  assert hist == full_hist
+  for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(full)):
+    np.testing.assert_array_equal(a, b)
+  assert not (tmp_path / "epoch_2.msgpack").exists()  # not kept: only the latest and keep_epochs
