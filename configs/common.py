@@ -97,3 +97,27 @@ def nb201_study(arg=None) -> ml_collections.ConfigDict:
     c.space.num_archs = 20
     c.data.batch_size = 16
   return c
+
+
+def add_training(c: ml_collections.ConfigDict, size: str) -> ml_collections.ConfigDict:
+  """The paper's training setting (constant-lr momentum SGD, batch 1024) and
+  the epochs t at which metrics are taken; ``cpu``/``small`` shrink it."""
+  c.train = ml_collections.ConfigDict()
+  c.train.split = "train"
+  c.train.num_images = 0             # 0: the whole training split
+  c.train.batch_size = 1024
+  c.train.learning_rate = 0.025
+  c.train.momentum = 0.9
+  c.train.weight_decay = 3e-4
+  c.epochs = (1, 3, 5, 10)
+  if size == "cpu":
+    # XLA:CPU trains the full network at minutes per step: shrink the network
+    # and the training set; results at this scale are labelled as such.
+    c.space.C, c.space.N = 8, 1
+    c.train.num_images, c.train.batch_size = 5120, 256
+    c.epochs = (1, 3, 5)
+  elif size == "small":
+    c.space.C, c.space.N = 4, 1
+    c.train.num_images, c.train.batch_size = 256, 128
+    c.epochs = (1, 3)
+  return c

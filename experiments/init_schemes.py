@@ -1,27 +1,14 @@
-"""Entry point for ntkjax.correlation.run_init_schemes; see configs/init_schemes.py.
+"""Kendall tau under each initialisation scheme (paper Section 3.4).
 
     python -m experiments.init_schemes --config configs/init_schemes.py:small --workdir /tmp/init_schemes
 
-Writes to workdir: config.json, minibatch.csv, results*.csv (one row per
-architecture, appended as it goes; a rerun resumes), the correlation table
-as CSV and summary.txt, and a PNG figure.
+Writes to the workdir: config.json, minibatch.csv, results*.csv (one row per architecture, appended
+as it goes; a rerun resumes), the result table as CSV and summary.txt, and a
+PNG figure.
 """
 
-from absl import app, flags
-from ml_collections import config_flags
-
+from experiments import launch
 from ntkjax import correlation
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for results.")
-flags.mark_flags_as_required(["config", "workdir"])
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  correlation.run_init_schemes(_CONFIG.value, _WORKDIR.value)
-
-
 if __name__ == "__main__":
-  app.run(main)
+  launch.main(correlation.run_init_schemes)

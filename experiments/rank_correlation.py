@@ -1,27 +1,14 @@
-"""Entry point for ntkjax.correlation.run_rank_correlation; see configs/rank_correlation.py.
+"""Kendall tau of the NTK metrics at init on NB201 (paper Section 3.2).
 
     python -m experiments.rank_correlation --config configs/rank_correlation.py:small --workdir /tmp/rank_correlation
 
-Writes to workdir: config.json, minibatch.csv, results*.csv (one row per
-architecture, appended as it goes; a rerun resumes), the correlation table
-as CSV and summary.txt, and a PNG figure.
+Writes to the workdir: config.json, minibatch.csv, results*.csv (one row per architecture, appended
+as it goes; a rerun resumes), the result table as CSV and summary.txt, and a
+PNG figure.
 """
 
-from absl import app, flags
-from ml_collections import config_flags
-
+from experiments import launch
 from ntkjax import correlation
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for results.")
-flags.mark_flags_as_required(["config", "workdir"])
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  correlation.run_rank_correlation(_CONFIG.value, _WORKDIR.value)
-
-
 if __name__ == "__main__":
-  app.run(main)
+  launch.main(correlation.run_rank_correlation)

@@ -24,7 +24,8 @@ from absl import logging
 from ntkjax import benchmarks, figures, score, stats
 from ntkjax.spaces import nb201
 
-__all__ = ["BASELINES", "random_scores", "correlations", "params_baseline", "write_table", "run_rank_correlation",
+__all__ = ["BASELINES", "TABLE_FIELDS", "random_scores", "correlations", "params_baseline",
+           "sample_archs", "require_truth", "rows_for", "format_table", "write_table", "run_rank_correlation",
            "run_deciles", "run_init_schemes"]
 
 BASELINES = ("params", "random")
@@ -96,7 +97,8 @@ def params_baseline(truth: benchmarks.GroundTruth, num_classes: int = 10, *,
   return stats.kendall_tau(params, truth.lookup(archs))
 
 
-def _archs(config, job, truth) -> list[str]:
+def sample_archs(config, job, truth) -> list[str]:
+  """``config.space.num_archs`` archs: seeded random, or the first official indices."""
   n = config.space.num_archs
   if config.space.sampling == "random":
     return [nb201.encode(o) for o in nb201.sample(job.k_arch, n)]
@@ -108,7 +110,7 @@ def _archs(config, job, truth) -> list[str]:
   raise ValueError(f"unknown space.sampling {config.space.sampling!r}; use 'random' or 'index_order'")
 
 
-def _require_truth(config):
+def require_truth(config):
   truth = score.load_truth(config.ground_truth)
   if truth is None:
     raise ValueError("this experiment needs ground_truth.path (a CSV or a NATS-tss archive)")
@@ -122,7 +124,7 @@ def _score(config, job, archs, path, net=None):
       compat=config.metrics.compat, **score.ntk_options(config))
 
 
-def _rows_for(table, archs):
+def rows_for(table, archs):
   by_arch = {r["arch"]: r for r in table.rows}
   return [by_arch[a] for a in archs]
 
@@ -131,11 +133,11 @@ def run_rank_correlation(config, workdir) -> list[dict]:
   """Section 3.2: τ and ρ of every metric x BN mode, plus the baselines."""
   workdir = pathlib.Path(workdir)
   job = score.prepare(config, workdir)
-  truth = _require_truth(config)
-  archs = _archs(config, job, truth)
+  truth = require_truth(config)
+  archs = sample_archs(config, job, truth)
   (workdir / "archs.txt").write_text("\n".join(archs) + "\n")
   table = _score(config, job, archs, workdir / "results.csv")
-  rows = _rows_for(table, archs)
+  rows = rows_for(table, archs)
   columns = score.metric_columns(config.bn_modes) + ["params"]
   result = correlations(rows, columns, truth, random_key=jax.random.fold_in(job.k_arch, 1))
   write_table(workdir / "correlations.csv", result, TABLE_FIELDS)
@@ -161,7 +163,7 @@ def run_deciles(config, workdir) -> list[dict]:
   """
   workdir = pathlib.Path(workdir)
   job = score.prepare(config, workdir)
-  truth = _require_truth(config)
+  truth = require_truth(config)
   draws = [benchmarks.sample_per_decile(jax.random.fold_in(job.k_arch, s), truth, config.per_decile)
            for s in range(config.num_seeds)]
   union = sorted({a for d in draws for group in d for a in group})
@@ -172,7 +174,7 @@ def run_deciles(config, workdir) -> list[dict]:
   for s, draw in enumerate(draws):
     for k, group in enumerate(draw + [[a for g in draw for a in g]]):
       label = str(k + 1) if k < 10 else "Total"
-      for r in correlations(_rows_for(table, group), columns, truth):
+      for r in correlations(rows_for(table, group), columns, truth):
         result.append({"seed": s, "decile": label, **r})
   write_table(workdir / "deciles.csv", result, ["seed", "decile"] + TABLE_FIELDS)
   summary = _decile_summary(result)
@@ -199,15 +201,15 @@ def run_init_schemes(config, workdir) -> list[dict]:
   """Section 3.4: the same archs and minibatch under each init scheme."""
   workdir = pathlib.Path(workdir)
   job = score.prepare(config, workdir)
-  truth = _require_truth(config)
-  archs = _archs(config, job, truth)
+  truth = require_truth(config)
+  archs = sample_archs(config, job, truth)
   (workdir / "archs.txt").write_text("\n".join(archs) + "\n")
   columns = score.metric_columns(config.bn_modes)
   result = []
   for scheme in config.schemes:
     net = job.net.clone(init_scheme=scheme)
     table = _score(config, job, archs, workdir / f"results_{scheme}.csv", net=net)
-    for r in correlations(_rows_for(table, archs), columns, truth):
+    for r in correlations(rows_for(table, archs), columns, truth):
       result.append({"init": scheme, **r})
   write_table(workdir / "init_schemes.csv", result, ["init"] + TABLE_FIELDS)
   lines = [f"{'metric':<12}{'subset':<16}" + "".join(f"{s:>15}" for s in config.schemes)]

@@ -12,7 +12,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from absl import logging
 
-__all__ = ["correlation_bars", "decile_boxes", "init_scheme_bars"]
+__all__ = ["correlation_bars", "decile_boxes", "init_scheme_bars", "tau_over_epochs", "kernel_evolution",
+           "trajectories"]
 
 
 def _pyplot():
@@ -96,4 +97,63 @@ def init_scheme_bars(table: Sequence[Mapping], path, schemes: Sequence[str], met
   ax.set_ylabel("Kendall τ")
   ax.set_title(title, fontsize=10)
   ax.legend(fontsize=7, ncol=min(len(schemes), 5))
+  return _save(fig, plt, path)
+
+
+def tau_over_epochs(table: Sequence[Mapping], path, metrics: Sequence[str], *,
+                    title: str = "") -> pathlib.Path | None:
+  """Figure 6 style: Kendall τ against training epochs t, one line per metric."""
+  plt = _pyplot()
+  if plt is None:
+    return None
+  fig, ax = plt.subplots(figsize=(6, 3.6))
+  for m in metrics:
+    pts = sorted((r["t"], r["tau"]) for r in table if r["metric"] == m and r["subset"] == "all")
+    ax.plot(*zip(*pts), marker="o", label=m)
+  ax.axhline(0, color="k", lw=0.6)
+  ax.set_xlabel("training epochs t")
+  ax.set_ylabel("Kendall τ")
+  ax.set_title(title, fontsize=10)
+  ax.legend(fontsize=7, ncol=2)
+  return _save(fig, plt, path)
+
+
+def kernel_evolution(series: Mapping[str, np.ndarray], epochs: Sequence[int], path, *,
+                     title: str = "") -> pathlib.Path | None:
+  """Figure 5 style: one panel per quantity, one line per architecture."""
+  plt = _pyplot()
+  if plt is None:
+    return None
+  fig, axes = plt.subplots(1, len(series), figsize=(3.6 * len(series), 3.2), squeeze=False)
+  for ax, (name, values) in zip(axes[0], series.items()):
+    for row in values:
+      ax.plot(epochs, row, marker=".", lw=1)
+    ax.set_xlabel("epoch")
+    ax.set_title(name.replace("_", " "), fontsize=9)
+  fig.suptitle(title, fontsize=10)
+  return _save(fig, plt, path)
+
+
+def trajectories(series: Mapping[str, Mapping[str, np.ndarray]], epochs: Sequence[int],
+                 metrics: Sequence[str], path, *, title: str = "") -> pathlib.Path | None:
+  """Figure 2 style: per metric, the median and interquartile band of each
+  accuracy group over epochs."""
+  plt = _pyplot()
+  if plt is None:
+    return None
+  cols = min(4, len(metrics))
+  rows = -(-len(metrics) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+  for ax, m in zip(axes.flat, metrics):
+    for group, by_metric in series.items():
+      v = by_metric[m]
+      lo, med, hi = np.nanpercentile(v, [25, 50, 75], axis=0)
+      ax.plot(epochs, med, label=group)
+      ax.fill_between(epochs, lo, hi, alpha=0.2)
+    ax.set_title(m, fontsize=9)
+    ax.tick_params(labelsize=7)
+  for ax in list(axes.flat)[len(metrics):]:
+    ax.axis("off")
+  axes.flat[0].legend(fontsize=7)
+  fig.suptitle(title, fontsize=10)
   return _save(fig, plt, path)

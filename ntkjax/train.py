@@ -208,6 +208,8 @@ def train(net, variables, ops, dataset: data_lib.Dataset, epochs: int, key: jax.
     state, (loss_sum, correct) = epoch_fn(state, images, labels, jax.random.fold_in(key, e), ops)
     loss_sum, correct = jax.device_get((loss_sum, correct))  # one host sync per epoch
     history.append(EpochStats(float(loss_sum) / n, 100.0 * float(correct) / n))
+    if on_epoch:  # before the checkpoint: a crash in between retrains the epoch, never skips it
+      on_epoch(e + 1, state.variables)
     if ckpt:
       _save(ckpt / f"epoch_{e + 1}.msgpack", state, history)
       for old in ckpt.glob("epoch_*.msgpack"):
@@ -215,6 +217,4 @@ def train(net, variables, ops, dataset: data_lib.Dataset, epochs: int, key: jax.
         if t < e + 1 and t not in keep_epochs:
           old.unlink()
           old.with_suffix(".json").unlink(missing_ok=True)
-    if on_epoch:
-      on_epoch(e + 1, state.variables)
   return state.variables, history

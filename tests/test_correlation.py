@@ -22,20 +22,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHS = nb201.all_archs()
 
 
-@pytest.fixture(scope="module")
-def truth_csv(tmp_path_factory):
-  """Every NB201 arch with a synthetic accuracy and a shuffled official index."""
-  path = tmp_path_factory.mktemp("gt") / "truth.csv"
-  rng = np.random.default_rng(0)
-  acc = rng.uniform(10, 94, len(ARCHS))
-  index = rng.permutation(len(ARCHS))
-  with open(path, "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["idx", "arch", "acc"])
-    w.writerows(zip(index, ARCHS, acc))
-  return path
-
-
 def _tiny(cfg, truth_csv):
   cfg.space.C, cfg.space.N = 4, 1
   cfg.data.name, cfg.data.root, cfg.data.batch_size = "digits16", "", 8

@@ -1,0 +1,25 @@
+"""Config for experiments/kernel_evolution.py (paper Section 4.1, Figure 5).
+
+Kernel correlation and relative kernel difference (the paper's
+‖Θt−Θ0‖/‖Θ0‖ and the official code's element-wise form) between the NTK at
+init and after each epoch, for ``space.num_archs`` random archs; as the
+official code, the full [C, C] logit kernel of one held-out image, eval BN.
+
+    python -m experiments.kernel_evolution --config configs/kernel_evolution.py \
+        --workdir /tmp/kernel_evolution
+
+Variants (``configs/common.py``): ``full`` 5 archs, 10 epochs on all of
+CIFAR-10 (GPU); ``cpu`` 5 archs of the reduced network on 5,120 images for
+5 epochs; ``small`` 3 archs, C=4, 256 images, 3 epochs.
+"""
+
+from configs import common
+
+
+def get_config(arg=None):
+  size, _, _ = common.parse(arg)
+  c = common.add_training(common.nb201_study(arg), size)
+  c.space.num_archs = 3 if size == "small" else 5
+  c.ntk.param_filter = "paper_code"  # the official code's 'weight' parameters
+  c.bn_modes = ("eval",)
+  return c

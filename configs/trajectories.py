@@ -1,0 +1,21 @@
+"""Config for experiments/trajectories.py (paper Figure 2).
+
+Metric values after every epoch 0..max(epochs) for ``per_group`` archs from
+each of the top, middle (5th-6th) and bottom accuracy deciles of the ground
+truth (degenerate archs excluded).
+
+    python -m experiments.trajectories --config configs/trajectories.py \
+        --workdir /tmp/trajectories
+
+Variants (``configs/common.py``): ``full`` 200 per group, 10 epochs (GPU);
+``cpu`` 20 per group on the reduced network; ``small`` 3 per group.
+"""
+
+from configs import common
+
+
+def get_config(arg=None):
+  size, _, _ = common.parse(arg)
+  c = common.add_training(common.nb201_study(arg), size)
+  c.per_group = {"full": 200, "cpu": 20, "small": 3}[size]
+  return c

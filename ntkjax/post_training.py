@@ -1,0 +1,225 @@
+"""Metrics after t epochs of training (paper Section 4): LGA_t and the
+other metrics per t, the NTK's time evolution, and metric trajectories.
+
+All three studies share ``track``: for each architecture, train from the
+shared initialisation (``ntkjax.train``), and after each epoch t in ``ts``
+call ``measure(variables, ops)``; t = 0 is the initialisation. One row per
+architecture goes to a results CSV, with a column ``<name>@<t>`` per measured
+value. Checkpoints and the values measured so far are kept per architecture
+until its row is written, so an interrupted run resumes inside an
+architecture without retraining or re-measuring.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+import time
+from typing import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from ntkjax import benchmarks, correlation, figures, metrics, ntk, score, train
+from ntkjax import data as data_lib
+from ntkjax.results import ResultsCSV
+from ntkjax.spaces import nb201
+
+__all__ = ["track", "training_data", "run_post_training", "run_kernel_evolution", "run_trajectories"]
+
+Measure = Callable[[dict, jax.Array], Mapping[str, float]]
+
+
+def training_data(config, key: jax.Array) -> data_lib.Dataset:
+  """The training split, or a seeded subset of ``config.train.num_images``."""
+  ds = data_lib.load(config.data.name, config.data.get("root") or None, config.train.split)
+  n = config.train.num_images
+  if n and n < len(ds.labels):
+    idx = np.sort(np.asarray(jax.random.choice(key, len(ds.labels), (n,), replace=False)))
+    ds = ds._replace(images=ds.images[idx], labels=ds.labels[idx])
+  return ds
+
+
+def track(results_path, archs: Sequence[str], *, net, variables, train_data: data_lib.Dataset,
+          ts: Sequence[int], measure: Measure, names: Sequence[str], key: jax.Array,
+          tx=None, batch_size: int = 1024, checkpoint_root=None, seed: int = 0) -> ResultsCSV:
+  """Trains each arch from ``variables`` and measures it at every t in ``ts``.
+
+  ``measure(variables, ops)`` returns ``{name: value}`` for ``names``.
+  Training uses ``fold_in(key, arch_index)``. Returns the results table.
+  """
+  ts = sorted(set(ts))
+  fields = (["arch", "arch_index", "seed", "params", "degenerate"]
+            + [f"{n}@{t}" for t in ts for n in list(names) + ["loss", "train_acc"]] + ["seconds"])
+  table = ResultsCSV(results_path, fields)
+  todo = [(i, a) for i, a in enumerate(archs) if a not in table.done]
+  logging.info("%d archs, %d done, %d to train for %d epochs", len(archs), len(archs) - len(todo),
+               len(todo), ts[-1])
+  tx = tx or train.sgd()
+  padding = train.default_padding(train_data.image_size)
+  epoch_fn = train.make_epoch(net, tx, batch_size=batch_size, mean=train_data.mean,
+                              std=train_data.std, padding=padding)
+  root = pathlib.Path(checkpoint_root or pathlib.Path(results_path).parent / "checkpoints")
+  start = time.time()
+  for done, (i, arch) in enumerate(todo, start=1):
+    t0 = time.time()
+    ops = jnp.asarray(nb201.decode(arch))
+    ckpt = root / f"{i:05d}"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    partial_path = ckpt / "measured.json"
+    values = json.loads(partial_path.read_text()) if partial_path.exists() else {}
+
+    def record(t, v):
+      if t in ts and str(t) not in values:
+        values[str(t)] = {k: float(x) for k, x in jax.device_get(dict(measure(v, ops))).items()}
+        tmp = partial_path.with_name("measured.json.tmp")
+        tmp.write_text(json.dumps(values))
+        tmp.replace(partial_path)
+
+    record(0, variables)
+    history = []
+    if ts[-1] > 0:
+      _, history = train.train(net, variables, ops, train_data, ts[-1], jax.random.fold_in(key, i),
+                               tx=tx, batch_size=batch_size, padding=padding, checkpoint_dir=ckpt,
+                               on_epoch=record, epoch_fn=epoch_fn)
+    row = {"arch": arch, "arch_index": i, "seed": seed, "degenerate": int(nb201.is_degenerate(arch)),
+           "params": nb201.num_params(arch, net.num_classes, C=net.C, N=net.N, variant=net.variant),
+           "seconds": f"{time.time() - t0:.2f}"}
+    for t in ts:
+      row.update({f"{n}@{t}": repr(values[str(t)][n]) for n in names})
+      stats = history[t - 1] if t > 0 else None
+      row[f"loss@{t}"] = repr(stats.loss) if stats else ""
+      row[f"train_acc@{t}"] = repr(stats.accuracy) if stats else ""
+    table.append(row)
+    shutil.rmtree(ckpt)
+    rate = (time.time() - start) / done
+    logging.info("[%d/%d] %s  %.1fs/arch, ETA %.0fs", done, len(todo), arch, rate, rate * (len(todo) - done))
+  return table
+
+
+def _metric_measure(net, images, labels, config) -> tuple[Measure, list[str]]:
+  f = score.score_fn(net, bn_modes=tuple(config.bn_modes), compat=config.metrics.compat,
+                     **score.ntk_options(config))
+  x, y = jnp.asarray(images), jnp.asarray(labels)
+  return (lambda v, ops: f(v, x, y, ops)), score.metric_columns(config.bn_modes)
+
+
+def _setup(config, workdir):
+  workdir = pathlib.Path(workdir)
+  job = score.prepare(config, workdir)
+  k_train_data, k_train = jax.random.split(jax.random.fold_in(job.k_init, 1))
+  train_ds = training_data(config, k_train_data)
+  variables = jax.jit(job.net.init)(job.k_init, jnp.asarray(job.images[:1]), jnp.zeros(6, jnp.int32))
+  return workdir, job, train_ds, variables, k_train
+
+
+def _track_config(config, workdir, job, archs, ts, measure, names, train_ds, variables, k_train,
+                  name="results.csv"):
+  tx = train.sgd(config.train.learning_rate, config.train.momentum, config.train.weight_decay)
+  return track(workdir / name, archs, net=job.net, variables=variables, train_data=train_ds, ts=ts,
+               measure=measure, names=names, key=k_train, tx=tx, batch_size=config.train.batch_size,
+               seed=config.seed)
+
+
+def run_post_training(config, workdir) -> list[dict]:
+  """Section 4.3: Kendall τ of every metric after t epochs, t in ``config.epochs``."""
+  workdir, job, train_ds, variables, k_train = _setup(config, workdir)
+  truth = correlation.require_truth(config)
+  archs = correlation.sample_archs(config, job, truth)
+  (workdir / "archs.txt").write_text("\n".join(archs) + "\n")
+  measure, names = _metric_measure(job.net, job.images, job.labels, config)
+  ts = [0] + sorted(config.epochs)
+  table = _track_config(config, workdir, job, archs, ts, measure, names, train_ds, variables, k_train)
+  rows = correlation.rows_for(table, archs)
+  result = []
+  for t in ts:
+    for r in correlation.correlations([{**x, **{n: x[f"{n}@{t}"] for n in names}} for x in rows],
+                                      names, truth):
+      result.append({"t": t, **r})
+  correlation.write_table(workdir / "post_training.csv", result, ["t"] + correlation.TABLE_FIELDS)
+  lines = [f"Kendall tau after t epochs ({len(archs)} archs, {len(train_ds.labels)} training images)",
+           f"{'metric':<12}" + "".join(f"{'t=' + str(t):>9}" for t in ts)]
+  for n in names:
+    taus = {r["t"]: r["tau"] for r in result if r["metric"] == n and r["subset"] == "all"}
+    lines.append(f"{n:<12}" + "".join(f"{taus.get(t, np.nan):>9.3f}" for t in ts))
+  text = "\n".join(lines)
+  (workdir / "summary.txt").write_text(text + "\n")
+  print(text)
+  figures.tau_over_epochs(result, workdir / "post_training.png", names,
+                          title=f"NB201 {truth.dataset}: τ after t epochs (n={len(archs)})")
+  return result
+
+
+def run_kernel_evolution(config, workdir) -> list[dict]:
+  """Section 4.1: kernel correlation and relative difference of Θ_t to Θ₀.
+
+  As the official code: the full logit kernel ([C, C]) of one held-out
+  image in eval BN, after every epoch up to ``max(config.epochs)``.
+  """
+  workdir, job, train_ds, variables, k_train = _setup(config, workdir)
+  archs = [nb201.encode(o) for o in nb201.sample(job.k_arch, config.space.num_archs)]
+  kernel_fn = jax.jit(ntk.empirical_ntk_fn(job.net, bn="eval", reduction="full",
+                                           param_filter=config.ntk.param_filter))
+  x = jnp.asarray(job.images[:1])
+
+  def measure_fn():
+    cache = {}
+
+    def measure(v, ops):
+      k = kernel_fn(v, x, ops)[0, 0]
+      key = tuple(np.asarray(ops).tolist())
+      k0 = cache.setdefault(key, kernel_fn(variables, x, ops)[0, 0])
+      return {"correlation": metrics.kernel_correlation(k0, k),
+              "relative_difference": metrics.relative_kernel_difference(k0, k),
+              "relative_difference_elementwise": metrics.relative_kernel_difference(k0, k, elementwise=True)}
+    return measure
+  names = ["correlation", "relative_difference", "relative_difference_elementwise"]
+  ts = list(range(max(config.epochs) + 1))
+  table = _track_config(config, workdir, job, archs, ts, measure_fn(), names, train_ds, variables, k_train)
+  rows = correlation.rows_for(table, archs)
+  series = {n: np.array([[float(r[f"{n}@{t}"]) for t in ts] for r in rows]) for n in names}
+  text = "\n".join(
+      [f"mean over {len(archs)} archs, epochs {ts}"] +
+      [f"{n:<32}" + " ".join(f"{v:.4g}" for v in series[n].mean(0)) for n in names])
+  (workdir / "summary.txt").write_text(text + "\n")
+  print(text)
+  figures.kernel_evolution(series, ts, workdir / "kernel_evolution.png",
+                           title=f"NB201: NTK evolution during training ({len(archs)} archs)")
+  return [{"arch": r["arch"], **{k: v for k, v in r.items() if "@" in k}} for r in rows]
+
+
+def run_trajectories(config, workdir) -> dict:
+  """Figure 2: metric values at every epoch 0..max(t) for archs from the
+  top, middle and bottom accuracy deciles (``config.per_group`` each)."""
+  workdir, job, train_ds, variables, k_train = _setup(config, workdir)
+  truth = correlation.require_truth(config)
+  deciles = benchmarks.deciles(truth)
+  groups = {"high": deciles[9], "mid": deciles[4] + deciles[5], "low": deciles[0]}
+  picks = {}
+  for g, (name, members) in enumerate(groups.items()):
+    members = [a for a in members if not nb201.is_degenerate(a)]
+    idx = np.asarray(jax.random.choice(jax.random.fold_in(job.k_arch, g), len(members),
+                                       (config.per_group,), replace=False))
+    picks[name] = [members[i] for i in sorted(idx)]
+  archs = [a for name in groups for a in picks[name]]
+  (workdir / "archs.txt").write_text("".join(f"{g},{a}\n" for g in picks for a in picks[g]))
+  measure, names = _metric_measure(job.net, job.images, job.labels, config)
+  ts = list(range(max(config.epochs) + 1))
+  table = _track_config(config, workdir, job, archs, ts, measure, names, train_ds, variables, k_train)
+  by_arch = {r["arch"]: r for r in table.rows}
+  series = {g: {n: np.array([[float(by_arch[a][f"{n}@{t}"]) for t in ts] for a in picks[g]])
+                for n in names} for g in picks}
+  lines = [f"median per group, epochs {ts}"]
+  for n in names:
+    for g in picks:
+      lines.append(f"{n:<12}{g:<6}" + " ".join(f"{v:.4g}" for v in np.median(series[g][n], 0)))
+  text = "\n".join(lines)
+  (workdir / "summary.txt").write_text(text + "\n")
+  print(text)
+  figures.trajectories(series, ts, names, workdir / "trajectories.png",
+                       title=f"NB201 {truth.dataset}: metrics during training "
+                             f"({config.per_group} archs per group)")
+  return series
