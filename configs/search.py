@@ -1,0 +1,46 @@
+"""Config for experiments/search.py (paper Section 5, Table 2).
+
+Random search (RS) and regularized evolution (REA) on NB201, each with every
+scorer in ``scorers``, over ``num_seeds`` search seeds. Scorers: ``oracle``
+(the ground truth: the best any search can do with these samples),
+``params``, and ``<metric>_<bn>@<t>``: ``lga_eval@3`` is LGA_3 (3 epochs of
+the paper's SGD, then LGA in eval BN); ``@0`` is a metric at init.
+
+    python -m experiments.search --config configs/search.py --workdir /tmp/search
+
+Variants (``configs/common.py``):
+
+* (default) ``full``: RS over 100 archs and REA (population 10) until
+  ``budget_s`` = 3,600 device-seconds, scorers LGA_3, LGA_5, at-init LGA,
+  NCN, F-Norm, params and the oracle, 5 seeds, full NB201 and all 50k
+  training images: GPU scale (the paper: 3.6K GPU-s per RS + LGA_3 search).
+* ``cpu``: RS over 20 archs and REA for 40 evaluations of the reduced network
+  (C=8, N=1) on 5,120 images, LGA_1, at-init metrics, params and the oracle,
+  3 seeds: a few hours on a 2-core CPU.
+* ``small``: RS over 6 archs and REA for 8 evaluations, C=4, 256 images,
+  LGA_1, params and the oracle, 2 seeds: minutes.
+"""
+
+import ml_collections
+
+from configs import common
+
+
+def get_config(arg=None):
+  size, _, _ = common.parse(arg)
+  c = common.add_training(common.nb201_study(arg), size)
+  c.methods = ("rs", "rea")
+  c.scorers = ("lga_eval@3", "lga_eval@5", "lga_eval@0", "ncn_eval@0", "fnorm_train@0", "params", "oracle")
+  c.num_seeds = 5
+  c.budget_s = 3600.0   # device-seconds per search; 0: no limit (then REA needs rea.max_evals)
+  c.rs = ml_collections.ConfigDict({"num_archs": 100})
+  c.rea = ml_collections.ConfigDict({"population_size": 10, "sample_size": 0, "max_evals": 0})
+  if size == "cpu":
+    c.scorers = ("lga_eval@1", "lga_eval@0", "ncn_eval@0", "fnorm_train@0", "params", "oracle")
+    c.num_seeds, c.budget_s = 3, 0.0
+    c.rs.num_archs, c.rea.max_evals = 20, 40
+  elif size == "small":
+    c.scorers = ("lga_eval@1", "params", "oracle")
+    c.num_seeds, c.budget_s = 2, 0.0
+    c.rs.num_archs, c.rea.population_size, c.rea.max_evals = 6, 4, 8
+  return c

@@ -1,0 +1,286 @@
+"""Architecture search on NB201 guided by any score (paper Section 5).
+
+* ``random_search`` (Algorithm 1): score ``num_archs`` distinct random
+  architectures and keep the best.
+* ``regularized_evolution`` (Algorithm 2, Real et al.): a population (10 in
+  the paper); each step the best member (or the best of a random
+  ``sample_size`` subset, classic REA) is the parent, its child differs in one
+  op on one edge, the child is pushed and the oldest member popped, until
+  the cost budget or ``max_evals`` is reached.
+
+A scorer is ``score(arch) -> float`` or ``-> (float, cost_seconds)``: LGA
+after t epochs, an at-init metric, the parameter count, or the benchmark's
+accuracy as an oracle. Without a reported cost the wall time of the call is
+charged (the scorer must return host floats, so the time includes the
+device work). Degenerate architectures are never scored: they get -inf at
+no cost, so they are never chosen.
+
+Every evaluation is appended to a history CSV as it happens. A rerun with
+the same key replays the history instead of re-scoring, so an interrupted
+search resumes exactly and an audit can recompute every decision.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import time
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ntkjax import correlation, post_training
+from ntkjax import score as score_lib
+from ntkjax import train as train_lib
+from ntkjax.results import ResultsCSV
+from ntkjax.spaces import nb201
+
+__all__ = ["Evaluation", "SearchResult", "Evaluator", "random_search", "regularized_evolution",
+           "make_scorer", "run_search", "summarize_runs"]
+
+HISTORY_FIELDS = ["step", "arch", "score", "cost_s", "total_cost_s", "cached"]
+
+
+class Evaluation(NamedTuple):
+  step: int
+  arch: str
+  score: float
+  cost_s: float
+  total_cost_s: float
+  cached: bool
+
+
+class SearchResult(NamedTuple):
+  best_arch: str
+  best_score: float
+  cost_s: float                 # total charged cost of the search
+  history: list[Evaluation]
+
+
+class Evaluator:
+  """Scores architectures, charges their cost and logs every evaluation.
+
+  ``cache=True`` scores an architecture once and charges nothing for a
+  revisit (REA's mutations can return to an arch already trained); with
+  ``cache=False`` every visit is scored and charged again, as a naive
+  implementation would.
+  """
+
+  def __init__(self, score: Callable, history_path=None, *, cache: bool = True):
+    self.score = score
+    self.cache = cache
+    self.seen: dict[str, float] = {}
+    self.history: list[Evaluation] = []
+    self.total = 0.0
+    self.table = ResultsCSV(history_path, HISTORY_FIELDS, key="step") if history_path else None
+    self._replay = list(self.table.rows) if self.table else []
+
+  def __call__(self, arch: str) -> float:
+    step = len(self.history)
+    if step < len(self._replay):  # resume: the same key reproduces the same requests
+      r = self._replay[step]
+      if r["arch"] != arch:
+        raise ValueError(f"history step {step} holds {r['arch']} but the search asked for {arch}: "
+                         "the history comes from a different key or config; use a new path")
+      value, cost, cached = float(r["score"]), float(r["cost_s"]), bool(int(r["cached"]))
+    else:
+      cached = self.cache and arch in self.seen
+      if cached:
+        value, cost = self.seen[arch], 0.0
+      elif nb201.is_degenerate(arch):
+        value, cost = -math.inf, 0.0
+      else:
+        t = time.perf_counter()
+        out = self.score(arch)
+        value, cost = (float(out[0]), float(out[1])) if isinstance(out, tuple) else (float(out), time.perf_counter() - t)
+      if math.isnan(value):
+        value = -math.inf  # a NaN score never wins
+    self.total += cost
+    self.seen.setdefault(arch, value)
+    ev = Evaluation(step, arch, value, cost, self.total, cached)
+    self.history.append(ev)
+    if self.table is not None and step >= len(self._replay):
+      self.table.append({"step": step, "arch": arch, "score": repr(value), "cost_s": repr(cost),
+                         "total_cost_s": repr(self.total), "cached": int(cached)})
+    return value
+
+  def result(self) -> SearchResult:
+    if not self.history:
+      raise ValueError("no architecture was evaluated (budget too small?)")
+    best = max(self.history, key=lambda e: (e.score, -e.step))
+    return SearchResult(best.arch, best.score, self.total, list(self.history))
+
+
+def random_search(score: Callable, key: jax.Array, *, num_archs: int = 100,
+                  budget_s: float = math.inf, history_path=None, cache: bool = True) -> SearchResult:
+  """Algorithm 1: the best of ``num_archs`` distinct random architectures
+  (fewer if the cost budget runs out first)."""
+  ev = Evaluator(score, history_path, cache=cache)
+  for ops in nb201.sample(key, num_archs):
+    if ev.total >= budget_s:
+      break
+    ev(nb201.encode(ops))
+  return ev.result()
+
+
+def regularized_evolution(score: Callable, key: jax.Array, *, population_size: int = 10,
+                          sample_size: int | None = None, budget_s: float = math.inf,
+                          max_evals: int | None = None, history_path=None,
+                          cache: bool = True) -> SearchResult:
+  """Algorithm 2: regularized evolution until ``budget_s`` or ``max_evals``.
+
+  ``sample_size=None`` takes the best of the whole population as parent, as
+  the paper's Algorithm 2; an integer gives Real et al.'s tournament.
+  """
+  if max_evals is None and math.isinf(budget_s):
+    raise ValueError("regularized_evolution needs a finite budget_s or max_evals")
+  if sample_size is not None and not 1 <= sample_size <= population_size:
+    raise ValueError(f"sample_size {sample_size} must be in [1, population_size={population_size}]")
+  ev = Evaluator(score, history_path, cache=cache)
+  k_init, k_loop = jax.random.split(key)
+
+  def spent():
+    return ev.total >= budget_s or (max_evals is not None and len(ev.history) >= max_evals)
+
+  population: list[tuple[str, float]] = []
+  for ops in nb201.sample(k_init, population_size):
+    if spent():
+      break
+    arch = nb201.encode(ops)
+    population.append((arch, ev(arch)))
+  step = 0
+  while population and not spent():
+    k_sample, k_mutate = jax.random.split(jax.random.fold_in(k_loop, step))
+    if sample_size is None:
+      candidates = population
+    else:
+      pick = np.asarray(jax.random.choice(k_sample, len(population), (sample_size,), replace=False))
+      candidates = [population[i] for i in sorted(pick)]
+    parent = max(candidates, key=lambda p: p[1])[0]
+    child = nb201.encode(nb201.mutate(k_mutate, nb201.decode(parent)))
+    population.append((child, ev(child)))
+    population.pop(0)
+    step += 1
+  return ev.result()
+
+
+# ----------------------------------------------------------------------------- the Section 5 study
+
+def make_scorer(name: str, *, net, variables, images, labels, train_data, key, truth, config):
+  """A scorer by name: ``oracle`` (the ground truth), ``params``, or
+  ``<metric>_<bn>@<t>`` (e.g. ``lga_eval@3`` is LGA_3; ``@0`` is at init).
+
+  Training for ``@t`` with t > 0 starts from the shared ``variables`` and uses
+  ``fold_in(key, lexicographic arch index)``, so an arch always gets the same
+  score.
+  """
+  if name == "oracle":
+    return lambda arch: (truth[arch], 0.0)
+  if name == "params":
+    return lambda arch: float(nb201.num_params(arch, net.num_classes, C=net.C, N=net.N, variant=net.variant))
+  metric, _, t = name.partition("@")
+  if metric not in score_lib.metric_columns() or not t.isdigit():
+    raise ValueError(f"unknown scorer {name!r}; use oracle, params or <metric>_<bn>@<t> with metric in "
+                     f"{score_lib.metric_columns()}")
+  t = int(t)
+  bn = metric.rsplit("_", 1)[1]
+  f = score_lib.score_fn(net, bn_modes=(bn,), compat=config.metrics.compat, **score_lib.ntk_options(config))
+  x, y = jnp.asarray(images), jnp.asarray(labels)
+  positions = {a: i for i, a in enumerate(nb201.all_archs())}
+  tx = train_lib.sgd(config.train.learning_rate, config.train.momentum, config.train.weight_decay)
+  epoch_fn = train_lib.make_epoch(net, tx, batch_size=config.train.batch_size, mean=train_data.mean,
+                                  std=train_data.std, padding=train_lib.default_padding(train_data.image_size))
+
+  def scorer(arch):
+    ops = jnp.asarray(nb201.decode(arch))
+    v = variables
+    if t:
+      v, _ = train_lib.train(net, variables, ops, train_data, t, jax.random.fold_in(key, positions[arch]),
+                             tx=tx, batch_size=config.train.batch_size, epoch_fn=epoch_fn)
+    return float(f(v, x, y, ops)[metric])
+  return scorer
+
+
+RUN_FIELDS = ["run", "method", "scorer", "seed", "best_arch", "best_score", "accuracy", "cost_s",
+              "evaluations", "compile_s"]
+
+
+def run_search(config, workdir) -> list[dict]:
+  """Section 5 / Table 2: RS and REA with each scorer over ``num_seeds`` seeds.
+
+  Writes one history CSV per (method, scorer, seed), one row per finished
+  search to ``runs.csv``, and the Table 2-style summary.
+  """
+  workdir = pathlib.Path(workdir)
+  job = score_lib.prepare(config, workdir)
+  truth = correlation.require_truth(config)
+  k_data, k_train = jax.random.split(jax.random.fold_in(job.k_init, 1))
+  needs_training = any("@" in s and not s.endswith("@0") for s in config.scorers)
+  train_data = post_training.training_data(config, k_data) if needs_training else None
+  variables = jax.jit(job.net.init)(job.k_init, jnp.asarray(job.images[:1]), jnp.zeros(6, jnp.int32))
+  runs = ResultsCSV(workdir / "runs.csv", RUN_FIELDS, key="run")
+  for scorer_name in config.scorers:
+    scorer = make_scorer(scorer_name, net=job.net, variables=variables, images=job.images,
+                         labels=job.labels, train_data=train_data, key=k_train, truth=truth, config=config)
+    compile_s = None
+    for seed in range(config.num_seeds):
+      for method in config.methods:
+        run_id = f"{method}|{scorer_name}|{seed}"
+        if run_id in runs.done:
+          continue
+        if compile_s is None:  # compile outside the charged cost, once per scorer
+          t0 = time.perf_counter()
+          scorer("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+          compile_s = time.perf_counter() - t0
+        key = jax.random.fold_in(job.k_arch, seed)
+        history = workdir / "histories" / f"{method}_{scorer_name.replace('@', '_at')}_seed{seed}.csv"
+        history.parent.mkdir(exist_ok=True)
+        if method == "rs":
+          res = random_search(scorer, key, num_archs=config.rs.num_archs, budget_s=config.budget_s or math.inf,
+                              history_path=history)
+        elif method == "rea":
+          res = regularized_evolution(scorer, key, population_size=config.rea.population_size,
+                                      sample_size=config.rea.sample_size or None,
+                                      budget_s=config.budget_s or math.inf,
+                                      max_evals=config.rea.max_evals or None, history_path=history)
+        else:
+          raise ValueError(f"unknown search method {method!r}; use 'rs' or 'rea'")
+        runs.append({"run": run_id, "method": method, "scorer": scorer_name, "seed": seed,
+                     "best_arch": res.best_arch, "best_score": repr(res.best_score),
+                     "accuracy": repr(truth[res.best_arch]), "cost_s": f"{res.cost_s:.3f}",
+                     "evaluations": len(res.history), "compile_s": f"{compile_s:.2f}"})
+        print(f"{run_id}: {res.best_arch} acc {truth[res.best_arch]:.2f} cost {res.cost_s:.1f}s", flush=True)
+  table = summarize_runs(runs.rows, optimum=max(truth.accuracy.values()))
+  write = correlation.write_table
+  write(workdir / "search_table.csv", table, list(table[0]) if table else ["method"])
+  text = format_runs(table, truth)
+  (workdir / "summary.txt").write_text(text + "\n")
+  print(text)
+  return table
+
+
+def summarize_runs(rows, *, optimum: float) -> list[dict]:
+  """Mean ± std of the chosen arch's accuracy and of the cost per (method, scorer)."""
+  out = []
+  for method, scorer in dict.fromkeys((r["method"], r["scorer"]) for r in rows):
+    sel = [r for r in rows if r["method"] == method and r["scorer"] == scorer]
+    acc = np.array([float(r["accuracy"]) for r in sel])
+    cost = np.array([float(r["cost_s"]) for r in sel])
+    out.append({"method": method, "scorer": scorer, "seeds": len(sel), "accuracy_mean": float(acc.mean()),
+                "accuracy_std": float(acc.std()), "cost_s_mean": float(cost.mean()),
+                "evaluations_mean": float(np.mean([int(r["evaluations"]) for r in sel])),
+                "gap_to_optimum": float(optimum - acc.mean())})
+  return out
+
+
+def format_runs(table, truth) -> str:
+  lines = [f"Search on NB201, ground truth {truth.dataset}/{truth.split} "
+           f"(optimum {max(truth.accuracy.values()):.2f})",
+           f"{'method':<6}{'scorer':<16}{'seeds':>6}{'accuracy':>18}{'cost (s)':>12}{'evals':>8}"]
+  for r in table:
+    lines.append(f"{r['method']:<6}{r['scorer']:<16}{r['seeds']:>6}"
+                 f"{r['accuracy_mean']:>11.2f} ± {r['accuracy_std']:<5.2f}{r['cost_s_mean']:>12.1f}"
+                 f"{r['evaluations_mean']:>8.0f}")
+  return "\n".join(lines)

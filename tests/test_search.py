@@ -1,0 +1,161 @@
+"""Random search and regularized evolution with cheap scorers."""
+
+import math
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from ntkjax import benchmarks, search
+from ntkjax.spaces import nb201
+
+V1X = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / "v1x"
+       / "nb201_v1x_naswot_cifar10_params_jacov.csv")
+
+
+def params_score(arch):
+  return float(nb201.num_params(arch)), 1.0  # deterministic unit cost
+
+
+def test_same_key_same_history_and_different_key_differs():
+  a = search.regularized_evolution(params_score, jax.random.key(0), max_evals=40)
+  b = search.regularized_evolution(params_score, jax.random.key(0), max_evals=40)
+  c = search.regularized_evolution(params_score, jax.random.key(1), max_evals=40)
+  assert a.history == b.history and len(a.history) == 40
+  assert [e.arch for e in a.history] != [e.arch for e in c.history]
+
+
+def test_rea_respects_the_budget_and_mutates_one_edge():
+  res = search.regularized_evolution(params_score, jax.random.key(3), population_size=5, budget_s=30.5)
+  charged = [e.cost_s for e in res.history]
+  assert res.cost_s == pytest.approx(sum(charged))
+  assert res.cost_s - charged[-1] < 30.5 <= res.cost_s  # stops once the budget is reached
+  archs = [e.arch for e in res.history]
+  for i in range(5, len(archs)):
+    nb201.validate(archs[i])
+    parents = archs[i - 5:i]  # the population when the child was made
+    assert any((nb201.decode(archs[i]) != nb201.decode(p)).sum() == 1 for p in parents)
+  assert res.best_score == max(e.score for e in res.history)
+
+
+def test_rea_climbs_params_and_tournament_variant():
+  res = search.regularized_evolution(params_score, jax.random.key(4), max_evals=200, sample_size=3)
+  first = max(e.score for e in res.history[:10])
+  assert res.best_score > first
+  with pytest.raises(ValueError, match="sample_size 20"):
+    search.regularized_evolution(params_score, jax.random.key(4), max_evals=5, sample_size=20)
+  with pytest.raises(ValueError, match="finite budget_s or max_evals"):
+    search.regularized_evolution(params_score, jax.random.key(4))
+
+
+def test_degenerate_archs_are_never_scored_or_chosen():
+  calls = []
+
+  def smallest(arch):  # degenerate nets are the smallest: this scorer would love them
+    calls.append(arch)
+    return -float(nb201.num_params(arch)), 1.0
+  res = search.random_search(smallest, jax.random.key(0), num_archs=2000)
+  degenerate = [e for e in res.history if nb201.is_degenerate(e.arch)]
+  assert degenerate and all(e.score == -math.inf and e.cost_s == 0 for e in degenerate)
+  assert not any(nb201.is_degenerate(a) for a in calls)
+  assert not nb201.is_degenerate(res.best_arch)
+  nan = search.random_search(lambda a: (float("nan"), 0.0), jax.random.key(0), num_archs=3)
+  assert all(e.score == -math.inf for e in nan.history)
+
+
+def test_random_search_picks_the_best_of_distinct_samples_within_budget():
+  res = search.random_search(params_score, jax.random.key(2), num_archs=50)
+  archs = [e.arch for e in res.history]
+  assert len(set(archs)) == 50
+  assert res.best_score == max(nb201.num_params(a) for a in archs)
+  short = search.random_search(params_score, jax.random.key(2), num_archs=50, budget_s=7)
+  assert len(short.history) == 7 and short.history == res.history[:7]
+
+
+def test_cache_charges_revisits_nothing():
+  calls = []
+
+  def counted(arch):
+    calls.append(arch)
+    return float(nb201.num_params(arch)), 2.0
+  res = search.regularized_evolution(counted, jax.random.key(5), population_size=3, max_evals=150)
+  revisits = [e for e in res.history if e.cached]
+  assert revisits and all(e.cost_s == 0 for e in revisits)
+  fresh_degenerate = [e for e in res.history if not e.cached and nb201.is_degenerate(e.arch)]
+  assert len(calls) == len(set(calls)) == len(res.history) - len(revisits) - len(fresh_degenerate)
+  calls.clear()
+  again = search.regularized_evolution(counted, jax.random.key(5), population_size=3, max_evals=150,
+                                       cache=False)
+  assert len(calls) == 150 - sum(nb201.is_degenerate(e.arch) for e in again.history)
+
+
+class Interrupted(Exception):
+  pass
+
+
+def test_interrupted_search_resumes_from_its_history(tmp_path):
+  full = search.regularized_evolution(params_score, jax.random.key(6), max_evals=30)
+  calls = []
+
+  def flaky(arch):
+    calls.append(arch)
+    if len(calls) == 17:
+      raise Interrupted
+    return params_score(arch)
+  path = tmp_path / "history.csv"
+  with pytest.raises(Interrupted):
+    search.regularized_evolution(flaky, jax.random.key(6), max_evals=30, history_path=path)
+  calls.clear()
+  resumed = search.regularized_evolution(lambda a: calls.append(a) or params_score(a),
+                                         jax.random.key(6), max_evals=30, history_path=path)
+  assert [e.arch for e in resumed.history] == [e.arch for e in full.history]
+  assert resumed.best_arch == full.best_arch and resumed.cost_s == full.cost_s
+  assert len(calls) < 30 - 10  # only the steps after the interruption were scored
+  with pytest.raises(ValueError, match="different key"):
+    search.regularized_evolution(params_score, jax.random.key(7), max_evals=30, history_path=path)
+
+
+@pytest.mark.skipif(not V1X.exists(), reason="../shared/data absent")
+def test_oracle_rea_beats_oracle_random_search_on_nb201():
+  truth = benchmarks.read_csv(V1X, arch_column="cellstr", accuracy_column="valid_test_top1")
+  oracle = lambda a: (truth[a], 1.0)  # noqa: E731
+  rea = [search.regularized_evolution(oracle, jax.random.key(s), max_evals=150).best_score for s in range(5)]
+  rs = [search.random_search(oracle, jax.random.key(s), num_archs=150).best_score for s in range(5)]
+  assert np.mean(rea) >= np.mean(rs) and np.mean(rea) > 90.5
+
+
+def test_search_study_runs_resumes_and_tabulates(tmp_path, truth_csv):
+  import csv as csv_lib
+
+  from configs import search as search_config
+  c = search_config.get_config("small")
+  c.space.C, c.space.N = 4, 1
+  c.data.name, c.data.root, c.data.batch_size = "digits16", "", 8
+  c.train.num_images, c.train.batch_size = 64, 32
+  c.scorers = ("lga_eval@1", "params", "oracle")
+  c.rs.num_archs, c.rea.population_size, c.rea.max_evals = 3, 2, 4
+  c.ground_truth.path = str(truth_csv)
+  c.ground_truth.arch_column, c.ground_truth.accuracy_column = "arch", "acc"
+  c.ground_truth.index_column = "idx"
+  table = search.run_search(c, tmp_path)
+  assert {(r["method"], r["scorer"]) for r in table} == {(m, s) for m in ("rs", "rea") for s in c.scorers}
+  runs = list(csv_lib.DictReader(open(tmp_path / "runs.csv")))
+  assert len(runs) == 2 * 2 * 3
+  truth = benchmarks.read_csv(truth_csv, arch_column="arch", accuracy_column="acc")
+  for r in runs:
+    assert float(r["accuracy"]) == truth[r["best_arch"]] and not nb201.is_degenerate(r["best_arch"])
+    hist = list(csv_lib.DictReader(open(tmp_path / "histories" /
+                                        f"{r['method']}_{r['scorer'].replace('@', '_at')}_seed{r['seed']}.csv")))
+    assert len(hist) == int(r["evaluations"]) and max(float(h["score"]) for h in hist) == float(r["best_score"])
+    if r["scorer"] == "oracle":  # the oracle picks the best of what it saw
+      assert float(r["accuracy"]) == max(truth[h["arch"]] for h in hist)
+  again = search.run_search(c, tmp_path)  # everything is done: same table, nothing rerun
+  assert again == table
+  with pytest.raises(ValueError, match="unknown scorer 'lga@3'"):
+    c2 = search_config.get_config("small")
+    c2.scorers = ("lga@3",)
+    c2.data.name, c2.data.root = "digits16", ""
+    c2.ground_truth.path, c2.ground_truth.arch_column = str(truth_csv), "arch"
+    c2.ground_truth.accuracy_column, c2.ground_truth.index_column = "acc", "idx"
+    search.run_search(c2, tmp_path / "bad")
