@@ -117,10 +117,16 @@ class Conv(nn.Module):
 
 
 class BatchNorm(nn.Module):
-  """``nn.BatchNorm2d``; params ``scale``/``bias``, stats ``mean``/``var``."""
+  """``nn.BatchNorm2d``; params ``scale``/``bias``, stats ``mean``/``var``.
+
+  ``momentum`` is PyTorch's (weight of the new batch); TensorFlow's decay d
+  is ``momentum = 1 - d``.
+  """
   features: int
   affine: bool = True
   track_running_stats: bool = True
+  momentum: float = 0.1
+  eps: float = 1e-5
 
   def setup(self):
     c = self.features
@@ -150,7 +156,7 @@ class BatchNorm(nn.Module):
     self.mean.value, self.var.value = new_stats
 
   def __call__(self, x, train: bool):
-    y, new_stats = batch_norm(x, self.state(), train)
+    y, new_stats = batch_norm(x, self.state(), train, momentum=self.momentum, eps=self.eps)
     if train:
       self.update(new_stats)
     return y

@@ -1,0 +1,124 @@
+"""NAS-Bench-101 specs, hashes and parameter counts against the benchmark's
+own records, and the Flax network."""
+
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkjax import ntk
+from ntkjax.spaces import nb101
+
+SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "nasbench101"
+VIS_1K = SHARED / "nb101_nasbench_vis_1k.json"
+FIXTURE_30 = SHARED / "nb101_naslib_test_fixture_30.json"
+
+# The Inception-like spec of the official NASBench notebook.
+INCEPTION = nb101.Spec.create(
+    [[0, 1, 1, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 1, 0, 0],
+     [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0]],
+    ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu",
+     "maxpool3x3", "output"])
+CHAIN = nb101.Spec.create([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]],
+                          ["input", "conv3x3-bn-relu", "maxpool3x3", "output"])
+# input -> output directly, plus two vertices with 3 + 1 output split (truncation)
+SKIP = nb101.Spec.create(
+    [[0, 1, 1, 0, 0, 1], [0, 0, 0, 1, 0, 1], [0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 1],
+     [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0]],
+    ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "output"])
+
+
+def _vis_specs():
+  v = json.load(open(VIS_1K))
+  for a, o, key, p in zip(v["adjacency"], v["operations"], v["key"], v["trainable_parameters"]):
+    a, o = np.array(a), np.array(o)
+    keep = o != -3  # padding vertices of graphs with fewer than 7 vertices
+    yield nb101.Spec.create(a[np.ix_(keep, keep)], o[keep].tolist()), key, p
+
+
+def test_inception_spec_has_the_official_parameter_count():
+  assert nb101.num_params(INCEPTION) == 2694282
+
+
+@pytest.mark.skipif(not VIS_1K.exists(), reason="../shared/data absent")
+def test_hash_and_parameter_count_of_1000_benchmark_specs():
+  n = 0
+  for spec, key, params in _vis_specs():
+    assert spec.hash == key
+    assert nb101.num_params(spec) == params, key
+    ch = nb101.vertex_channels(128, 128, spec.matrix)
+    m = spec.matrix
+    if spec.num_vertices > 2:  # the official sanity checks
+      assert sum(ch[v] for v in range(1, len(m) - 1) if m[v, -1]) == 128
+    for s, d in zip(*np.nonzero(m[1:-1, 1:-1])):
+      assert ch[s + 1] >= ch[d + 1]
+    n += 1
+  assert n == 1000
+
+
+@pytest.mark.skipif(not FIXTURE_30.exists(), reason="../shared/data absent")
+def test_naslib_fixture_specs():
+  for key, e in json.load(open(FIXTURE_30)).items():
+    spec = nb101.Spec.create(e["module_adjacency"], e["module_operations"])
+    assert spec.hash == key and nb101.num_params(spec) == e["trainable_parameters"]
+
+
+def test_pruning_and_hash_invariance():
+  # vertex 2 feeds nothing: pruned, and the hash equals the spec without it
+  full = nb101.Spec.create([[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]],
+                           ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "output"])
+  small = nb101.Spec.create([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])
+  assert full.ops == small.ops and np.array_equal(full.matrix, small.matrix)
+  assert full.hash == small.hash
+  # relabelling isomorphic vertices keeps the hash; changing an op does not
+  a = nb101.Spec.create([[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+                        ["input", "conv3x3-bn-relu", "maxpool3x3", "output"])
+  b = nb101.Spec.create([[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+                        ["input", "maxpool3x3", "conv3x3-bn-relu", "output"])
+  c = nb101.Spec.create([[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+                        ["input", "maxpool3x3", "conv1x1-bn-relu", "output"])
+  assert a.hash == b.hash != c.hash
+
+
+@pytest.mark.parametrize("matrix,ops,message", [
+    ([[0, 1], [1, 0]], ["input", "output"], "not upper triangular: edge 1->0"),
+    ([[0, 1, 0], [0, 0, 0], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"], "not reachable"),
+    ([[0, 1], [0, 0]], ["input", "conv5x5", "output"], "3 ops for 2 vertices"),
+    ([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "conv5x5-bn-relu", "output"], "unknown op 'conv5x5-bn-relu'"),
+    ([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["conv1x1-bn-relu", "maxpool3x3", "output"], "first op must be 'input'"),
+    ([[0, 2], [0, 0]], ["input", "output"], "0 or 1"),
+    (np.triu(np.ones((8, 8), int), 1), ["input"] + ["maxpool3x3"] * 6 + ["output"], "8 vertices"),
+    (np.triu(np.ones((7, 7), int), 1), ["input"] + ["maxpool3x3"] * 5 + ["output"], "21 edges"),
+])
+def test_invalid_specs_are_named(matrix, ops, message):
+  with pytest.raises(ValueError, match=message):
+    nb101.Spec.create(matrix, ops)
+
+
+@pytest.mark.parametrize("spec", [INCEPTION, CHAIN, SKIP], ids=["inception", "chain", "skip"])
+def test_network_parameters_equal_the_count(spec):
+  net = nb101.Network(spec)
+  shapes = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  assert sum(np.prod(s.shape) for s in jax.tree.leaves(shapes["params"])) == nb101.num_params(spec)
+
+
+def test_small_network_runs_and_compiles_once_per_spec():
+  kw = dict(stem_channels=8, num_stacks=2, modules_per_stack=1)
+  x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
+  traces = []
+
+  def factory(net):
+    def f(v, xs):
+      traces.append(1)
+      return ntk.empirical_ntk_fn(net, bn="train")(v, xs)
+    return f
+  for spec in (SKIP, INCEPTION, SKIP):
+    net = nb101.Network(spec, **kw)
+    v = net.init(jax.random.key(0), x[:1])
+    assert net.apply(v, x).shape == (4, 10)
+    k = nb101.compiled(factory, spec, **kw)(v, x)
+    assert k.shape == (4, 4) and np.all(np.isfinite(k)) and np.allclose(k, k.T, rtol=1e-4)
+  assert len(traces) == 2  # SKIP scored twice, compiled once
