@@ -26,19 +26,22 @@ Datasets and splits, as the NB201/NATS APIs define them:
 
 from __future__ import annotations
 
+import base64
 import csv
+import json
 import pathlib
+import struct
 import re
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import jax
 import numpy as np
 
-from ntkjax import pickles
-from ntkjax.spaces import nb201
+from ntkjax import pickles, tfrecord
+from ntkjax.spaces import nb101, nb201
 
 __all__ = ["DATASETS", "GroundTruth", "load", "read_csv", "read_nats_simple", "deciles",
-           "sample_per_decile"]
+           "sample_per_decile", "read_nb101_tfrecord", "read_nb101_json"]
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 
@@ -62,6 +65,7 @@ class GroundTruth(NamedTuple):
   split: str
   epochs: int
   source: str                       # file or directory read, and release
+  space: str = "nb201"              # keys: NB201 arch strings, or NB101 graph hashes
 
   def __len__(self):
     return len(self.accuracy)
@@ -73,7 +77,8 @@ class GroundTruth(NamedTuple):
     try:
       return self.accuracy[arch]
     except KeyError:
-      nb201.validate(arch)  # a malformed string gets the codec's error
+      if self.space == "nb201":
+        nb201.validate(arch)  # a malformed string gets the codec's error
       raise KeyError(f"{arch} is not in the ground truth {self.source} "
                      f"({self.dataset}/{self.split}, {len(self)} archs)") from None
 
@@ -195,6 +200,8 @@ def deciles(truth: GroundTruth, archs: Sequence[str] | None = None) -> list[list
   """``archs`` (default: all in ``truth``) split into 10 accuracy deciles,
   lowest first; ties broken by arch string so the split is deterministic."""
   archs = sorted(truth.accuracy) if archs is None else list(archs)
+  if len(archs) < 10:
+    raise ValueError(f"{len(archs)} archs cannot be split into 10 deciles")
   order = sorted(archs, key=lambda a: (truth[a], a))
   bounds = np.linspace(0, len(order), 11).round().astype(int)
   return [order[bounds[k]:bounds[k + 1]] for k in range(10)]
@@ -223,3 +230,80 @@ def load(path, *, dataset: str = "cifar10-valid", split: str = "test", epochs: i
   return read_csv(path, arch_column=arch_column, accuracy_column=accuracy_column,
                   index_column=index_column or None, dataset=dataset, split=split, epochs=epochs,
                   release=release)
+
+
+# ----------------------------------------------------------------------------- NAS-Bench-101
+
+_NB101_FIELD = {"valid": 4, "test": 5}  # EvaluationData: validation_accuracy = 4, test_accuracy = 5
+
+
+def read_nb101_tfrecord(path, *, split: str = "test", epochs: int = 108, check_hash: bool = False,
+                        verify_data: bool = False):
+  """NB101 ground truth from ``nasbench_only108.tfrecord`` (or the full file).
+
+  Each record is JSON ``[hash, epochs, adjacency bits, ops, base64 ModelMetrics]``
+  for one training run; the accuracy is the final evaluation's, averaged over
+  the runs (3 per spec) and given in percent. Returns ``(GroundTruth keyed by
+  graph hash, {hash: nb101.Spec})``. ``check_hash`` recomputes every hash
+  from its spec (about 0.3 ms per record).
+  """
+  if split not in _NB101_FIELD:
+    raise ValueError(f"NB101 splits are 'valid' and 'test', not {split!r}")
+  runs: dict[str, list[float]] = {}
+  specs: dict[str, nb101.Spec] = {}
+  for n, record in enumerate(tfrecord.read_records(path, verify_data=verify_data)):
+    try:
+      key, ep, adjacency, ops, raw = json.loads(record.decode("utf-8"))
+      if ep != epochs:
+        continue
+      evals = tfrecord.decode_message(base64.b64decode(raw)).get(1, [])
+      final = tfrecord.decode_message(evals[-1])
+      acc = struct.unpack("<d", final[_NB101_FIELD[split]][0])[0]
+    except (ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError) as e:
+      raise ValueError(f"{path}: record {n} is not an NB101 record: {type(e).__name__}: {e}") from e
+    runs.setdefault(key, []).append(100.0 * acc)
+    if key not in specs:
+      dim = int(round(len(adjacency) ** 0.5))
+      matrix = np.array([int(c) for c in adjacency]).reshape(dim, dim)
+      spec = nb101.Spec.create(matrix, ops.split(","))
+      if check_hash and spec.hash != key:
+        raise ValueError(f"{path}: record {n} has hash {key} but its spec hashes to {spec.hash}")
+      specs[key] = spec
+  if not runs:
+    raise ValueError(f"{path} has no records for {epochs} epochs")
+  acc = {k: float(np.mean(v)) for k, v in runs.items()}
+  return GroundTruth(acc, {}, "cifar10", split, epochs, f"{path} (nb101)", "nb101"), specs
+
+
+def read_nb101_json(path, *, split: str = "valid", epochs: int = 108):
+  """NB101 ground truth from the JSON exports in ``../shared/data/nasbench101``:
+  column lists (``adjacency``, ``operations``, ``key``,
+  ``<epochs>_final_validation_accuracy``; op labels -1/0/1/2/-2, -3 padding) or
+  ``{hash: {module_adjacency, module_operations, runs_<epochs>: [...]}}``.
+  Returns ``(GroundTruth, {hash: nb101.Spec})``; accuracies in percent.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"{path} does not exist")
+  try:
+    d = json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path} is not valid JSON: {e}") from e
+  acc, specs = {}, {}
+  if isinstance(d, dict) and "adjacency" in d:
+    column = f"{epochs}_final_{'validation' if split == 'valid' else split}_accuracy"
+    if column not in d:
+      raise ValueError(f"{path} has no column {column!r}; columns: {sorted(d)}")
+    for a, o, key, y in zip(d["adjacency"], d["operations"], d["key"], d[column]):
+      a, o = np.array(a), np.array(o)
+      keep = o != -3
+      specs[key] = nb101.Spec.create(a[np.ix_(keep, keep)], o[keep].tolist())
+      acc[key] = 100.0 * float(y)
+  elif isinstance(d, dict):
+    field = f"final_{'validation' if split == 'valid' else split}_accuracy"
+    for key, e in d.items():
+      specs[key] = nb101.Spec.create(e["module_adjacency"], e["module_operations"])
+      acc[key] = 100.0 * float(np.mean([r[field] for r in e[f"runs_{epochs}"]]))
+  else:
+    raise ValueError(f"{path}: unrecognised NB101 JSON layout")
+  return GroundTruth(acc, {}, "cifar10", split, epochs, f"{path} (nb101)", "nb101"), specs
