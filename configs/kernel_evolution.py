@@ -9,8 +9,8 @@ official code, the full [C, C] logit kernel of one held-out image, eval BN.
         --workdir /tmp/kernel_evolution
 
 Variants (``configs/common.py``): ``full`` 5 archs, 10 epochs on all of
-CIFAR-10 (GPU); ``cpu`` 5 archs of the reduced network on 5,120 images for
-5 epochs; ``small`` 3 archs, C=4, 256 images, 3 epochs.
+CIFAR-10 (GPU); ``cpu`` 5 archs of the reduced network on 2,560 images for
+3 epochs; ``small`` 3 archs, C=4, 256 images, 3 epochs.
 """
 
 from configs import common

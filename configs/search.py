@@ -15,7 +15,7 @@ Variants (``configs/common.py``):
   NCN, F-Norm, params and the oracle, 5 seeds, full NB201 and all 50k
   training images: GPU scale (the paper: 3.6K GPU-s per RS + LGA_3 search).
 * ``cpu``: RS over 20 archs and REA for 40 evaluations of the reduced network
-  (C=8, N=1) on 5,120 images, LGA_1, at-init metrics, params and the oracle,
+  (C=8, N=1) on 2,560 images, LGA_1, at-init metrics, params and the oracle,
   3 seeds: a few hours on a 2-core CPU.
 * ``small``: RS over 6 archs and REA for 8 evaluations, C=4, 256 images,
   LGA_1, params and the oracle, 2 seeds: minutes.

@@ -2,9 +2,10 @@
 
 * ``sgd``: PyTorch-style SGD (momentum 0.9, coupled weight decay 3e-4 added
   to the gradient before momentum, lr 0.025 constant or cosine).
-* ``make_epoch``: one jitted function per (network, data shape) that runs a
-  whole epoch on device: a shuffled permutation, ``lax.scan`` over the full
-  batches and one step for the remainder (PyTorch's ``drop_last=False``),
+* ``make_epoch``: a whole epoch on device: a shuffled permutation, the full
+  batches as one jitted ``lax.scan`` (GPU/TPU) or as asynchronously
+  dispatched jitted steps (CPU, where XLA runs convolutions inside loops
+  slowly), and one step for the remainder (PyTorch's ``drop_last=False``),
   crop/flip augmentation and normalisation inside. No host round-trip per
   step, and the architecture is an argument, so different archs share the
   compilation.
@@ -19,6 +20,7 @@ per-architecture run needs (orbax is the choice for sharded models).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pathlib
@@ -114,36 +116,82 @@ def make_step(net, tx: optax.GradientTransformation, *, mean: Sequence[float], s
 
 
 def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: Sequence[float],
-               std: Sequence[float], padding: int, augment: bool = True) -> Callable:
-  """Jitted ``epoch(state, images, labels, key, ops) -> (state, (loss_sum, correct))``.
+               std: Sequence[float], padding: int, augment: bool = True, mode: str = "auto") -> Callable:
+  """``epoch(state, images, labels, key, ops) -> (state, (loss_sum, correct))``.
 
-  ``images`` are uint8 pixels [n, H, W, 3] already on device; the batch
-  order is ``jax.random.permutation`` of ``key``.
+  ``images`` are uint8 pixels [n, H, W, 3] already on device; the batch order
+  is ``jax.random.permutation`` of ``key`` and step i augments with
+  ``fold_in(key', i)``. ``mode``:
+
+  * ``'scan'``: the whole epoch is one jitted ``lax.scan`` (plus the
+    remainder step). Best on GPU/TPU.
+  * ``'loop'``: a Python loop dispatching one jitted step per batch, with no
+    host sync until the caller reads the result. On XLA:CPU convolutions
+    inside a ``while`` loop run about 15x slower than at top level, so this
+    is the CPU choice.
+  * ``'auto'``: ``loop`` on CPU, ``scan`` elsewhere.
+
+  Both modes give the same result. ``epoch.cache_size()`` counts the
+  compilations of the per-batch computation.
   """
+  if mode == "auto":
+    mode = "loop" if jax.default_backend() == "cpu" else "scan"
+  if mode not in ("scan", "loop"):
+    raise ValueError(f"unknown epoch mode {mode!r}; use 'auto', 'scan' or 'loop'")
   step = make_step(net, tx, mean=mean, std=std, padding=padding, augment=augment)
 
-  @jax.jit
+  def batch(state, images, labels, perm, i, k_aug, ops):
+    idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
+    return step(state, images[idx], labels[idx], jax.random.fold_in(k_aug, i), ops)
+
+  def remainder(state, images, labels, perm, k_aug, ops):
+    full = images.shape[0] // batch_size
+    idx = perm[full * batch_size:]
+    return step(state, images[idx], labels[idx], jax.random.fold_in(k_aug, full), ops)
+
+  @functools.partial(jax.jit, static_argnums=1)
+  def shuffle(key, n):
+    k_perm, k_aug = jax.random.split(key)
+    return jax.random.permutation(k_perm, n), k_aug
+
+  if mode == "scan":
+    @jax.jit
+    def epoch(state, images, labels, key, ops):
+      n = images.shape[0]
+      full, rest = divmod(n, batch_size)
+      perm, k_aug = shuffle(key, n)
+
+      def body(carry, i):
+        state, loss_sum, correct = carry
+        state, (l, c) = batch(state, images, labels, perm, i, k_aug, ops)
+        return (state, loss_sum + l, correct + c), None
+
+      carry = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+      if full:
+        carry, _ = jax.lax.scan(body, carry, jnp.arange(full))
+      state, loss_sum, correct = carry
+      if rest:
+        state, (l, c) = remainder(state, images, labels, perm, k_aug, ops)
+        loss_sum, correct = loss_sum + l, correct + c
+      return state, (loss_sum, correct)
+    epoch.cache_size = epoch._cache_size
+    return epoch
+
+  batch_jit, remainder_jit = jax.jit(batch), jax.jit(remainder)
+
   def epoch(state, images, labels, key, ops):
     n = images.shape[0]
     full, rest = divmod(n, batch_size)
-    k_perm, k_aug = jax.random.split(key)
-    perm = jax.random.permutation(k_perm, n)
-
-    def body(carry, i):
-      state, loss_sum, correct = carry
-      idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
-      state, (l, c) = step(state, images[idx], labels[idx], jax.random.fold_in(k_aug, i), ops)
-      return (state, loss_sum + l, correct + c), None
-
-    carry = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
-    if full:
-      carry, _ = jax.lax.scan(body, carry, jnp.arange(full))
-    state, loss_sum, correct = carry
+    perm, k_aug = shuffle(key, n)
+    loss_sum, correct = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
+    for i in range(full):  # dispatched asynchronously: no host sync per step
+      state, (l, c) = batch_jit(state, images, labels, perm, jnp.int32(i), k_aug, ops)
+      loss_sum, correct = loss_sum + l, correct + c
     if rest:
-      idx = perm[full * batch_size:]
-      state, (l, c) = step(state, images[idx], labels[idx], jax.random.fold_in(k_aug, full), ops)
+      state, (l, c) = remainder_jit(state, images, labels, perm, k_aug, ops)
       loss_sum, correct = loss_sum + l, correct + c
     return state, (loss_sum, correct)
+  epoch.cache_size = batch_jit._cache_size
   return epoch
 
 
