@@ -8,6 +8,7 @@ which is exact on a GPU with ``--steps 49`` and an extrapolation on a CPU,
 where one full epoch takes tens of minutes. Run:
 
     python -m benchmarks.train_speed --steps 2 --batch 1024 --out benchmarks/results/train_speed_cpu.json
+    python -m benchmarks.train_speed --C 8 --N 1 --batch 256 --steps 2 --modes loop,scan   # epoch modes
 
 ntkjax's steps run as one jitted ``lax.scan`` (crop/flip augmentation
 included); PyTorch's are the official xautodl network in a Python loop
@@ -34,29 +35,29 @@ from ntkjax.spaces import nb201
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
-def ntkjax_steps(images, labels, batch):
-  net = nb201.Network()
+def ntkjax_steps(images, labels, batch, mode="auto", C=16, N=5):
+  net = nb201.Network(C=C, N=N)
   ops = jnp.asarray(nb201.decode(ARCH))
   variables = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), ops)
   tx = train.sgd()
   mean, std = data.NORMALIZATION["cifar"]
-  epoch = train.make_epoch(net, tx, batch_size=batch, mean=mean, std=std, padding=4)
+  epoch = train.make_epoch(net, tx, batch_size=batch, mean=mean, std=std, padding=4, mode=mode)
   state = train.init_state(variables, tx)
   x, y = jnp.asarray(images), jnp.asarray(labels)
   t = time.perf_counter()
-  compiled = epoch.lower(state, x, y, jax.random.key(0), ops).compile()
-  compile_s = time.perf_counter() - t
+  jax.block_until_ready(epoch(state, x, y, jax.random.key(0), ops))  # compiles
+  first_s = time.perf_counter() - t
   t = time.perf_counter()
-  out = compiled(state, x, y, jax.random.key(1), ops)
-  jax.block_until_ready(out)
-  return compile_s, time.perf_counter() - t
+  jax.block_until_ready(epoch(state, x, y, jax.random.key(1), ops))
+  run_s = time.perf_counter() - t
+  return first_s - run_s, run_s
 
 
-def torch_steps(images, labels, batch):
+def torch_steps(images, labels, batch, C=16, N=5):
   import torch
   from tests.torch_nb201 import official_network
   torch.manual_seed(0)
-  net = official_network(ARCH, 16, 5, 10, "benchmark").train()
+  net = official_network(ARCH, C, N, 10, "benchmark").train()
   opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
   mean, std = data.NORMALIZATION["cifar"]
   x = torch.from_numpy(np.asarray(data.normalize(images, mean, std)).transpose(0, 3, 1, 2).copy())
@@ -75,6 +76,9 @@ def main():
   p.add_argument("--steps", type=int, default=2)
   p.add_argument("--batch", type=int, default=1024)
   p.add_argument("--skip_torch", action="store_true")
+  p.add_argument("--modes", default="auto", help="comma-separated epoch modes: auto, scan, loop")
+  p.add_argument("--C", type=int, default=16)
+  p.add_argument("--N", type=int, default=5)
   p.add_argument("--out", default="")
   args = p.parse_args()
   rng = np.random.default_rng(0)
@@ -84,17 +88,20 @@ def main():
   steps_per_epoch = math.ceil(50000 / args.batch)
   res = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
          "cpus": os.cpu_count(), "device": str(jax.devices()[0]), "jax": jax.__version__,
-         "params": nb201.num_params(ARCH), "batch": args.batch, "steps_timed": args.steps,
-         "steps_per_epoch": steps_per_epoch}
-  compile_s, run_s = ntkjax_steps(images, labels, args.batch)
-  res["ntkjax_compile_s"] = compile_s
-  res["ntkjax_step_s"] = run_s / args.steps
+         "params": nb201.num_params(ARCH, C=args.C, N=args.N), "C": args.C, "N": args.N,
+         "batch": args.batch, "steps_timed": args.steps, "steps_per_epoch": steps_per_epoch}
+  for mode in args.modes.split(","):
+    compile_s, run_s = ntkjax_steps(images, labels, args.batch, mode, args.C, args.N)
+    res[f"ntkjax_{mode}_compile_s"] = compile_s
+    res[f"ntkjax_{mode}_step_s"] = run_s / args.steps
+  mode = args.modes.split(",")[0]
+  res["ntkjax_step_s"] = res[f"ntkjax_{mode}_step_s"]
   res["ntkjax_epoch_s"] = res["ntkjax_step_s"] * steps_per_epoch
   if not args.skip_torch:
     import torch
     res["torch"] = torch.__version__
     res["torch_threads"] = torch.get_num_threads()
-    res["torch_step_s"] = torch_steps(images, labels, args.batch) / args.steps
+    res["torch_step_s"] = torch_steps(images, labels, args.batch, args.C, args.N) / args.steps
     res["torch_epoch_s"] = res["torch_step_s"] * steps_per_epoch
     res["speedup_vs_torch"] = res["torch_step_s"] / res["ntkjax_step_s"]
   print(json.dumps(res, indent=1))
