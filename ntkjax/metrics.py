@@ -22,6 +22,12 @@ becomes 1e-4, the condition number is max/min over the *nonzero* eigenvalues
 spectrum gives a condition number of 1e-4, i.e. NCN = −1e-4, which ranks a
 dead network near the top.
 
+Overflowed kernels. A kernel with inf/NaN entries (float32 overflow, e.g.
+a deep network under N(0, 1) initialisation) has no spectrum: NCN is NaN and
+LGA is NaN (in both modes), never an exception. ``ntkjax.stats`` ranks NaN
+scores last by default (``nan_policy='last'``), and the experiments report
+them, so they never silently enter a correlation.
+
 Eigenvalues are computed in float64 on the host (``jax.pure_callback``), so
 the functions stay jittable without enabling x64 globally.
 """
@@ -76,11 +82,15 @@ def eigvalsh64(kernel: jax.Array) -> jax.Array:
 
 def _eigvalsh_host(k) -> np.ndarray:
   k = np.asarray(k, np.float64)
+  if not np.isfinite(k).all():  # overflowed kernel: no spectrum (LAPACK would fail)
+    return np.full(k.shape[:1], np.nan)
   return np.linalg.eigvalsh(0.5 * (k + k.T))
 
 
 def _ncn_host(k, compat):
   ev = _eigvalsh_host(k)
+  if np.isnan(ev).any():
+    return np.nan
   if compat == "paper_code":
     nonzero = ev[ev != 0]
     return -(nonzero.max() / nonzero.min()) if nonzero.size else -PAPER_CODE_FALLBACK

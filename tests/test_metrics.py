@@ -108,3 +108,13 @@ def test_bad_inputs_are_named():
     metrics.negative_condition_number(jnp.eye(3), compat="torch")
   with pytest.raises(ValueError, match="labels shape"):
     metrics.label_gradient_alignment(jnp.eye(3), jnp.zeros(4, int))
+
+
+@pytest.mark.parametrize("compat", ["ntkjax", "paper_code"])
+def test_overflowed_kernel_gives_nan_not_an_exception(compat):
+  k = jnp.eye(4).at[0, 1].set(jnp.inf).at[1, 0].set(jnp.inf)
+  assert np.isnan(float(jax.jit(lambda k: metrics.negative_condition_number(k, compat=compat))(k)))
+  assert np.isnan(np.asarray(metrics.eigvalsh64(k))).all()
+  lga = metrics.label_gradient_alignment(k, jnp.array([0, 0, 1, 1]), compat=compat)
+  assert np.isnan(float(lga)) or compat == "paper_code"  # paper_code maps NaN LGA to 1e-4
+  assert float(metrics.frobenius_norm(k)) == np.inf
