@@ -58,10 +58,22 @@ def _check_square(kernel) -> None:
     raise ValueError(f"expected a square kernel [N, N], got shape {kernel.shape}")
 
 
+def _max_abs_scale(x: jax.Array) -> jax.Array:
+  """max|x| where finite and positive, else 1: dividing by it keeps squares
+  of float32 kernels with entries near 1e19 and beyond from overflowing."""
+  m = jnp.max(jnp.abs(x))
+  return jnp.where(jnp.isfinite(m) & (m > 0), m, jnp.ones_like(m))
+
+
+def _norm(x: jax.Array) -> jax.Array:
+  scale = _max_abs_scale(x)
+  return scale * jnp.linalg.norm((x / scale).ravel())
+
+
 def frobenius_norm(kernel: jax.Array) -> jax.Array:
-  """‖Θ‖_F."""
+  """‖Θ‖_F (computed scaled, so it is finite whenever Θ is)."""
   _check_square(kernel)
-  return jnp.sqrt(jnp.sum(jnp.square(kernel)))
+  return _norm(kernel)
 
 
 def mean(kernel: jax.Array) -> jax.Array:
@@ -128,6 +140,7 @@ def label_gradient_alignment(kernel: jax.Array, labels: jax.Array, *,
   if labels.shape != kernel.shape[:1]:
     raise ValueError(f"labels shape {labels.shape} does not match kernel {kernel.shape}")
   lab = label_matrix(labels, kernel.dtype)
+  kernel = kernel / _max_abs_scale(kernel)  # LGA is scale invariant; avoids overflow
   k_c = kernel - jnp.mean(kernel)
   l_c = lab - jnp.mean(lab)
   k_norm, l_norm = jnp.linalg.norm(k_c), jnp.linalg.norm(l_c)
@@ -152,8 +165,9 @@ def kernel_correlation(k0: jax.Array, kt: jax.Array) -> jax.Array:
     raise ValueError(f"kernel shapes differ: {k0.shape} vs {kt.shape}")
   a = (k0 - jnp.mean(k0)).ravel()
   b = (kt - jnp.mean(kt)).ravel()
-  denom = jnp.linalg.norm(a) * jnp.linalg.norm(b)
-  return jnp.where(denom > 0, jnp.sum(a * b) / jnp.where(denom > 0, denom, 1.0), 0.0)
+  na, nb = _norm(a), _norm(b)
+  ok = (na > 0) & (nb > 0)
+  return jnp.where(ok, jnp.sum((a / jnp.where(ok, na, 1.0)) * (b / jnp.where(ok, nb, 1.0))), 0.0)
 
 
 def relative_kernel_difference(k0: jax.Array, kt: jax.Array, *,
@@ -167,6 +181,6 @@ def relative_kernel_difference(k0: jax.Array, kt: jax.Array, *,
     raise ValueError(f"kernel shapes differ: {k0.shape} vs {kt.shape}")
   diff = kt - k0
   if elementwise:
-    return jnp.linalg.norm((jnp.abs(diff) / (jnp.abs(k0) + eps)).ravel())
-  num, den = jnp.linalg.norm(diff.ravel()), jnp.linalg.norm(k0.ravel())
+    return _norm(jnp.abs(diff) / (jnp.abs(k0) + eps))
+  num, den = _norm(diff), _norm(k0)
   return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), jnp.where(num > 0, jnp.inf, 0.0))

@@ -118,3 +118,24 @@ def test_overflowed_kernel_gives_nan_not_an_exception(compat):
   lga = metrics.label_gradient_alignment(k, jnp.array([0, 0, 1, 1]), compat=compat)
   assert np.isnan(float(lga)) or compat == "paper_code"  # paper_code maps NaN LGA to 1e-4
   assert float(metrics.frobenius_norm(k)) == np.inf
+
+
+def test_huge_but_finite_kernels_do_not_overflow():
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(8, 8)).astype(np.float32)
+  k = a @ a.T
+  labels = jnp.array([0, 0, 1, 1, 2, 2, 3, 3])
+  big = jnp.asarray(k) * 1e20  # squares overflow float32
+  assert float(metrics.frobenius_norm(big)) == pytest.approx(1e20 * float(metrics.frobenius_norm(k)), rel=1e-5)
+  assert float(metrics.label_gradient_alignment(big, labels)) == pytest.approx(
+      float(metrics.label_gradient_alignment(jnp.asarray(k), labels)), abs=1e-5)
+  assert float(metrics.negative_condition_number(big)) == pytest.approx(
+      float(metrics.negative_condition_number(jnp.asarray(k))), rel=1e-3)
+
+
+def test_kernel_comparisons_survive_huge_kernels():
+  rng = np.random.default_rng(1)
+  k0 = jnp.asarray(rng.normal(size=(6, 6)), jnp.float32)
+  kt = k0 + 0.1 * jnp.asarray(rng.normal(size=(6, 6)), jnp.float32)
+  for f in (metrics.kernel_correlation, metrics.relative_kernel_difference):
+    assert float(f(1e20 * k0, 1e20 * kt)) == pytest.approx(float(f(k0, kt)), rel=1e-4)
