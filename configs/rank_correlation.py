@@ -14,9 +14,9 @@ see ``configs/common.py``):
   ImageNet16-120), full NB201 (C=16, N=5). GPU scale: about 1,000 x (eval
   0.14 s + train 1.3 s) ~ 25 min on an H100 at the measured rates;
   days on a 2-core CPU.
-* ``cpu``: 200 archs, 16 images: about 8 s per arch on a 2-core CPU with the
-  benchmark network (~30 min), about 15 s with ``paper_code`` (its cell BN
-  couples samples in eval mode too).
+* ``cpu``: 200 archs, 16 images: measured on a 2-core CPU, a median 8.7 s
+  per arch with the benchmark network (36 min in all), about 15 s with
+  ``paper_code``, whose cell BN couples samples in eval mode too (~60 min).
 * ``small``: 20 archs, 16 images: about 3-5 minutes on a 2-core CPU.
 * ``paper_code``: the paper code's network, parameter filter and degenerate
   values; ``cifar100`` / ``imagenet16``: other datasets (set
