@@ -35,8 +35,7 @@ TABLE_FIELDS = ["metric", "subset", "n", "n_degenerate", "tau", "tau_p", "rho", 
 def random_scores(key: jax.Array, archs: Sequence[str]) -> np.ndarray:
   """A reproducible uniform score per architecture (the chance baseline),
   keyed by the arch's lexicographic position so it does not depend on order."""
-  positions = {a: i for i, a in enumerate(nb201.all_archs())}
-  idx = np.array([positions[a] for a in archs], np.int32)
+  idx = np.array([nb201.ops_to_index(a) for a in archs], np.int32)
   draw = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i)))
   return np.asarray(draw(idx), np.float64)
 

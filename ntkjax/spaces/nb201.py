@@ -42,7 +42,8 @@ from ntkjax import layers
 
 __all__ = [
     "OPS", "NUM_EDGES", "EDGES", "VARIANTS", "decode", "encode", "validate",
-    "all_archs", "sample", "mutate", "num_params", "is_degenerate", "has_unreachable_ops", "Network",
+    "all_archs", "sample", "index_to_ops", "ops_to_index", "mutate", "num_params", "is_degenerate",
+    "has_unreachable_ops", "Network",
 ]
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -131,6 +132,12 @@ def index_to_ops(flat) -> np.ndarray:
   flat = np.asarray(flat, np.int64)
   digits = [(flat // len(OPS) ** (NUM_EDGES - 1 - e)) % len(OPS) for e in range(NUM_EDGES)]
   return np.stack(digits, axis=-1).astype(np.int32)
+
+
+def ops_to_index(ops) -> int:
+  """Lexicographic index of an architecture (string or ops): the inverse of
+  ``index_to_ops`` and its position in ``all_archs``."""
+  return int(sum(int(o) * len(OPS) ** (NUM_EDGES - 1 - e) for e, o in enumerate(validate(ops))))
 
 
 def mutate(key: jax.Array, ops) -> np.ndarray:

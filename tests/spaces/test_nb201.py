@@ -85,6 +85,13 @@ def test_unreachable_ops_subset_is_the_9445_of_nas_bench_suite_zero():
     assert {r["net_str"] for r in csv.DictReader(open(path))} == clean
 
 
+def test_ops_to_index_inverts_index_to_ops_and_matches_all_archs():
+  archs = nb201.all_archs()
+  for i in (0, 1, 4, 5, 777, 15624):
+    assert nb201.ops_to_index(archs[i]) == i
+    assert nb201.ops_to_index(nb201.index_to_ops(i)) == i
+
+
 def test_registry():
   assert spaces.get("nb201") is nb201
   with pytest.raises(ValueError, match="nb999.*nb201"):
