@@ -188,16 +188,17 @@ def make_scorer(name: str, *, net, variables, images, labels, train_data, key, t
   bn = metric.rsplit("_", 1)[1]
   f = score_lib.score_fn(net, bn_modes=(bn,), compat=config.metrics.compat, **score_lib.ntk_options(config))
   x, y = jnp.asarray(images), jnp.asarray(labels)
+  if not t:
+    return lambda arch: float(f(variables, x, y, jnp.asarray(nb201.decode(arch)))[metric])
+  # Only trained scorers need the training set (run_search loads it only for them).
   tx = train_lib.sgd(config.train.learning_rate, config.train.momentum, config.train.weight_decay)
   epoch_fn = train_lib.make_epoch(net, tx, batch_size=config.train.batch_size, mean=train_data.mean,
                                   std=train_data.std, padding=train_lib.default_padding(train_data.image_size))
 
   def scorer(arch):
     ops = jnp.asarray(nb201.decode(arch))
-    v = variables
-    if t:
-      v, _ = train_lib.train(net, variables, ops, train_data, t, jax.random.fold_in(key, nb201.ops_to_index(arch)),
-                             tx=tx, batch_size=config.train.batch_size, epoch_fn=epoch_fn)
+    v, _ = train_lib.train(net, variables, ops, train_data, t, jax.random.fold_in(key, nb201.ops_to_index(arch)),
+                           tx=tx, batch_size=config.train.batch_size, epoch_fn=epoch_fn)
     return float(f(v, x, y, ops)[metric])
   return scorer
 

@@ -152,6 +152,11 @@ def test_search_study_runs_resumes_and_tabulates(tmp_path, truth_csv):
       assert float(r["accuracy"]) == max(truth[h["arch"]] for h in hist)
   again = search.run_search(c, tmp_path)  # everything is done: same table, nothing rerun
   assert again == table
+  at_init = c.copy_and_resolve_references()  # no trained scorer: no training set is loaded
+  at_init.scorers = ("lga_eval@0",)
+  at_init.num_seeds = 1
+  only = search.run_search(at_init, tmp_path / "at_init")
+  assert {r["scorer"] for r in only} == {"lga_eval@0"}
   with pytest.raises(ValueError, match="unknown scorer 'lga@3'"):
     c2 = search_config.get_config("small")
     c2.scorers = ("lga@3",)
