@@ -165,20 +165,20 @@ def run_kernel_evolution(config, workdir) -> list[dict]:
                                            param_filter=config.ntk.param_filter))
   x = jnp.asarray(job.images[:1])
 
-  def measure_fn():
-    cache = {}
+  initial = {}  # arch -> Θ₀, computed once (also after a resume, which skips t = 0)
 
-    def measure(v, ops):
-      k = kernel_fn(v, x, ops)[0, 0]
-      key = tuple(np.asarray(ops).tolist())
-      k0 = cache.setdefault(key, kernel_fn(variables, x, ops)[0, 0])
-      return {"correlation": metrics.kernel_correlation(k0, k),
-              "relative_difference": metrics.relative_kernel_difference(k0, k),
-              "relative_difference_elementwise": metrics.relative_kernel_difference(k0, k, elementwise=True)}
-    return measure
+  def measure(v, ops):
+    k = kernel_fn(v, x, ops)[0, 0]
+    key = tuple(np.asarray(ops).tolist())
+    if key not in initial:
+      initial[key] = kernel_fn(variables, x, ops)[0, 0]
+    k0 = initial[key]
+    return {"correlation": metrics.kernel_correlation(k0, k),
+            "relative_difference": metrics.relative_kernel_difference(k0, k),
+            "relative_difference_elementwise": metrics.relative_kernel_difference(k0, k, elementwise=True)}
   names = ["correlation", "relative_difference", "relative_difference_elementwise"]
   ts = list(range(max(config.epochs) + 1))
-  table = _track_config(config, workdir, job, archs, ts, measure_fn(), names, train_ds, variables, k_train)
+  table = _track_config(config, workdir, job, archs, ts, measure, names, train_ds, variables, k_train)
   rows = correlation.rows_for(table, archs)
   series = {n: np.array([[float(r[f"{n}@{t}"]) for t in ts] for r in rows]) for n in names}
   text = "\n".join(
