@@ -96,17 +96,21 @@ def params_baseline(truth: benchmarks.GroundTruth, num_classes: int = 10, *,
   return stats.kendall_tau(params, truth.lookup(archs))
 
 
-def sample_archs(config, job, truth) -> list[str]:
-  """``config.space.num_archs`` archs: seeded random, or the first official indices."""
+def sample_archs(config, job, truth, workdir) -> list[str]:
+  """``config.space.num_archs`` archs, seeded random or the first official
+  indices, recorded in ``workdir/archs.txt``."""
   n = config.space.num_archs
   if config.space.sampling == "random":
-    return [nb201.encode(o) for o in nb201.sample(job.k_arch, n)]
-  if config.space.sampling == "index_order":  # the paper code's first-n archs
+    archs = [nb201.encode(o) for o in nb201.sample(job.k_arch, n)]
+  elif config.space.sampling == "index_order":  # the paper code's first-n archs
     if not truth.index:
       raise ValueError(f"sampling='index_order' needs official indices; {truth.source} has none "
                        "(set ground_truth.index_column)")
-    return sorted(truth.index, key=truth.index.get)[:n]
-  raise ValueError(f"unknown space.sampling {config.space.sampling!r}; use 'random' or 'index_order'")
+    archs = sorted(truth.index, key=truth.index.get)[:n]
+  else:
+    raise ValueError(f"unknown space.sampling {config.space.sampling!r}; use 'random' or 'index_order'")
+  (pathlib.Path(workdir) / "archs.txt").write_text("\n".join(archs) + "\n")
+  return archs
 
 
 def require_truth(config):
@@ -133,8 +137,7 @@ def run_rank_correlation(config, workdir) -> list[dict]:
   workdir = pathlib.Path(workdir)
   job = score.prepare(config, workdir)
   truth = require_truth(config)
-  archs = sample_archs(config, job, truth)
-  (workdir / "archs.txt").write_text("\n".join(archs) + "\n")
+  archs = sample_archs(config, job, truth, workdir)
   table = _score(config, job, archs, workdir / "results.csv")
   rows = rows_for(table, archs)
   columns = score.metric_columns(config.bn_modes) + ["params"]
@@ -201,8 +204,7 @@ def run_init_schemes(config, workdir) -> list[dict]:
   workdir = pathlib.Path(workdir)
   job = score.prepare(config, workdir)
   truth = require_truth(config)
-  archs = sample_archs(config, job, truth)
-  (workdir / "archs.txt").write_text("\n".join(archs) + "\n")
+  archs = sample_archs(config, job, truth, workdir)
   columns = score.metric_columns(config.bn_modes)
   result = []
   for scheme in config.schemes:

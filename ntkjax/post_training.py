@@ -128,8 +128,7 @@ def run_post_training(config, workdir) -> list[dict]:
   """Section 4.3: Kendall τ of every metric after t epochs, t in ``config.epochs``."""
   workdir, job, train_ds, variables, k_train = _setup(config, workdir)
   truth = correlation.require_truth(config)
-  archs = correlation.sample_archs(config, job, truth)
-  (workdir / "archs.txt").write_text("\n".join(archs) + "\n")
+  archs = correlation.sample_archs(config, job, truth, workdir)
   measure, names = _metric_measure(job.net, job.images, job.labels, config)
   ts = [0] + sorted(config.epochs)
   table = _track_config(config, workdir, job, archs, ts, measure, names, train_ds, variables, k_train)
