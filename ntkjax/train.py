@@ -154,44 +154,39 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
     k_perm, k_aug = jax.random.split(key)
     return jax.random.permutation(k_perm, n), k_aug
 
-  if mode == "scan":
-    @jax.jit
-    def epoch(state, images, labels, key, ops):
-      n = images.shape[0]
-      full, rest = divmod(n, batch_size)
-      perm, k_aug = shuffle(key, n)
+  def accumulate(batch_fn, carry, i, images, labels, perm, k_aug, ops):
+    state, loss_sum, correct = carry
+    state, (l, c) = batch_fn(state, images, labels, perm, i, k_aug, ops)
+    return state, loss_sum + l, correct + c
 
-      def body(carry, i):
-        state, loss_sum, correct = carry
-        state, (l, c) = batch(state, images, labels, perm, i, k_aug, ops)
-        return (state, loss_sum + l, correct + c), None
+  def scanned(carry, full, *args):
+    body = lambda c, i: (accumulate(batch, c, i, *args), None)  # noqa: E731
+    return jax.lax.scan(body, carry, jnp.arange(full))[0] if full else carry
 
-      carry = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
-      if full:
-        carry, _ = jax.lax.scan(body, carry, jnp.arange(full))
-      state, loss_sum, correct = carry
-      if rest:
-        state, (l, c) = remainder(state, images, labels, perm, k_aug, ops)
-        loss_sum, correct = loss_sum + l, correct + c
-      return state, (loss_sum, correct)
-    epoch.cache_size = epoch._cache_size
-    return epoch
+  batch_jit = jax.jit(batch)
 
-  batch_jit, remainder_jit = jax.jit(batch), jax.jit(remainder)
+  def looped(carry, full, *args):
+    for i in range(full):  # dispatched asynchronously: no host sync per step
+      carry = accumulate(batch_jit, carry, jnp.int32(i), *args)
+    return carry
+
+  full_batches, last_batch = (scanned, remainder) if mode == "scan" else (looped, jax.jit(remainder))
 
   def epoch(state, images, labels, key, ops):
-    n = images.shape[0]
-    full, rest = divmod(n, batch_size)
-    perm, k_aug = shuffle(key, n)
-    loss_sum, correct = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
-    for i in range(full):  # dispatched asynchronously: no host sync per step
-      state, (l, c) = batch_jit(state, images, labels, perm, jnp.int32(i), k_aug, ops)
-      loss_sum, correct = loss_sum + l, correct + c
+    full, rest = divmod(images.shape[0], batch_size)
+    perm, k_aug = shuffle(key, images.shape[0])
+    carry = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+    state, loss_sum, correct = full_batches(carry, full, images, labels, perm, k_aug, ops)
     if rest:
-      state, (l, c) = remainder_jit(state, images, labels, perm, k_aug, ops)
+      state, (l, c) = last_batch(state, images, labels, perm, k_aug, ops)
       loss_sum, correct = loss_sum + l, correct + c
     return state, (loss_sum, correct)
-  epoch.cache_size = batch_jit._cache_size
+
+  if mode == "scan":
+    epoch = jax.jit(epoch)
+    epoch.cache_size = epoch._cache_size
+  else:
+    epoch.cache_size = batch_jit._cache_size
   return epoch
 
 
