@@ -12,11 +12,6 @@ xautodl``) for the PyTorch baselines; ``--skip_torch`` runs ntkjax alone.
 """
 
 import argparse
-import datetime
-import json
-import os
-import pathlib
-import platform
 import statistics
 import time
 
@@ -24,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import report
 from ntkjax import ntk
 from ntkjax.spaces import nb201
 
@@ -121,8 +117,7 @@ def main():
   args = p.parse_args()
   bn_modes = args.bn.split(",")
   x = np.asarray(jax.random.normal(jax.random.key(2), (args.n, args.hw, args.hw, 3)), np.float32)
-  res = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-         "cpus": os.cpu_count(), "device": str(jax.devices()[0]), "jax": jax.__version__,
+  res = {**report.environment(),
          "n": args.n, "hw": args.hw, "params": nb201.num_params(ARCH)}
   res.update(ntkjax_times(jnp.asarray(x), bn_modes, args.repeats, args.num_archs))
   if not args.skip_torch:
@@ -133,10 +128,7 @@ def main():
       res[f"speedup_vs_tenas_loop_{bn}"] = res[f"tenas_loop_{bn}"] / res[f"ntkjax_{bn}"]
     if "ntkjax_eval" in res:
       res["speedup_vs_torch_func_eval"] = res["torch_func_eval"] / res["ntkjax_eval"]
-  print(json.dumps(res, indent=1))
-  if args.out:
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
+  report.emit(res, args.out)
 
 
 if __name__ == "__main__":

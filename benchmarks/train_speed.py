@@ -17,18 +17,14 @@ alone.
 """
 
 import argparse
-import datetime
-import json
 import math
-import os
-import pathlib
-import platform
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import report
 from ntkjax import data, train
 from ntkjax.spaces import nb201
 
@@ -86,8 +82,7 @@ def main():
   images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
   labels = rng.integers(0, 10, n).astype(np.int32)
   steps_per_epoch = math.ceil(50000 / args.batch)
-  res = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-         "cpus": os.cpu_count(), "device": str(jax.devices()[0]), "jax": jax.__version__,
+  res = {**report.environment(),
          "params": nb201.num_params(ARCH, C=args.C, N=args.N), "C": args.C, "N": args.N,
          "batch": args.batch, "steps_timed": args.steps, "steps_per_epoch": steps_per_epoch}
   for mode in args.modes.split(","):
@@ -104,10 +99,7 @@ def main():
     res["torch_step_s"] = torch_steps(images, labels, args.batch, args.C, args.N) / args.steps
     res["torch_epoch_s"] = res["torch_step_s"] * steps_per_epoch
     res["speedup_vs_torch"] = res["torch_step_s"] / res["ntkjax_step_s"]
-  print(json.dumps(res, indent=1))
-  if args.out:
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
+  report.emit(res, args.out)
 
 
 if __name__ == "__main__":

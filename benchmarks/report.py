@@ -1,0 +1,23 @@
+"""What every benchmark records: the machine and versions, and the result
+as JSON on stdout and optionally in a file (``benchmarks/results/``)."""
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+
+import jax
+
+
+def environment() -> dict:
+  return {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
+          "cpus": os.cpu_count(), "device": str(jax.devices()[0]), "jax": jax.__version__}
+
+
+def emit(res: dict, out: str = "") -> None:
+  text = json.dumps(res, indent=1)
+  print(text)
+  if out:
+    pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(out).write_text(text + "\n")
