@@ -35,6 +35,23 @@ def _save(fig, plt, path):
   return path
 
 
+def _grid(plt, n: int):
+  """A figure with one small panel per item (4 per row); spare panels hidden."""
+  cols = min(4, n)
+  rows = -(-n // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+  for ax in list(axes.flat)[n:]:
+    ax.axis("off")
+  return fig, list(axes.flat)[:n]
+
+
+def _tau_bar_axes(ax, x, metrics, title):
+  ax.axhline(0, color="k", lw=0.6)
+  ax.set_xticks(x, metrics, rotation=45, ha="right")
+  ax.set_ylabel("Kendall τ")
+  ax.set_title(title, fontsize=10)
+
+
 def correlation_bars(table: Sequence[Mapping], path, *, title: str = "") -> pathlib.Path | None:
   """Bars of Kendall τ per metric (Figure 3 style): all archs and without
   degenerate ones side by side."""
@@ -49,10 +66,7 @@ def correlation_bars(table: Sequence[Mapping], path, *, title: str = "") -> path
     tau = {r["metric"]: r["tau"] for r in table if r["subset"] == subset}
     ax.bar(x + (j - 0.5) * 0.38, [tau.get(m, np.nan) for m in metrics], 0.38,
            label="all archs" if subset == "all" else "without degenerate")
-  ax.axhline(0, color="k", lw=0.6)
-  ax.set_xticks(x, metrics, rotation=45, ha="right")
-  ax.set_ylabel("Kendall τ")
-  ax.set_title(title, fontsize=10)
+  _tau_bar_axes(ax, x, metrics, title)
   ax.legend(fontsize=8)
   return _save(fig, plt, path)
 
@@ -64,18 +78,14 @@ def decile_boxes(table: Sequence[Mapping], path, metrics: Sequence[str], *,
   if plt is None:
     return None
   labels = [str(k) for k in range(1, 11)] + ["Total"]
-  cols = min(4, len(metrics))
-  rows = -(-len(metrics) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
-  for ax, m in zip(axes.flat, metrics):
+  fig, panels = _grid(plt, len(metrics))
+  for ax, m in zip(panels, metrics):
     data = [[r["tau"] for r in table if r["metric"] == m and r["decile"] == l and r["subset"] == "all"]
             for l in labels]
     ax.boxplot([d if d else [np.nan] for d in data], tick_labels=labels)
     ax.axhline(0, color="k", lw=0.5)
     ax.set_title(m, fontsize=9)
     ax.tick_params(labelsize=7)
-  for ax in list(axes.flat)[len(metrics):]:
-    ax.axis("off")
   fig.suptitle(title, fontsize=10)
   return _save(fig, plt, path)
 
@@ -92,10 +102,7 @@ def init_scheme_bars(table: Sequence[Mapping], path, schemes: Sequence[str], met
   for j, s in enumerate(schemes):
     tau = {r["metric"]: r["tau"] for r in table if r["init"] == s and r["subset"] == "all"}
     ax.bar(x + (j - (len(schemes) - 1) / 2) * width, [tau.get(m, np.nan) for m in metrics], width, label=s)
-  ax.axhline(0, color="k", lw=0.6)
-  ax.set_xticks(x, metrics, rotation=45, ha="right")
-  ax.set_ylabel("Kendall τ")
-  ax.set_title(title, fontsize=10)
+  _tau_bar_axes(ax, x, metrics, title)
   ax.legend(fontsize=7, ncol=min(len(schemes), 5))
   return _save(fig, plt, path)
 
@@ -141,10 +148,8 @@ def trajectories(series: Mapping[str, Mapping[str, np.ndarray]], epochs: Sequenc
   plt = _pyplot()
   if plt is None:
     return None
-  cols = min(4, len(metrics))
-  rows = -(-len(metrics) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
-  for ax, m in zip(axes.flat, metrics):
+  fig, panels = _grid(plt, len(metrics))
+  for ax, m in zip(panels, metrics):
     for group, by_metric in series.items():
       v = by_metric[m]
       lo, med, hi = np.nanpercentile(v, [25, 50, 75], axis=0)
@@ -152,8 +157,6 @@ def trajectories(series: Mapping[str, Mapping[str, np.ndarray]], epochs: Sequenc
       ax.fill_between(epochs, lo, hi, alpha=0.2)
     ax.set_title(m, fontsize=9)
     ax.tick_params(labelsize=7)
-  for ax in list(axes.flat)[len(metrics):]:
-    ax.axis("off")
-  axes.flat[0].legend(fontsize=7)
+  panels[0].legend(fontsize=7)
   fig.suptitle(title, fontsize=10)
   return _save(fig, plt, path)
