@@ -52,8 +52,7 @@ def track(results_path, archs: Sequence[str], *, net, variables, train_data: dat
   Training uses ``fold_in(key, arch_index)``. Returns the results table.
   """
   ts = sorted(set(ts))
-  fields = (["arch", "arch_index", "seed", "params", "degenerate"]
-            + [f"{n}@{t}" for t in ts for n in list(names) + ["loss", "train_acc"]] + ["seconds"])
+  fields = score.ARCH_FIELDS + [f"{n}@{t}" for t in ts for n in list(names) + ["loss", "train_acc"]] + ["seconds"]
   table = ResultsCSV(results_path, fields)
   todo = [(i, a) for i, a in enumerate(archs) if a not in table.done]
   logging.info("%d archs, %d done, %d to train for %d epochs", len(archs), len(archs) - len(todo),
@@ -85,9 +84,7 @@ def track(results_path, archs: Sequence[str], *, net, variables, train_data: dat
       _, history = train.train(net, variables, ops, train_data, ts[-1], jax.random.fold_in(key, i),
                                tx=tx, batch_size=batch_size, padding=padding, checkpoint_dir=ckpt,
                                on_epoch=record, epoch_fn=epoch_fn)
-    row = {"arch": arch, "arch_index": i, "seed": seed, "degenerate": int(nb201.is_degenerate(arch)),
-           "params": nb201.num_params(arch, net.num_classes, C=net.C, N=net.N, variant=net.variant),
-           "seconds": f"{time.time() - t0:.2f}"}
+    row = {**score.arch_row(arch, i, seed, net), "seconds": f"{time.time() - t0:.2f}"}
     for t in ts:
       row.update({f"{n}@{t}": repr(values[str(t)][n]) for n in names})
       stats = history[t - 1] if t > 0 else None

@@ -23,7 +23,7 @@ from ntkjax import data as data_lib
 from ntkjax.results import ResultsCSV, pin_config
 from ntkjax.spaces import nb201
 
-__all__ = ["METRICS", "BN_MODES", "metric_columns", "score_fn", "score_architectures", "summarize",
+__all__ = ["METRICS", "BN_MODES", "ARCH_FIELDS", "arch_row", "metric_columns", "score_fn", "score_architectures", "summarize",
            "Job", "prepare", "ntk_options", "load_truth", "run"]
 
 METRICS = ("fnorm", "mean", "ncn", "lga")
@@ -32,6 +32,15 @@ BN_MODES = ("train", "eval")
 
 def metric_columns(bn_modes: Sequence[str] = BN_MODES) -> list[str]:
   return [f"{m}_{bn}" for bn in bn_modes for m in METRICS]
+
+
+ARCH_FIELDS = ["arch", "arch_index", "seed", "params", "degenerate"]
+
+
+def arch_row(arch: str, index: int, seed: int, net) -> dict:
+  """The leading columns of every per-architecture results row."""
+  return {"arch": arch, "arch_index": index, "seed": seed, "params": net.param_count(arch),
+          "degenerate": int(nb201.is_degenerate(arch))}
 
 
 def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
@@ -72,7 +81,7 @@ def score_architectures(
   Returns:
     The ``ResultsCSV`` holding every row, old and new.
   """
-  fields = ["arch", "arch_index", "seed", "params", "degenerate"] + metric_columns(bn_modes) + ["seconds"]
+  fields = ARCH_FIELDS + metric_columns(bn_modes) + ["seconds"]
   table = ResultsCSV(results_path, fields)
   todo = [(i, a) for i, a in enumerate(archs) if a not in table.done]
   logging.info("%d architectures, %d already scored, %d to go", len(archs), len(archs) - len(todo), len(todo))
@@ -88,8 +97,7 @@ def score_architectures(
     ops = jnp.asarray(nb201.decode(arch))
     variables = init(jax.random.fold_in(key, i), x[:1], ops) if init_per_arch else shared
     values = jax.device_get(f(variables, x, y, ops))
-    row = {"arch": arch, "arch_index": i, "seed": seed, "params": nb201.num_params(arch, net.num_classes, C=net.C, N=net.N, variant=net.variant),
-           "degenerate": int(nb201.is_degenerate(arch)), "seconds": f"{time.time() - t0:.3f}"}
+    row = {**arch_row(arch, i, seed, net), "seconds": f"{time.time() - t0:.3f}"}
     row.update({k: repr(float(v)) for k, v in values.items()})
     table.append(row)
     if done % log_every == 0 or done == len(todo):

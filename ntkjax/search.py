@@ -179,7 +179,7 @@ def make_scorer(name: str, *, net, variables, images, labels, train_data, key, t
   if name == "oracle":
     return lambda arch: (truth[arch], 0.0)
   if name == "params":
-    return lambda arch: float(nb201.num_params(arch, net.num_classes, C=net.C, N=net.N, variant=net.variant))
+    return lambda arch: float(net.param_count(arch))
   metric, _, t = name.partition("@")
   if metric not in score_lib.metric_columns() or not t.isdigit():
     raise ValueError(f"unknown scorer {name!r}; use oracle, params or <metric>_<bn>@<t> with metric in "

@@ -364,6 +364,10 @@ class Network(nn.Module):
   init_scheme: str = "torch_default"
   select: str = "mask"
 
+  def param_count(self, arch) -> int:
+    """``num_params`` of ``arch`` in this network's configuration."""
+    return num_params(arch, self.num_classes, C=self.C, N=self.N, variant=self.variant)
+
   def couples_samples(self, train: bool) -> bool:
     """Whether one sample's output depends on the others' (BN batch stats).
 
