@@ -22,6 +22,7 @@ search resumes exactly and an audit can recompute every decision.
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 import time
@@ -37,8 +38,8 @@ from ntkjax import train as train_lib
 from ntkjax.results import ResultsCSV
 from ntkjax.spaces import nb201
 
-__all__ = ["Evaluation", "SearchResult", "Evaluator", "random_search", "regularized_evolution",
-           "make_scorer", "run_search", "summarize_runs"]
+__all__ = ["Evaluation", "SearchResult", "Evaluator", "ScoreMemo", "random_search", "regularized_evolution",
+           "make_scorer", "epoch_seconds", "run_search", "summarize_runs"]
 
 HISTORY_FIELDS = ["step", "arch", "score", "cost_s", "total_cost_s", "cached"]
 
@@ -111,6 +112,34 @@ class Evaluator:
       raise ValueError("no architecture was evaluated (budget too small?)")
     best = max(self.history, key=lambda e: (e.score, -e.step))
     return SearchResult(best.arch, best.score, self.total, list(self.history))
+
+
+class ScoreMemo:
+  """A deterministic scorer's ``(score, measured cost)`` per arch, kept on disk.
+
+  A trained score depends only on the arch (the training key is
+  ``fold_in(key, arch index)``), so the searches of one study share its
+  measurements: a repeat request returns the score *and charges the cost
+  measured the first time*. The study's wall time shrinks; the cost each
+  search reports does not. ``path`` (a CSV) survives interrupts.
+  """
+
+  FIELDS = ["arch", "score", "cost_s"]
+
+  def __init__(self, score: Callable, path=None):
+    self.score = score
+    self.table = ResultsCSV(path, self.FIELDS) if path else None
+    self.values = {r["arch"]: (float(r["score"]), float(r["cost_s"])) for r in self.table.rows} if path else {}
+
+  def __call__(self, arch: str) -> tuple[float, float]:
+    if arch not in self.values:
+      t = time.perf_counter()
+      out = self.score(arch)
+      self.values[arch] = (float(out[0]), float(out[1])) if isinstance(out, tuple) else (
+          float(out), time.perf_counter() - t)
+      if self.table is not None:
+        self.table.append({"arch": arch, "score": repr(self.values[arch][0]), "cost_s": repr(self.values[arch][1])})
+    return self.values[arch]
 
 
 def random_search(score: Callable, key: jax.Array, *, num_archs: int = 100,
@@ -204,26 +233,60 @@ def make_scorer(name: str, *, net, variables, images, labels, train_data, key, t
 
 
 RUN_FIELDS = ["run", "method", "scorer", "seed", "best_arch", "best_score", "accuracy", "cost_s",
-              "evaluations", "compile_s"]
+              "evaluations", "trained", "compile_s"]
+REFERENCE_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+def epoch_seconds(net, variables, train_data, config, key, path=None) -> float:
+  """Steady seconds for one training epoch of the reference arch (the
+  1,288,506-param cell), the unit of the training-based baseline: compiled
+  by a first epoch, then timed on a second. Kept in ``path`` (JSON)."""
+  path = pathlib.Path(path) if path else None
+  if path is not None and path.exists():
+    return float(json.loads(path.read_text())["epoch_s"])
+  tx = train_lib.sgd(config.train.learning_rate, config.train.momentum, config.train.weight_decay)
+  epoch_fn = train_lib.make_epoch(net, tx, batch_size=config.train.batch_size, mean=train_data.mean,
+                                  std=train_data.std, padding=train_lib.default_padding(train_data.image_size))
+  ops = jnp.asarray(nb201.decode(REFERENCE_ARCH))
+  kw = dict(tx=tx, batch_size=config.train.batch_size, epoch_fn=epoch_fn)
+  v, _ = train_lib.train(net, variables, ops, train_data, 1, key, **kw)
+  jax.block_until_ready(v)
+  t = time.perf_counter()
+  jax.block_until_ready(train_lib.train(net, variables, ops, train_data, 1, key, **kw)[0])
+  seconds = time.perf_counter() - t
+  if path is not None:
+    path.write_text(json.dumps({"epoch_s": seconds, "arch": REFERENCE_ARCH,
+                                "num_images": len(train_data.labels), "batch_size": config.train.batch_size}))
+  return seconds
 
 
 def run_search(config, workdir) -> list[dict]:
   """Section 5 / Table 2: RS and REA with each scorer over ``num_seeds`` seeds.
 
   Writes one history CSV per (method, scorer, seed), one row per finished
-  search to ``runs.csv``, and the Table 2-style summary.
+  search to ``runs.csv``, and the Table 2-style summary. The scores of each
+  scorer are memoised across its searches in ``scores/`` (``ScoreMemo``:
+  the measured cost is still charged to every search that asks).
+
+  Speed-up: a training-based search that trains the same distinct
+  architectures for ``config.baseline_epochs`` (200, NB201's schedule) costs
+  ``trained × baseline_epochs × epoch_s``, with ``epoch_s`` measured here on
+  the same data and device (``epoch_seconds``); the table divides it by the
+  search's cost.
   """
   workdir = pathlib.Path(workdir)
   job = score_lib.prepare(config, workdir)
   truth = correlation.require_truth(config)
   k_data, k_train = jax.random.split(jax.random.fold_in(job.k_init, 1))
-  needs_training = any("@" in s and not s.endswith("@0") for s in config.scorers)
-  train_data = post_training.training_data(config, k_data) if needs_training else None
+  train_data = post_training.training_data(config, k_data)
   variables = jax.jit(job.net.init)(job.k_init, jnp.asarray(job.images[:1]), jnp.zeros(6, jnp.int32))
   runs = ResultsCSV(workdir / "runs.csv", RUN_FIELDS, key="run")
+  (workdir / "scores").mkdir(exist_ok=True)
   for scorer_name in config.scorers:
-    scorer = make_scorer(scorer_name, net=job.net, variables=variables, images=job.images,
-                         labels=job.labels, train_data=train_data, key=k_train, truth=truth, config=config)
+    slug = scorer_name.replace("@", "_at")
+    scorer = ScoreMemo(make_scorer(scorer_name, net=job.net, variables=variables, images=job.images,
+                                   labels=job.labels, train_data=train_data, key=k_train, truth=truth,
+                                   config=config), workdir / "scores" / f"{slug}.csv")
     compile_s = None
     for seed in range(config.num_seeds):
       for method in config.methods:
@@ -232,10 +295,10 @@ def run_search(config, workdir) -> list[dict]:
           continue
         if compile_s is None:  # compile outside the charged cost, once per scorer
           t0 = time.perf_counter()
-          scorer("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+          scorer.score(REFERENCE_ARCH)
           compile_s = time.perf_counter() - t0
         key = jax.random.fold_in(job.k_arch, seed)
-        history = workdir / "histories" / f"{method}_{scorer_name.replace('@', '_at')}_seed{seed}.csv"
+        history = workdir / "histories" / f"{method}_{slug}_seed{seed}.csv"
         history.parent.mkdir(exist_ok=True)
         if method == "rs":
           res = random_search(scorer, key, num_archs=config.rs.num_archs, budget_s=config.budget_s or math.inf,
@@ -247,40 +310,51 @@ def run_search(config, workdir) -> list[dict]:
                                       max_evals=config.rea.max_evals or None, history_path=history)
         else:
           raise ValueError(f"unknown search method {method!r}; use 'rs' or 'rea'")
+        trained = len({e.arch for e in res.history if not nb201.is_degenerate(e.arch)})
         runs.append({"run": run_id, "method": method, "scorer": scorer_name, "seed": seed,
                      "best_arch": res.best_arch, "best_score": repr(res.best_score),
                      "accuracy": repr(truth[res.best_arch]), "cost_s": f"{res.cost_s:.3f}",
-                     "evaluations": len(res.history), "compile_s": f"{compile_s:.2f}"})
+                     "evaluations": len(res.history), "trained": trained, "compile_s": f"{compile_s:.2f}"})
         print(f"{run_id}: {res.best_arch} acc {truth[res.best_arch]:.2f} cost {res.cost_s:.1f}s", flush=True)
-  table = summarize_runs(runs.rows, optimum=max(truth.accuracy.values()))
+  epoch_s = epoch_seconds(job.net, variables, train_data, config, k_train, workdir / "epoch_seconds.json")
+  table = summarize_runs(runs.rows, optimum=max(truth.accuracy.values()),
+                         baseline_epoch_s=config.baseline_epochs * epoch_s)
   write = correlation.write_table
   write(workdir / "search_table.csv", table, list(table[0]) if table else ["method"])
-  text = format_runs(table, truth)
+  text = format_runs(table, truth, epoch_s=epoch_s, baseline_epochs=config.baseline_epochs)
   (workdir / "summary.txt").write_text(text + "\n")
   print(text)
   return table
 
 
-def summarize_runs(rows, *, optimum: float) -> list[dict]:
-  """Mean ± std of the chosen arch's accuracy and of the cost per (method, scorer)."""
+def summarize_runs(rows, *, optimum: float, baseline_epoch_s: float = math.nan) -> list[dict]:
+  """Mean ± std of the chosen arch's accuracy and of the cost per (method,
+  scorer); ``speed_up`` = mean over seeds of ``trained × baseline_epoch_s /
+  cost`` (inf for a free scorer such as the oracle)."""
   out = []
   for method, scorer in dict.fromkeys((r["method"], r["scorer"]) for r in rows):
     sel = [r for r in rows if r["method"] == method and r["scorer"] == scorer]
     acc = np.array([float(r["accuracy"]) for r in sel])
     cost = np.array([float(r["cost_s"]) for r in sel])
+    trained = np.array([int(r["trained"]) for r in sel])
+    with np.errstate(divide="ignore", invalid="ignore"):
+      speed_up = np.where(cost > 0, trained * baseline_epoch_s / np.where(cost > 0, cost, 1.0), math.inf)
     out.append({"method": method, "scorer": scorer, "seeds": len(sel), "accuracy_mean": float(acc.mean()),
                 "accuracy_std": float(acc.std()), "cost_s_mean": float(cost.mean()),
                 "evaluations_mean": float(np.mean([int(r["evaluations"]) for r in sel])),
+                "trained_mean": float(trained.mean()), "speed_up": float(np.mean(speed_up)),
                 "gap_to_optimum": float(optimum - acc.mean())})
   return out
 
 
-def format_runs(table, truth) -> str:
+def format_runs(table, truth, *, epoch_s: float = math.nan, baseline_epochs: int = 200) -> str:
   lines = [f"Search on NB201, ground truth {truth.dataset}/{truth.split} "
-           f"(optimum {max(truth.accuracy.values()):.2f})",
-           f"{'method':<6}{'scorer':<16}{'seeds':>6}{'accuracy':>18}{'cost (s)':>12}{'evals':>8}"]
+           f"(optimum {max(truth.accuracy.values()):.2f}); speed-up against training each arch "
+           f"for {baseline_epochs} epochs at {epoch_s:.2f} s/epoch",
+           f"{'method':<6}{'scorer':<16}{'seeds':>6}{'accuracy':>18}{'cost (s)':>12}{'evals':>8}{'speed-up':>11}"]
   for r in table:
+    up = "—" if math.isinf(r["speed_up"]) or math.isnan(r["speed_up"]) else f"{r['speed_up']:.0f}×"
     lines.append(f"{r['method']:<6}{r['scorer']:<16}{r['seeds']:>6}"
                  f"{r['accuracy_mean']:>11.2f} ± {r['accuracy_std']:<5.2f}{r['cost_s_mean']:>12.1f}"
-                 f"{r['evaluations_mean']:>8.0f}")
+                 f"{r['evaluations_mean']:>8.0f}{up:>11}")
   return "\n".join(lines)

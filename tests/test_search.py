@@ -117,6 +117,36 @@ def test_interrupted_search_resumes_from_its_history(tmp_path):
 
 
 @pytest.mark.skipif(not V1X.exists(), reason="../shared/data absent")
+def test_score_memo_replays_score_and_measured_cost(tmp_path):
+  calls = []
+
+  def score(arch):
+    calls.append(arch)
+    return float(len(calls)), 2.5
+
+  memo = search.ScoreMemo(score, tmp_path / "m.csv")
+  a, b = nb201.all_archs()[100], nb201.all_archs()[200]
+  assert memo(a) == (1.0, 2.5) and memo(b) == (2.0, 2.5) and memo(a) == (1.0, 2.5)
+  assert calls == [a, b]
+  again = search.ScoreMemo(score, tmp_path / "m.csv")  # from disk: nothing rescored
+  assert again(b) == (2.0, 2.5) and calls == [a, b]
+  # Two searches through one memo each pay the full cost of what they score.
+  r1 = search.random_search(again, jax.random.key(0), num_archs=5)
+  r2 = search.random_search(again, jax.random.key(0), num_archs=5)
+  assert r1.cost_s == r2.cost_s == 2.5 * sum(not nb201.is_degenerate(e.arch) for e in r1.history)
+
+
+def test_speed_up_is_the_training_baseline_over_the_cost():
+  rows = [{"method": "rs", "scorer": "s", "accuracy": "90", "cost_s": "50", "evaluations": "12", "trained": "10"},
+          {"method": "rs", "scorer": "s", "accuracy": "92", "cost_s": "100", "evaluations": "12", "trained": "10"},
+          {"method": "rs", "scorer": "oracle", "accuracy": "94", "cost_s": "0", "evaluations": "12",
+           "trained": "10"}]
+  table = search.summarize_runs(rows, optimum=94.0, baseline_epoch_s=200 * 1.0)
+  assert table[0]["speed_up"] == (10 * 200 / 50 + 10 * 200 / 100) / 2
+  assert table[0]["accuracy_mean"] == 91 and table[0]["gap_to_optimum"] == 3
+  assert table[1]["speed_up"] == math.inf
+
+
 def test_oracle_rea_beats_oracle_random_search_on_nb201():
   truth = benchmarks.read_csv(V1X, arch_column="cellstr", accuracy_column="valid_test_top1")
   oracle = lambda a: (truth[a], 1.0)  # noqa: E731
@@ -150,6 +180,18 @@ def test_search_study_runs_resumes_and_tabulates(tmp_path, truth_csv):
     assert len(hist) == int(r["evaluations"]) and max(float(h["score"]) for h in hist) == float(r["best_score"])
     if r["scorer"] == "oracle":  # the oracle picks the best of what it saw
       assert float(r["accuracy"]) == max(truth[h["arch"]] for h in hist)
+  # One measurement per distinct arch, charged at its measured cost wherever a search asks for it.
+  memo = {r["arch"]: r for r in csv_lib.DictReader(open(tmp_path / "scores" / "lga_eval_at1.csv"))}
+  for r in runs:
+    if r["scorer"] != "lga_eval@1":
+      continue
+    hist = csv_lib.DictReader(open(tmp_path / "histories" / f"{r['method']}_lga_eval_at1_seed{r['seed']}.csv"))
+    for h in hist:
+      if not nb201.is_degenerate(h["arch"]) and h["cached"] == "0":
+        assert h["score"] == memo[h["arch"]]["score"] and h["cost_s"] == memo[h["arch"]]["cost_s"]
+  row = next(r for r in table if r["scorer"] == "lga_eval@1")
+  assert 0 < row["speed_up"] < math.inf and (tmp_path / "epoch_seconds.json").exists()
+  assert "speed-up" in (tmp_path / "summary.txt").read_text()
   again = search.run_search(c, tmp_path)  # everything is done: same table, nothing rerun
   assert again == table
   at_init = c.copy_and_resolve_references()  # no trained scorer: no training set is loaded
