@@ -26,6 +26,7 @@ Datasets and splits, as the NB201/NATS APIs define them:
 
 from __future__ import annotations
 
+import ast
 import base64
 import csv
 import json
@@ -38,10 +39,10 @@ import jax
 import numpy as np
 
 from ntkjax import pickles, tfrecord
-from ntkjax.spaces import nb101, nb201
+from ntkjax.spaces import nb101, nb201, nds
 
 __all__ = ["DATASETS", "GroundTruth", "load", "read_csv", "read_nats_simple", "deciles",
-           "sample_per_decile", "read_nb101_tfrecord", "read_nb101_json"]
+           "sample_per_decile", "read_nb101_tfrecord", "read_nb101_json", "read_nds_json", "read_nb301_naslib"]
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 
@@ -65,7 +66,7 @@ class GroundTruth(NamedTuple):
   split: str
   epochs: int
   source: str                       # file or directory read, and release
-  space: str = "nb201"              # keys: NB201 arch strings, or NB101 graph hashes
+  space: str = "nb201"              # keys: NB201 arch strings, NB101 graph hashes, or nds.encode strings
 
   def __len__(self):
     return len(self.accuracy)
@@ -307,3 +308,68 @@ def read_nb101_json(path, *, split: str = "valid", epochs: int = 108):
   else:
     raise ValueError(f"{path}: unrecognised NB101 JSON layout")
   return GroundTruth(acc, {}, "cifar10", split, epochs, f"{path} (nb101)", "nb101"), specs
+
+
+# ----------------------------------------------------------------------------- NDS and the DARTS space
+
+
+def _read_json(path):
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"{path} does not exist")
+  try:
+    return path, json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path} is not valid JSON: {e}") from e
+
+
+def read_nds_json(path, space: str):
+  """NDS ground truth (Radosavovic et al. 2019, e.g. ``DARTS.json``): a list
+  of records, or a dict whose ``top`` and ``mid`` lists are concatenated.
+  A record's ``net`` holds ``genotype``, ``width`` and ``depth``; its
+  accuracy is ``100 - test_ep_top1[-1]`` (the final-epoch top-1 error).
+
+  Returns ``(GroundTruth keyed by nds.encode strings, {key: nds.Arch})``;
+  ``index`` maps each key to its record position. Errors name the record.
+  """
+  nds.validate_space(space)
+  path, d = _read_json(path)
+  if isinstance(d, dict):
+    if not {"top", "mid"} <= set(d):
+      raise ValueError(f"{path}: an NDS dict must hold 'top' and 'mid' lists, found {sorted(d)}")
+    d = d["top"] + d["mid"]
+  if not isinstance(d, list):
+    raise ValueError(f"{path}: expected a list of NDS records")
+  acc, index, archs = {}, {}, {}
+  for i, rec in enumerate(d):
+    try:
+      net = rec["net"]
+      arch = nds.Arch(nds.validate(nds.Genotype.from_json(net["genotype"]), space), int(net["width"]),
+                      int(net["depth"]))
+      y = 100.0 - float(rec["test_ep_top1"][-1])
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+      raise ValueError(f"{path}: record {i} is not a valid {space} NDS record: {e!r}") from e
+    key = nds.encode(arch)
+    acc[key], index[key], archs[key] = y, i, arch
+  return GroundTruth(acc, index, "cifar10", "test", 0, f"{path} (nds {space})", f"nds_{space}"), archs
+
+
+def read_nb301_naslib(path, *, width: int = 32, depth: int = 8):
+  """The DARTS-space cells of NASLib's ``zc_nasbench301.json`` with their
+  NAS-Bench-301 *surrogate* validation accuracies (a stand-in for NDS-DARTS
+  ground truth, not trained networks). Keys are ``nds.encode`` strings of
+  the cells at NB301's width 32 and depth 8; ``index`` holds NASLib's
+  ``idx``. Returns ``(GroundTruth, {key: nds.Arch})``."""
+  path, d = _read_json(path)
+  if not isinstance(d, dict) or "cifar10" not in d:
+    raise ValueError(f"{path}: expected NASLib's {{'cifar10': {{compact arch: record}}}} layout")
+  acc, index, archs = {}, {}, {}
+  for compact, rec in d["cifar10"].items():
+    try:
+      arch = nds.from_naslib_compact(ast.literal_eval(compact), width=width, depth=depth)
+      y, i = float(rec["val_accuracy"]), int(rec["idx"])
+    except (KeyError, TypeError, ValueError, IndexError, SyntaxError) as e:
+      raise ValueError(f"{path}: record {compact!r} is not a NASLib NB301 record: {e!r}") from e
+    key = nds.encode(arch)
+    acc[key], index[key], archs[key] = y, i, arch
+  return GroundTruth(acc, index, "cifar10", "valid", 100, f"{path} (NB301 surrogate)", "nds_darts"), archs

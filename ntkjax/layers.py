@@ -30,16 +30,25 @@ from jax import lax
 from ntkjax import initializers
 
 __all__ = [
-    "conv2d", "batch_norm", "avg_pool_3x3", "avg_pool_2x2",
+    "conv2d", "batch_norm", "avg_pool_3x3", "avg_pool_2x2", "avg_pool", "max_pool",
     "relu_conv_bn", "BNState", "Conv", "BatchNorm", "Dense", "ReLUConvBN",
 ]
 
 
-def conv2d(x, kernel, bias=None, stride: int = 1, padding: int = 0):
-  """NHWC conv with HWIO kernel and symmetric zero padding, like ``nn.Conv2d``."""
+def _pair(v) -> tuple[int, int]:
+  return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation: int = 1, groups: int = 1):
+  """NHWC conv with HWIO kernel and symmetric zero padding, like ``nn.Conv2d``.
+
+  ``stride`` and ``padding`` are an int or an (H, W) pair; ``groups=c_in``
+  with a [kh, kw, 1, c_out] kernel is a depthwise conv.
+  """
+  (ph, pw) = _pair(padding)
   y = lax.conv_general_dilated(
-      x, kernel, (stride, stride), ((padding, padding), (padding, padding)),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      x, kernel, _pair(stride), ((ph, ph), (pw, pw)), rhs_dilation=(dilation, dilation),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
   return y if bias is None else y + bias
 
 
@@ -86,8 +95,19 @@ def _sum_pool(x, window: int, stride: int, padding: int):
 
 def avg_pool_3x3(x):
   """3x3 stride-1 average pooling, padding 1, ``count_include_pad=False``."""
+  return avg_pool(x, 3, 1, 1)
+
+
+def avg_pool(x, window: int, stride: int = 1, padding: int = 0):
+  """``nn.AvgPool2d(window, stride, padding, count_include_pad=False)``."""
   ones = jnp.ones((1,) + x.shape[1:3] + (1,), x.dtype)
-  return _sum_pool(x, 3, 1, 1) / _sum_pool(ones, 3, 1, 1)
+  return _sum_pool(x, window, stride, padding) / _sum_pool(ones, window, stride, padding)
+
+
+def max_pool(x, window: int, stride: int = 1, padding: int = 0):
+  """``nn.MaxPool2d(window, stride, padding)``: padding never wins the max."""
+  pad = ((0, 0), (padding, padding), (padding, padding), (0, 0))
+  return lax.reduce_window(x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), pad)
 
 
 def avg_pool_2x2(x):
@@ -96,24 +116,27 @@ def avg_pool_2x2(x):
 
 
 class Conv(nn.Module):
-  """``nn.Conv2d`` with PyTorch padding; variables ``kernel`` [k, k, in, out]
-  and optional ``bias``."""
+  """``nn.Conv2d`` with PyTorch padding; variables ``kernel``
+  [kh, kw, in / groups, out] and optional ``bias``. ``kernel_size``,
+  ``stride`` and ``padding`` are an int or an (H, W) pair."""
   c_in: int
   c_out: int
-  kernel_size: int
-  stride: int = 1
-  padding: int = 0
+  kernel_size: Any
+  stride: Any = 1
+  padding: Any = 0
   use_bias: bool = False
   init_scheme: str = "torch_default"
+  dilation: int = 1
+  groups: int = 1
 
   def setup(self):
-    shape = (self.kernel_size, self.kernel_size, self.c_in, self.c_out)
+    shape = _pair(self.kernel_size) + (self.c_in // self.groups, self.c_out)
     kernel_init, bias_init = initializers.get(self.init_scheme, shape)
     self.kernel = self.param("kernel", kernel_init, shape)
     self.bias = self.param("bias", bias_init, (self.c_out,)) if self.use_bias else None
 
   def __call__(self, x):
-    return conv2d(x, self.kernel, self.bias, self.stride, self.padding)
+    return conv2d(x, self.kernel, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class BatchNorm(nn.Module):

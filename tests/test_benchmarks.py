@@ -4,6 +4,7 @@ CSV exports, and fixtures written here for the error paths."""
 import bz2
 import collections
 import csv
+import json
 import pathlib
 import pickle
 
@@ -154,3 +155,57 @@ def test_deciles_partition_by_accuracy():
   assert picks == benchmarks.sample_per_decile(jax.random.key(0), gt, 20)
   with pytest.raises(ValueError, match="fewer than 200"):
     benchmarks.sample_per_decile(jax.random.key(0), gt, 200)
+
+
+# ----------------------------------------------------------------------------- NDS / NB301
+
+def _nds_record(genotype, width=16, depth=8, err=(60.0, 10.0)):
+  return {"net": {"genotype": genotype.to_json(), "width": width, "depth": depth, "aux": False},
+          "test_ep_top1": list(err)}
+
+
+def test_nds_json_list_and_top_mid(tmp_path):
+  from ntkjax.spaces import nds
+  a, b = nds.sample(jax.random.key(0), "enas", 2)
+  recs = [_nds_record(a.genotype, a.width, a.depth, (50.0, 7.5)), _nds_record(b.genotype, b.width, b.depth)]
+  (tmp_path / "list.json").write_text(json.dumps(recs))
+  (tmp_path / "topmid.json").write_text(json.dumps({"top": recs[:1], "mid": recs[1:]}))
+  for name in ("list.json", "topmid.json"):
+    truth, archs = benchmarks.read_nds_json(tmp_path / name, "enas")
+    assert truth[nds.encode(a)] == 92.5 and truth[nds.encode(b)] == 90.0
+    assert archs[nds.encode(a)] == a and truth.index[nds.encode(b)] == 1 and truth.space == "nds_enas"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[{", "not valid JSON"),
+    ('{"top": []}', "must hold 'top' and 'mid'"),
+    ('[{"net": {"width": 16, "depth": 8}, "test_ep_top1": [10]}]', "record 0 is not a valid enas"),
+])
+def test_nds_json_errors_name_the_file_and_record(tmp_path, content, message):
+  f = tmp_path / "bad.json"
+  f.write_text(content)
+  with pytest.raises(ValueError, match=message):
+    benchmarks.read_nds_json(f, "enas")
+
+
+def test_nds_json_rejects_ops_outside_the_space(tmp_path):
+  from ntkjax.spaces import nds
+  f = tmp_path / "darts.json"
+  f.write_text(json.dumps([_nds_record(nds.DARTS_V2)]))
+  assert len(benchmarks.read_nds_json(f, "darts")[0]) == 1
+  with pytest.raises(ValueError, match="record 0 is not a valid enas"):
+    benchmarks.read_nds_json(f, "enas")
+  with pytest.raises(FileNotFoundError):
+    benchmarks.read_nds_json(tmp_path / "missing.json", "darts")
+
+
+NB301 = SHARED.parent / "nasbench301_darts_space" / "naslib_zc_nasbench301_725.json"
+
+
+@pytest.mark.skipif(not NB301.exists(), reason="../shared/data absent")
+def test_nb301_naslib_cells():
+  truth, archs = benchmarks.read_nb301_naslib(NB301)
+  assert len(truth) == len(archs) == 725 and truth.space == "nds_darts"
+  acc = np.array(list(truth.accuracy.values()))
+  assert 91.2 < acc.min() < acc.max() < 94.5
+  assert all(a.width == 32 and a.depth == 8 for a in archs.values())
