@@ -1,0 +1,91 @@
+"""Compile versus run time of the eval-BN NTK per architecture, per space.
+
+NB201 passes the architecture as data: one compilation serves every arch.
+NB101 and the NDS spaces build a network per graph, so each new arch
+compiles; this measures what that costs against the NTK itself.
+
+    python -m benchmarks.compile_vs_run --n 16 --archs 3 \
+        --out benchmarks/results/compile_vs_run_cpu.json
+"""
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import report
+from ntkjax import ntk
+from ntkjax.spaces import nb101, nb201, nds
+
+
+def _timed(fn, *args):
+  t = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  return time.perf_counter() - t
+
+
+def nb201_rows(x, n_archs):
+  net = nb201.Network(num_classes=10)
+  fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval"))
+  rows = []
+  for k, ops in enumerate(nb201.sample(jax.random.key(0), n_archs)):
+    ops = jnp.asarray(ops)
+    v = net.init(jax.random.key(k), x[:1], ops)
+    first, second = _timed(fn, v, x, ops), _timed(fn, v, x, ops)
+    rows.append({"space": "nb201", "arch": nb201.encode(np.asarray(ops)), "params": net.param_count(
+        nb201.encode(np.asarray(ops))), "first_s": first, "steady_s": second})
+  return rows
+
+
+def per_arch_rows(space, nets, x):
+  rows = []
+  for arch_str, net, params in nets:
+    fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval"))
+    v = net.init(jax.random.key(0), x[:1])
+    first, second = _timed(fn, v, x), _timed(fn, v, x)
+    rows.append({"space": space, "arch": arch_str, "params": params, "first_s": first, "steady_s": second})
+  return rows
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--n", type=int, default=16, help="images per NTK (32x32)")
+  p.add_argument("--archs", type=int, default=3, help="architectures per space")
+  p.add_argument("--width", type=int, default=16, help="NDS width")
+  p.add_argument("--depth", type=int, default=8, help="NDS depth")
+  p.add_argument("--spaces", default="nb201,nb101,darts,enas,nasnet,amoeba,pnas")
+  p.add_argument("--out", default="")
+  args = p.parse_args()
+  x = jax.random.normal(jax.random.key(1), (args.n, 32, 32, 3))
+  rows = []
+  for space in args.spaces.split(","):
+    if space == "nb201":
+      rows += nb201_rows(x, args.archs)
+    elif space == "nb101":
+      specs = [nb101.Spec.create([[0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 1, 1], [0, 0, 0, 0, 1],
+                                  [0, 0, 0, 0, 0]],
+                                 ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "output"]),
+               nb101.Spec.create([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"]),
+               nb101.Spec.create([[0, 1, 1, 1], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+                                 ["input", "conv3x3-bn-relu", "conv3x3-bn-relu", "output"])][:args.archs]
+      rows += per_arch_rows("nb101", [(s.hash, nb101.Network(s), nb101.num_params(s)) for s in specs], x)
+    else:
+      archs = nds.sample(jax.random.key(0), space, args.archs, width=args.width, depth=args.depth)
+      rows += per_arch_rows(space, [(nds.encode(a), nds.Network(a), nds.num_params(a)) for a in archs], x)
+    for r in rows[-args.archs:]:
+      print(f"{r['space']:<7}{r['params']:>10,}  first {r['first_s']:7.2f} s  steady {r['steady_s']:6.2f} s",
+            flush=True)
+  summary = {}
+  for space in dict.fromkeys(r["space"] for r in rows):
+    sel = [r for r in rows if r["space"] == space]
+    compile_s = [r["first_s"] - r["steady_s"] for r in sel]
+    summary[space] = {"archs": len(sel), "compile_s_mean": float(np.mean(compile_s)),
+                      "steady_s_mean": float(np.mean([r["steady_s"] for r in sel])),
+                      "compile_over_steady": float(np.mean(compile_s) / np.mean([r["steady_s"] for r in sel]))}
+  report.emit({**report.environment(), **vars(args), "rows": rows, "summary": summary}, args.out)
+
+
+if __name__ == "__main__":
+  main()
