@@ -11,6 +11,12 @@ Tokens:
 * conventions: ``paper_code`` uses the paper code's network variant,
   ``weight``-only parameter filter and degenerate-value conventions;
   without it ntkjax's defaults are used.
+* space (``rank_correlation`` and ``score`` only): ``nb201`` (default),
+  ``nb101`` (the 1,000 benchmark specs in ``../shared``, 108-epoch
+  validation accuracy) or ``nds_darts`` (the 725 NAS-Bench-301 DARTS cells,
+  surrogate accuracy, width 32, depth 8); ``nds_enas``, ``nds_nasnet``,
+  ``nds_amoeba``, ``nds_pnas`` need an NDS JSON file as ground truth
+  (``ground_truth.path``, ``format='nds_json'``, ``nds_space``).
 
 Data paths default to the layout of ``../shared/data`` next to the checkout
 (CIFAR-10 JPEG zips and the v1x NB201 tables); point ``data.root`` and
@@ -38,11 +44,23 @@ _DATA = {"cifar10": ("cifar10", SHARED / "cifar10", 256),
          "cifar100": ("cifar100", "", 256),
          "imagenet16": ("ImageNet16-120", "", 512)}
 SIZES = ("full", "cpu", "small")
+SPACES = ("nb201", "nb101", "nds_darts", "nds_enas", "nds_nasnet", "nds_amoeba", "nds_pnas")
+# Space -> ground truth available in ../shared (a stand-in for NDS-DARTS: NB301's surrogate).
+SPACE_TRUTH = {
+    "nb101": dict(path=SHARED / "nasbench101" / "nb101_nasbench_vis_1k.json", format="nb101_json",
+                  dataset="cifar10", split="valid", epochs=108),
+    "nds_darts": dict(path=SHARED / "nasbench301_darts_space" / "naslib_zc_nasbench301_725.json",
+                      format="nb301_naslib", dataset="cifar10", split="valid", epochs=100),
+}
+
+
+def space_of(arg) -> str:
+  return next((t for t in (arg or "").split(",") if t in SPACES), "nb201")
 
 
 def parse(arg):
   tokens = [t for t in (arg or "").split(",") if t]
-  known = set(SIZES) | set(_DATA) | {"paper_code"}
+  known = set(SIZES) | set(_DATA) | {"paper_code"} | set(SPACES)
   bad = [t for t in tokens if t not in known]
   if bad:
     raise ValueError(f"unknown config variant {bad[0]!r}; known: {', '.join(sorted(known))}")
@@ -51,17 +69,27 @@ def parse(arg):
   return size, dataset, "paper_code" in tokens
 
 
-def nb201_study(arg=None) -> ml_collections.ConfigDict:
+def nb201_study(arg=None, spaces=("nb201",)) -> ml_collections.ConfigDict:
+  """The study fields; ``spaces`` lists the space tokens the experiment takes."""
   size, dataset, paper_code = parse(arg)
+  if space_of(arg) not in spaces:
+    raise ValueError(f"this experiment runs on {', '.join(spaces)}, not {space_of(arg)!r}")
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.bn_modes = ("train", "eval")
 
   c.space = ml_collections.ConfigDict()
+  c.space.name = space_of(arg)
   c.space.num_archs = 1000
   c.space.sampling = "random"        # or "index_order": the first n official indices
-  c.space.C = 16
+  c.space.C = 16                     # NB201
   c.space.N = 5
+  c.space.stem_channels = 128        # NB101
+  c.space.num_stacks = 3
+  c.space.modules_per_stack = 3
+  c.space.width = 0                  # NDS when sampling the whole space (0: NDS's ranges)
+  c.space.depth = 0
+  c.space.op_affine = True
   c.space.variant = "paper_code" if paper_code else "benchmark"
   c.space.init = "torch_default"
   c.space.init_per_arch = False      # the paper code reseeds: one init for all archs
@@ -89,6 +117,12 @@ def nb201_study(arg=None) -> ml_collections.ConfigDict:
   c.ground_truth.update({k: str(v) for k, v in _TRUTH[dataset].items()})
   c.ground_truth.split = "test"
   c.ground_truth.epochs = 200
+  c.ground_truth.format = "nb201"
+  c.ground_truth.nds_space = ""
+  if c.space.name in SPACE_TRUTH:
+    c.ground_truth.update({k: str(v) if k == "path" else v for k, v in SPACE_TRUTH[c.space.name].items()})
+  elif c.space.name != "nb201":
+    c.ground_truth.update(path="", format="nds_json", nds_space=c.space.name[4:])
 
   if size == "cpu":
     c.space.num_archs = 200

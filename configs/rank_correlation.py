@@ -1,8 +1,8 @@
-"""Config for experiments/rank_correlation.py (paper Section 3.2, Figure 3).
+"""Config for experiments/rank_correlation.py (paper Section 3.2, Figure 3, Table 1).
 
 Kendall τ / Spearman ρ of F-Norm, Mean, NCN and LGA in train and eval BN at
-initialisation against NB201 accuracy, with parameter count and a random
-score as baselines.
+initialisation against benchmark accuracy, with parameter count and a random
+score as baselines, in NB201 (default), NB101 or an NDS space.
 
     python -m experiments.rank_correlation --config configs/rank_correlation.py \
         --workdir /tmp/rank_correlation
@@ -21,10 +21,21 @@ see ``configs/common.py``):
 * ``paper_code``: the paper code's network, parameter filter and degenerate
   values; ``cifar100`` / ``imagenet16``: other datasets (set
   ``--config.data.root``; no images for them ship here).
+* ``nb101``: specs drawn from the 1,000 NB101 benchmark specs in
+  ``../shared`` against their 108-epoch validation accuracy, the official
+  network (128 stem channels, 3 stacks of 3 modules). Each spec compiles
+  (about 10 s per BN mode on a 2-core CPU) before its NTKs.
+* ``nds_darts``: the 725 NAS-Bench-301 DARTS cells (width 32, depth 8)
+  against NB301's surrogate accuracy: a stand-in for NDS-DARTS, labelled as
+  such. ``nds_enas`` / ``nds_nasnet`` / ``nds_amoeba`` / ``nds_pnas``: set
+  ``--config.ground_truth.path`` to the NDS JSON file (e.g. ``ENAS.json``).
 """
 
 from configs import common
 
 
 def get_config(arg=None):
-  return common.nb201_study(arg)
+  c = common.nb201_study(arg, spaces=common.SPACES)
+  if c.space.name == "nb101" and common.parse(arg)[0] == "small":
+    c.space.stem_channels, c.space.modules_per_stack = 16, 1
+  return c

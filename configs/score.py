@@ -1,10 +1,11 @@
-"""Config for experiments/score.py: NTK metrics of sampled NB201 archs.
+"""Config for experiments/score.py: NTK metrics of sampled archs of any space.
 
 Launch (default: the embedded digits dataset, no download):
 
     python -m experiments.score --config configs/score.py --workdir /tmp/score
 
-Variants via ``--config configs/score.py:ARG``:
+Variants via ``--config configs/score.py:ARG`` (comma-separated: a size and
+optionally a space):
 
 * (none)   20 archs of a reduced NB201 (C=8, N=1) on 32 digits images at 16x16,
            both BN modes: about 2 minutes on a 2-core CPU (~1 min compile).
@@ -12,6 +13,18 @@ Variants via ``--config configs/score.py:ARG``:
 * ``full``   the real NB201 network (C=16, N=5), 100 archs, 64 images: about
            20 s per architecture on a 2-core CPU (train-BN dominates); a few
            seconds in total on an H100.
+* ``nb101``  NB101 specs drawn from the 1,000 benchmark specs in
+           ``../shared`` (108-epoch validation accuracy), the official network
+           (128 stem channels, 3x3 modules); ``small`` shrinks it to 16
+           channels and one module per stack. Each spec compiles (~10 s CPU).
+* ``nds_darts``  DARTS cells from the 725 NAS-Bench-301 cells in ``../shared``
+           (surrogate accuracy; width 32, depth 8).
+* ``nds_enas``, ``nds_nasnet``, ``nds_amoeba``, ``nds_pnas`` (and ``nds_darts``
+           with ``ground_truth.path=''``): cells sampled from the whole space at
+           ``space.width``/``space.depth`` (16/8; ``small``: 8/5). No NDS
+           ground truth exists here; point ``ground_truth.path`` at an NDS JSON
+           file (``ground_truth.format='nds_json'``, ``ground_truth.nds_space``)
+           to get τ.
 
 Override any field on the command line, e.g. ``--config.space.num_archs=50``.
 ``ground_truth.path`` names a CSV (arch column + accuracy column) or a
@@ -21,19 +34,36 @@ table with ``arch_column='cellstr'``, ``accuracy_column='valid_test_top1'``.
 
 import ml_collections
 
+from configs import common
+
+SPACES = common.SPACES
+
 
 def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.seed = 0
 
+  tokens = [t for t in (arg or "").split(",") if t]
+  bad = [t for t in tokens if t not in ("small", "full") + SPACES]
+  if bad:
+    raise ValueError(f"unknown config variant {bad[0]!r}; known: small, full, {', '.join(SPACES)}")
+  size = next((t for t in tokens if t in ("small", "full")), "")
+  space = next((t for t in tokens if t in SPACES), "nb201")
+
   c.space = ml_collections.ConfigDict()
-  c.space.name = "nb201"
+  c.space.name = space               # nb201 | nb101 | nds_<darts|enas|nasnet|amoeba|pnas>
   c.space.num_archs = 20
-  c.space.C = 8
+  c.space.C = 8                      # NB201 channels and cells per stage
   c.space.N = 1
-  c.space.variant = "benchmark"      # or "paper_code"
+  c.space.variant = "benchmark"      # NB201: or "paper_code"
   c.space.init = "torch_default"     # xavier | kaiming | gaussian | flax_default
-  c.space.init_per_arch = False      # paper code: same init for every arch
+  c.space.init_per_arch = False      # paper code: same init for every arch (NB201)
+  c.space.stem_channels = 128        # NB101
+  c.space.num_stacks = 3
+  c.space.modules_per_stack = 3
+  c.space.width = 16                 # NDS, when sampling the whole space (0: NDS's range)
+  c.space.depth = 8
+  c.space.op_affine = True           # NDS: affine BN inside the cell ops (pycls)
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "digits16"          # cifar10 | cifar100 | ImageNet16-120
@@ -53,6 +83,8 @@ def get_config(arg=None):
 
   c.ground_truth = ml_collections.ConfigDict()
   c.ground_truth.path = ""           # CSV file or NATS-tss simple archive directory
+  c.ground_truth.format = "nb201"    # nb201 | nb101_json | nb101_tfrecord | nds_json | nb301_naslib
+  c.ground_truth.nds_space = ""      # for nds_json: darts | enas | nasnet | amoeba | pnas
   c.ground_truth.dataset = "cifar10-valid"
   c.ground_truth.split = "test"
   c.ground_truth.epochs = 200
@@ -60,13 +92,15 @@ def get_config(arg=None):
   c.ground_truth.accuracy_column = "accuracy"
   c.ground_truth.index_column = ""
 
-  if arg == "small":
+  if size == "small":
     c.space.num_archs = 5
     c.data.batch_size = 16
-  elif arg == "full":
+    c.space.stem_channels, c.space.modules_per_stack = 16, 1
+    c.space.width, c.space.depth = 8, 5
+  elif size == "full":
     c.space.num_archs = 100
     c.space.C, c.space.N = 16, 5
     c.data.batch_size = 64
-  elif arg not in (None, ""):
-    raise ValueError(f"unknown config variant {arg!r}; known: small, full")
+  if space in common.SPACE_TRUTH:
+    c.ground_truth.update({k: str(v) if k == "path" else v for k, v in common.SPACE_TRUTH[space].items()})
   return c

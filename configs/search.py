@@ -30,9 +30,20 @@ import ml_collections
 from configs import common
 
 
+# Table 2 reports 200-epoch test accuracy of nets trained on the full training
+# set; the NATS-tss seed means give its optima 94.37 / 73.51 / 47.31.
+NATS_TEST = common.SHARED / "nasbench201/nats_tss/nb201_nats_tss_test_acc_200ep_avg_all3.csv"
+_COLUMN = {"cifar10": ("cifar10", "CIFAR10TestAccuracy200Epochs"),
+           "cifar100": ("cifar100", "CIFAR100TestAccuracy200Epochs"),
+           "imagenet16": ("ImageNet16-120", "ImageNetTestAccuracy200Epochs")}
+
+
 def get_config(arg=None):
-  size, _, _ = common.parse(arg)
+  size, dataset, _ = common.parse(arg)
   c = common.add_training(common.nb201_study(arg), size)
+  name, column = _COLUMN[dataset]
+  c.ground_truth.update(path=str(NATS_TEST), dataset=name, arch_column="ArchitectureString",
+                        accuracy_column=column, index_column="", release="nats")
   c.methods = ("rs", "rea")
   c.scorers = ("lga_eval@3", "lga_eval@5", "lga_eval@0", "ncn_eval@0", "fnorm_train@0", "params", "oracle")
   c.num_seeds = 5

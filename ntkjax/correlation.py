@@ -1,4 +1,7 @@
-"""At-initialisation rank-correlation studies on NB201 (paper Sections 3.2-3.4).
+"""At-initialisation rank-correlation studies (paper Sections 3.2-3.4).
+
+``run_rank_correlation`` works in every space of ``ntkjax.spaces.api``
+(``config.space.name``); the decile and initialisation studies are NB201's.
 
 Each ``run_*`` maps a config (``configs/rank_correlation.py``,
 ``configs/deciles.py``, ``configs/init_schemes.py``) onto the scoring loop of
@@ -32,17 +35,18 @@ BASELINES = ("params", "random")
 TABLE_FIELDS = ["metric", "subset", "n", "n_degenerate", "tau", "tau_p", "rho", "rho_p"]
 
 
-def random_scores(key: jax.Array, archs: Sequence[str]) -> np.ndarray:
+def random_scores(key: jax.Array, archs: Sequence[str], index=nb201.ops_to_index) -> np.ndarray:
   """A reproducible uniform score per architecture (the chance baseline),
-  keyed by the arch's lexicographic position so it does not depend on order."""
-  idx = np.array([nb201.ops_to_index(a) for a in archs], np.int32)
+  keyed by the arch's ``index`` (NB201: lexicographic position) so it does
+  not depend on order."""
+  idx = np.array([index(a) for a in archs], np.int32)
   draw = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i)))
   return np.asarray(draw(idx), np.float64)
 
 
 def correlations(rows: Sequence[Mapping[str, str]], columns: Iterable[str],
                  truth: benchmarks.GroundTruth, *, random_key: jax.Array | None = None,
-                 ) -> list[dict]:
+                 index=nb201.ops_to_index) -> list[dict]:
   """Kendall τ and Spearman ρ of each score column with ``truth``.
 
   ``rows`` are results-CSV rows (``arch``, ``degenerate``, ``params`` and the
@@ -57,7 +61,7 @@ def correlations(rows: Sequence[Mapping[str, str]], columns: Iterable[str],
   degenerate = np.array([int(r["degenerate"]) for r in rows], bool)
   scores = {c: np.array([float(r[c]) for r in rows]) for c in columns}
   if random_key is not None:
-    scores["random"] = random_scores(random_key, [r["arch"] for r in rows])
+    scores["random"] = random_scores(random_key, [r["arch"] for r in rows], index)
   out = []
   for subset, keep in (("all", np.ones_like(degenerate)), ("non_degenerate", ~degenerate)):
     for name, s in scores.items():
@@ -88,9 +92,17 @@ def format_table(table: Sequence[Mapping], key: str = "metric") -> str:
 
 
 def params_baseline(truth: benchmarks.GroundTruth, num_classes: int = 10, *,
-                    reachable_only: bool = False) -> stats.Correlation:
-  """Kendall τ of the NB201 parameter count with ``truth`` over every arch in
-  it, or only those without unreachable ops (``nb201.has_unreachable_ops``)."""
+                    reachable_only: bool = False, space=None) -> stats.Correlation:
+  """Kendall τ of the parameter count with ``truth`` over every arch in it.
+
+  NB201 (``space`` None or NB201; the benchmark's network): optionally only
+  archs without unreachable ops (``nb201.has_unreachable_ops``). Other
+  spaces count with ``space.num_params``.
+  """
+  if space is not None and space.name != "nb201":
+    archs = sorted(truth.accuracy)
+    params = np.array([space.num_params(a) for a in archs], np.float64)
+    return stats.kendall_tau(params, truth.lookup(archs))
   archs = sorted(a for a in truth.accuracy if not (reachable_only and nb201.has_unreachable_ops(a)))
   params = np.array([nb201.num_params(a, num_classes) for a in archs], np.float64)
   return stats.kendall_tau(params, truth.lookup(archs))
@@ -101,7 +113,7 @@ def sample_archs(config, job, truth, workdir) -> list[str]:
   indices, recorded in ``workdir/archs.txt``."""
   n = config.space.num_archs
   if config.space.sampling == "random":
-    archs = [nb201.encode(o) for o in nb201.sample(job.k_arch, n)]
+    archs = job.space.sample(job.k_arch, n)
   elif config.space.sampling == "index_order":  # the paper code's first-n archs
     if not truth.index:
       raise ValueError(f"sampling='index_order' needs official indices; {truth.source} has none "
@@ -122,7 +134,7 @@ def require_truth(config):
 
 def _score(config, job, archs, path, net=None):
   return score.score_architectures(
-      path, archs, net=net or job.net, images=job.images, labels=job.labels, key=job.k_init,
+      path, archs, net=net, space=None if net is not None else job.space, images=job.images, labels=job.labels, key=job.k_init,
       init_per_arch=config.space.init_per_arch, seed=config.seed, bn_modes=tuple(config.bn_modes),
       compat=config.metrics.compat, **score.ntk_options(config))
 
@@ -133,26 +145,30 @@ def rows_for(table, archs):
 
 
 def run_rank_correlation(config, workdir) -> list[dict]:
-  """Section 3.2: τ and ρ of every metric x BN mode, plus the baselines."""
+  """Section 3.2 / Table 1: τ and ρ of every metric x BN mode, plus the
+  baselines, in the space ``config.space.name``."""
   workdir = pathlib.Path(workdir)
   job = score.prepare(config, workdir)
-  truth = require_truth(config)
+  truth = job.truth or require_truth(config)
   archs = sample_archs(config, job, truth, workdir)
   table = _score(config, job, archs, workdir / "results.csv")
   rows = rows_for(table, archs)
   columns = score.metric_columns(config.bn_modes) + ["params"]
-  result = correlations(rows, columns, truth, random_key=jax.random.fold_in(job.k_arch, 1))
+  result = correlations(rows, columns, truth, random_key=jax.random.fold_in(job.k_arch, 1),
+                        index=job.space.index)
   write_table(workdir / "correlations.csv", result, TABLE_FIELDS)
-  everything = params_baseline(truth, job.net.num_classes)
-  reachable = params_baseline(truth, job.net.num_classes, reachable_only=True)
-  text = (f"NB201 {job.dataset}: {len(archs)} archs, {len(job.labels)} images, truth {truth.source} "
+  name = job.space.name
+  everything = params_baseline(truth, job.net.num_classes if job.net is not None else 10, space=job.space)
+  text = (f"{name} {job.dataset}: {len(archs)} archs, {len(job.labels)} images, truth {truth.source} "
           f"{truth.dataset}/{truth.split}\n" + format_table(result) +
-          f"\nparams over all {everything.n} archs of the ground truth: tau {everything.value:.3f}; "
-          f"over the {reachable.n} without unreachable ops: tau {reachable.value:.3f}")
+          f"\nparams over all {everything.n} archs of the ground truth: tau {everything.value:.3f}")
+  if name == "nb201":
+    reachable = params_baseline(truth, job.net.num_classes, reachable_only=True)
+    text += f"; over the {reachable.n} without unreachable ops: tau {reachable.value:.3f}"
   (workdir / "summary.txt").write_text(text + "\n")
   print(text)
   figures.correlation_bars(result, workdir / "rank_correlation.png",
-                           title=f"NB201 {truth.dataset}: Kendall τ at init (n={len(archs)})")
+                           title=f"{name} {truth.dataset}: Kendall τ at init (n={len(archs)})")
   return result
 
 

@@ -26,7 +26,7 @@ from absl import logging
 from ntkjax import benchmarks, correlation, figures, metrics, ntk, score, train
 from ntkjax import data as data_lib
 from ntkjax.results import ResultsCSV
-from ntkjax.spaces import nb201
+from ntkjax.spaces import api, nb201
 
 __all__ = ["track", "training_data", "run_post_training", "run_kernel_evolution", "run_trajectories"]
 
@@ -84,7 +84,7 @@ def track(results_path, archs: Sequence[str], *, net, variables, train_data: dat
       _, history = train.train(net, variables, ops, train_data, ts[-1], jax.random.fold_in(key, i),
                                tx=tx, batch_size=batch_size, padding=padding, checkpoint_dir=ckpt,
                                on_epoch=record, epoch_fn=epoch_fn)
-    row = {**score.arch_row(arch, i, seed, net), "seconds": f"{time.time() - t0:.2f}"}
+    row = {**score.arch_row(arch, i, seed, api.NB201Space.from_network(net)), "seconds": f"{time.time() - t0:.2f}"}
     for t in ts:
       row.update({f"{n}@{t}": repr(values[str(t)][n]) for n in names})
       stats = history[t - 1] if t > 0 else None

@@ -26,7 +26,7 @@ import json
 import math
 import pathlib
 import time
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +39,7 @@ from ntkjax.results import ResultsCSV
 from ntkjax.spaces import nb201
 
 __all__ = ["Evaluation", "SearchResult", "Evaluator", "ScoreMemo", "random_search", "regularized_evolution",
-           "make_scorer", "epoch_seconds", "run_search", "summarize_runs"]
+           "make_scorer", "unit_costs", "speed_up", "run_search", "summarize_runs"]
 
 HISTORY_FIELDS = ["step", "arch", "score", "cost_s", "total_cost_s", "cached"]
 
@@ -237,27 +237,53 @@ RUN_FIELDS = ["run", "method", "scorer", "seed", "best_arch", "best_score", "acc
 REFERENCE_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
-def epoch_seconds(net, variables, train_data, config, key, path=None) -> float:
-  """Steady seconds for one training epoch of the reference arch (the
-  1,288,506-param cell), the unit of the training-based baseline: compiled
-  by a first epoch, then timed on a second. Kept in ``path`` (JSON)."""
+def unit_costs(net, variables, train_data, config, key, images, labels, path=None, *,
+               num_archs: int = 5) -> dict:
+  """Steady seconds of one training epoch and of each BN mode's metrics,
+  measured back to back on the same ``num_archs`` random non-degenerate archs
+  (compilation excluded; the arch is data, so one compilation serves all):
+  ``{'epoch_s': e, 'metric_s': {'train': m, 'eval': m}}``. Kept in ``path``."""
   path = pathlib.Path(path) if path else None
   if path is not None and path.exists():
-    return float(json.loads(path.read_text())["epoch_s"])
+    return json.loads(path.read_text())
   tx = train_lib.sgd(config.train.learning_rate, config.train.momentum, config.train.weight_decay)
   epoch_fn = train_lib.make_epoch(net, tx, batch_size=config.train.batch_size, mean=train_data.mean,
                                   std=train_data.std, padding=train_lib.default_padding(train_data.image_size))
-  ops = jnp.asarray(nb201.decode(REFERENCE_ARCH))
   kw = dict(tx=tx, batch_size=config.train.batch_size, epoch_fn=epoch_fn)
-  v, _ = train_lib.train(net, variables, ops, train_data, 1, key, **kw)
-  jax.block_until_ready(v)
-  t = time.perf_counter()
-  jax.block_until_ready(train_lib.train(net, variables, ops, train_data, 1, key, **kw)[0])
-  seconds = time.perf_counter() - t
+  archs = [a for a in (nb201.encode(o) for o in nb201.sample(jax.random.fold_in(key, 7), 4 * num_archs))
+           if not nb201.is_degenerate(a)][:num_archs]
+  ops = [jnp.asarray(nb201.decode(a)) for a in archs]
+  x, y = jnp.asarray(images), jnp.asarray(labels)
+
+  def mean_seconds(fn):
+    jax.block_until_ready(fn(ops[0]))  # compile
+    times = []
+    for o in ops:
+      t = time.perf_counter()
+      jax.block_until_ready(fn(o))
+      times.append(time.perf_counter() - t)
+    return float(np.mean(times))
+  out = {"epoch_s": mean_seconds(lambda o: train_lib.train(net, variables, o, train_data, 1, key, **kw)[0]),
+         "metric_s": {}, "archs": archs, "num_images": len(train_data.labels),
+         "batch_size": config.train.batch_size}
+  for bn in score_lib.BN_MODES:
+    f = score_lib.score_fn(net, bn_modes=(bn,), compat=config.metrics.compat, **score_lib.ntk_options(config))
+    out["metric_s"][bn] = mean_seconds(lambda o: f(variables, x, y, o))
   if path is not None:
-    path.write_text(json.dumps({"epoch_s": seconds, "arch": REFERENCE_ARCH,
-                                "num_images": len(train_data.labels), "batch_size": config.train.batch_size}))
-  return seconds
+    path.write_text(json.dumps(out, indent=1))
+  return out
+
+
+def speed_up(scorer: str, costs: Mapping, baseline_epochs: int = 200) -> float:
+  """``baseline_epochs · e / (t · e + m)``: how many times cheaper scoring an
+  arch with ``scorer`` is than training it for ``baseline_epochs``, from the
+  unit costs ``e`` (epoch) and ``m`` (the scorer's metrics); inf for the
+  oracle and params, which cost nothing measurable."""
+  if scorer in ("oracle", "params"):
+    return math.inf
+  metric, _, t = scorer.partition("@")
+  e, m = costs["epoch_s"], costs["metric_s"][metric.rsplit("_", 1)[1]]
+  return baseline_epochs * e / (int(t) * e + m)
 
 
 def run_search(config, workdir) -> list[dict]:
@@ -268,11 +294,12 @@ def run_search(config, workdir) -> list[dict]:
   scorer are memoised across its searches in ``scores/`` (``ScoreMemo``:
   the measured cost is still charged to every search that asks).
 
-  Speed-up: a training-based search that trains the same distinct
-  architectures for ``config.baseline_epochs`` (200, NB201's schedule) costs
-  ``trained × baseline_epochs × epoch_s``, with ``epoch_s`` measured here on
-  the same data and device (``epoch_seconds``); the table divides it by the
-  search's cost.
+  Speed-up: scoring an arch costs ``t·e + m`` (t epochs, then the metrics)
+  where training it for ``config.baseline_epochs`` (200, NB201's schedule)
+  costs ``200·e``; ``e`` and ``m`` are measured back to back on the same
+  archs, data and device (``unit_costs``), so the ratio does not depend on
+  what else ran while the search's own costs were charged. The oracle and
+  params get none.
   """
   workdir = pathlib.Path(workdir)
   job = score_lib.prepare(config, workdir)
@@ -316,45 +343,46 @@ def run_search(config, workdir) -> list[dict]:
                      "accuracy": repr(truth[res.best_arch]), "cost_s": f"{res.cost_s:.3f}",
                      "evaluations": len(res.history), "trained": trained, "compile_s": f"{compile_s:.2f}"})
         print(f"{run_id}: {res.best_arch} acc {truth[res.best_arch]:.2f} cost {res.cost_s:.1f}s", flush=True)
-  epoch_s = epoch_seconds(job.net, variables, train_data, config, k_train, workdir / "epoch_seconds.json")
-  table = summarize_runs(runs.rows, optimum=max(truth.accuracy.values()),
-                         baseline_epoch_s=config.baseline_epochs * epoch_s)
+  costs = unit_costs(job.net, variables, train_data, config, k_train, job.images, job.labels,
+                     workdir / "unit_costs.json")
+  ups = {s: speed_up(s, costs, config.baseline_epochs) for s in config.scorers}
+  table = summarize_runs(runs.rows, optimum=max(truth.accuracy.values()), speed_ups=ups)
   write = correlation.write_table
   write(workdir / "search_table.csv", table, list(table[0]) if table else ["method"])
-  text = format_runs(table, truth, epoch_s=epoch_s, baseline_epochs=config.baseline_epochs)
+  text = format_runs(table, truth, costs=costs, baseline_epochs=config.baseline_epochs)
   (workdir / "summary.txt").write_text(text + "\n")
   print(text)
   return table
 
 
-def summarize_runs(rows, *, optimum: float, baseline_epoch_s: float = math.nan) -> list[dict]:
+def summarize_runs(rows, *, optimum: float, speed_ups: Mapping[str, float] | None = None) -> list[dict]:
   """Mean ± std of the chosen arch's accuracy and of the cost per (method,
-  scorer); ``speed_up`` = mean over seeds of ``trained × baseline_epoch_s /
-  cost`` (inf for a free scorer such as the oracle)."""
+  scorer), with the scorer's ``speed_ups`` entry (NaN if not given)."""
   out = []
   for method, scorer in dict.fromkeys((r["method"], r["scorer"]) for r in rows):
     sel = [r for r in rows if r["method"] == method and r["scorer"] == scorer]
     acc = np.array([float(r["accuracy"]) for r in sel])
     cost = np.array([float(r["cost_s"]) for r in sel])
-    trained = np.array([int(r["trained"]) for r in sel])
-    with np.errstate(divide="ignore", invalid="ignore"):
-      speed_up = np.where(cost > 0, trained * baseline_epoch_s / np.where(cost > 0, cost, 1.0), math.inf)
     out.append({"method": method, "scorer": scorer, "seeds": len(sel), "accuracy_mean": float(acc.mean()),
                 "accuracy_std": float(acc.std()), "cost_s_mean": float(cost.mean()),
                 "evaluations_mean": float(np.mean([int(r["evaluations"]) for r in sel])),
-                "trained_mean": float(trained.mean()), "speed_up": float(np.mean(speed_up)),
+                "trained_mean": float(np.mean([int(r["trained"]) for r in sel])),
+                "speed_up": float((speed_ups or {}).get(scorer, math.nan)),
                 "gap_to_optimum": float(optimum - acc.mean())})
   return out
 
 
-def format_runs(table, truth, *, epoch_s: float = math.nan, baseline_epochs: int = 200) -> str:
-  lines = [f"Search on NB201, ground truth {truth.dataset}/{truth.split} "
-           f"(optimum {max(truth.accuracy.values()):.2f}); speed-up against training each arch "
-           f"for {baseline_epochs} epochs at {epoch_s:.2f} s/epoch",
-           f"{'method':<6}{'scorer':<16}{'seeds':>6}{'accuracy':>18}{'cost (s)':>12}{'evals':>8}{'speed-up':>11}"]
+def format_runs(table, truth, *, costs: Mapping | None = None, baseline_epochs: int = 200) -> str:
+  head = (f"Search on NB201, ground truth {truth.dataset}/{truth.split} "
+          f"(optimum {max(truth.accuracy.values()):.2f})")
+  if costs:
+    head += (f"; speed-up = {baseline_epochs}·e/(t·e + m) with e = {costs['epoch_s']:.2f} s/epoch, "
+             f"m = {costs['metric_s']['train']:.2f} s (train BN) / {costs['metric_s']['eval']:.2f} s (eval BN)")
+  lines = [head, f"{'method':<7}{'scorer':<16}{'seeds':>6}{'accuracy':>18}{'cost (s)':>12}{'evals':>8}"
+                 f"{'speed-up':>11}"]
   for r in table:
     up = "—" if math.isinf(r["speed_up"]) or math.isnan(r["speed_up"]) else f"{r['speed_up']:.0f}×"
-    lines.append(f"{r['method']:<6}{r['scorer']:<16}{r['seeds']:>6}"
+    lines.append(f"{r['method']:<7}{r['scorer']:<16}{r['seeds']:>6}"
                  f"{r['accuracy_mean']:>11.2f} ± {r['accuracy_std']:<5.2f}{r['cost_s_mean']:>12.1f}"
                  f"{r['evaluations_mean']:>8.0f}{up:>11}")
   return "\n".join(lines)

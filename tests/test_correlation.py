@@ -2,6 +2,7 @@
 a tiny network with a synthetic ground truth covering all of NB201."""
 
 import csv
+import pathlib
 import os
 import subprocess
 import sys
@@ -146,3 +147,28 @@ def test_experiment_main_runs(tmp_path, truth_csv):
   assert out.returncode == 0, out.stderr[-2000:]
   assert "Kendall tau by init scheme" in out.stdout
   assert (tmp_path / "init_schemes.csv").exists()
+
+
+NB101_VIS = pathlib.Path(__file__).resolve().parents[2] / "shared/data/nasbench101/nb101_nasbench_vis_1k.json"
+
+
+@pytest.mark.skipif(not NB101_VIS.exists(), reason="../shared/data absent")
+def test_rank_correlation_runs_on_nb101_by_config_alone(tmp_path):
+  from configs import rank_correlation
+  c = rank_correlation.get_config("small,nb101")
+  c.space.num_archs, c.space.stem_channels, c.space.num_stacks = 4, 8, 2
+  c.data.name, c.data.root, c.data.batch_size = "digits16", "", 8
+  result = correlation.run_rank_correlation(c, tmp_path)
+  archs = (tmp_path / "archs.txt").read_text().split()
+  assert len(archs) == 4 and all(len(a) == 32 for a in archs)  # NB101 graph hashes
+  metrics_seen = {r["metric"] for r in result if r["subset"] == "all"}
+  assert {"lga_eval", "ncn_train", "params", "random"} <= metrics_seen
+  assert all(r["n"] == 4 and r["n_degenerate"] == 0 for r in result if r["subset"] == "all")
+  summary = (tmp_path / "summary.txt").read_text()
+  assert summary.startswith("nb101") and "params over all 1000 archs" in summary
+
+
+def test_study_configs_refuse_spaces_they_do_not_support():
+  from configs import deciles
+  with pytest.raises(ValueError, match="runs on nb201, not 'nds_darts'"):
+    deciles.get_config("small,nds_darts")

@@ -105,3 +105,44 @@ def test_experiment_main_runs_and_rejects_unknown_config_keys(tmp_path):
   bad = subprocess.run(base + ["--config.space.nonsense=3", f"--workdir={tmp_path}/b"], cwd=ROOT,
                        capture_output=True, text=True, timeout=600)
   assert bad.returncode != 0 and "nonsense" in bad.stderr
+
+
+NB101_VIS = os.path.join(os.path.dirname(ROOT), "shared", "data", "nasbench101", "nb101_nasbench_vis_1k.json")
+
+
+@pytest.mark.skipif(not os.path.exists(NB101_VIS), reason="../shared/data absent")
+def test_score_job_on_nb101_specs_of_the_benchmark(tmp_path):
+  from ntkjax.spaces import nb101
+  c = score_config.get_config("small,nb101")
+  c.space.num_archs, c.data.batch_size = 2, 8
+  c.space.stem_channels, c.space.num_stacks = 8, 2
+  summary = score.run(c, tmp_path)
+  rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+  truth, specs = score.read_truth(c.ground_truth)
+  assert len(rows) == 2 and all(r["arch"] in truth for r in rows)
+  for r in rows:  # keys are graph hashes; params counted for the configured network
+    assert int(r["params"]) == nb101.num_params(specs[r["arch"]], stem_channels=8, num_stacks=2,
+                                                modules_per_stack=1)
+    assert all(np.isfinite(float(r[k])) for k in score.metric_columns())
+  assert "tau" in summary
+
+
+def test_score_job_on_an_nds_space_compiles_per_arch(tmp_path):
+  from ntkjax.spaces import nds
+  c = score_config.get_config("small,nds_enas")
+  c.space.num_archs, c.data.batch_size, c.space.width, c.space.depth = 2, 8, 4, 3
+  score.run(c, tmp_path)
+  rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+  assert len(rows) == 2
+  for r in rows:
+    arch = nds.decode(r["arch"], "enas")
+    assert (arch.width, arch.depth) == (4, 3) and int(r["params"]) == nds.num_params(arch)
+    assert float(r["fnorm_eval"]) > 0 and -1 <= float(r["lga_eval"]) <= 1
+  with pytest.raises(ValueError, match="unknown NDS space 'foo'"):
+    c2 = score_config.get_config("small")
+    c2.space.name = "nds_foo"
+    score.run(c2, tmp_path / "bad")
+  with pytest.raises(ValueError, match="space 'nb101' samples from a benchmark"):
+    c3 = score_config.get_config("small")
+    c3.space.name = "nb101"
+    score.run(c3, tmp_path / "bad2")

@@ -136,15 +136,16 @@ def test_score_memo_replays_score_and_measured_cost(tmp_path):
   assert r1.cost_s == r2.cost_s == 2.5 * sum(not nb201.is_degenerate(e.arch) for e in r1.history)
 
 
-def test_speed_up_is_the_training_baseline_over_the_cost():
+def test_speed_up_is_the_training_baseline_over_the_scoring_cost():
+  costs = {"epoch_s": 2.0, "metric_s": {"train": 1.0, "eval": 0.5}}
+  assert search.speed_up("lga_eval@3", costs) == 200 * 2.0 / (3 * 2.0 + 0.5)
+  assert search.speed_up("fnorm_train@0", costs, baseline_epochs=100) == 100 * 2.0 / 1.0
+  assert search.speed_up("oracle", costs) == search.speed_up("params", costs) == math.inf
   rows = [{"method": "rs", "scorer": "s", "accuracy": "90", "cost_s": "50", "evaluations": "12", "trained": "10"},
-          {"method": "rs", "scorer": "s", "accuracy": "92", "cost_s": "100", "evaluations": "12", "trained": "10"},
-          {"method": "rs", "scorer": "oracle", "accuracy": "94", "cost_s": "0", "evaluations": "12",
-           "trained": "10"}]
-  table = search.summarize_runs(rows, optimum=94.0, baseline_epoch_s=200 * 1.0)
-  assert table[0]["speed_up"] == (10 * 200 / 50 + 10 * 200 / 100) / 2
-  assert table[0]["accuracy_mean"] == 91 and table[0]["gap_to_optimum"] == 3
-  assert table[1]["speed_up"] == math.inf
+          {"method": "rs", "scorer": "s", "accuracy": "92", "cost_s": "100", "evaluations": "12", "trained": "10"}]
+  table = search.summarize_runs(rows, optimum=94.0, speed_ups={"s": 42.0})
+  assert table[0]["speed_up"] == 42.0 and table[0]["accuracy_mean"] == 91 and table[0]["gap_to_optimum"] == 3
+  assert table[0]["cost_s_mean"] == 75
 
 
 def test_oracle_rea_beats_oracle_random_search_on_nb201():
@@ -190,7 +191,7 @@ def test_search_study_runs_resumes_and_tabulates(tmp_path, truth_csv):
       if not nb201.is_degenerate(h["arch"]) and h["cached"] == "0":
         assert h["score"] == memo[h["arch"]]["score"] and h["cost_s"] == memo[h["arch"]]["cost_s"]
   row = next(r for r in table if r["scorer"] == "lga_eval@1")
-  assert 0 < row["speed_up"] < math.inf and (tmp_path / "epoch_seconds.json").exists()
+  assert 0 < row["speed_up"] < 200 and (tmp_path / "unit_costs.json").exists()
   assert "speed-up" in (tmp_path / "summary.txt").read_text()
   again = search.run_search(c, tmp_path)  # everything is done: same table, nothing rerun
   assert again == table
