@@ -116,7 +116,8 @@ def score_architectures(
     row.update({k: repr(float(v)) for k, v in values.items()})
     table.append(row)
     if not space.shares_variables:
-      compiled.pop(cand.cache_key)  # one graph, one use: do not hold its executable
+      compiled.pop(cand.cache_key)  # one graph, one use: do not hold its executables
+      jax.clear_caches()
     if done % log_every == 0 or done == len(todo):
       rate = (time.time() - start) / done
       logging.info("[%d/%d] %s lga_eval=%s  %.2fs/arch, ETA %.0fs", done, len(todo), arch,
