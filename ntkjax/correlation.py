@@ -125,11 +125,11 @@ def sample_archs(config, job, truth, workdir) -> list[str]:
   return archs
 
 
-def require_truth(config):
-  truth = score.load_truth(config.ground_truth)
-  if truth is None:
+def require_truth(job: score.Job) -> benchmarks.GroundTruth:
+  """The ground truth ``score.prepare`` read for ``job``; an error without one."""
+  if job.truth is None:
     raise ValueError("this experiment needs ground_truth.path (a CSV or a NATS-tss archive)")
-  return truth
+  return job.truth
 
 
 def _score(config, job, archs, path, net=None):
@@ -149,7 +149,7 @@ def run_rank_correlation(config, workdir) -> list[dict]:
   baselines, in the space ``config.space.name``."""
   workdir = pathlib.Path(workdir)
   job = score.prepare(config, workdir)
-  truth = job.truth or require_truth(config)
+  truth = require_truth(job)
   archs = sample_archs(config, job, truth, workdir)
   table = _score(config, job, archs, workdir / "results.csv")
   rows = rows_for(table, archs)
@@ -181,7 +181,7 @@ def run_deciles(config, workdir) -> list[dict]:
   """
   workdir = pathlib.Path(workdir)
   job = score.prepare(config, workdir)
-  truth = require_truth(config)
+  truth = require_truth(job)
   draws = [benchmarks.sample_per_decile(jax.random.fold_in(job.k_arch, s), truth, config.per_decile)
            for s in range(config.num_seeds)]
   union = sorted({a for d in draws for group in d for a in group})
@@ -219,7 +219,7 @@ def run_init_schemes(config, workdir) -> list[dict]:
   """Section 3.4: the same archs and minibatch under each init scheme."""
   workdir = pathlib.Path(workdir)
   job = score.prepare(config, workdir)
-  truth = require_truth(config)
+  truth = require_truth(job)
   archs = sample_archs(config, job, truth, workdir)
   columns = score.metric_columns(config.bn_modes)
   result = []

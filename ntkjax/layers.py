@@ -30,9 +30,15 @@ from jax import lax
 from ntkjax import initializers
 
 __all__ = [
-    "conv2d", "batch_norm", "avg_pool_3x3", "avg_pool_2x2", "avg_pool", "max_pool",
+    "check_images", "conv2d", "batch_norm", "avg_pool_3x3", "avg_pool_2x2", "avg_pool", "max_pool",
     "relu_conv_bn", "BNState", "Conv", "BatchNorm", "Dense", "ReLUConvBN",
 ]
+
+
+def check_images(x) -> None:
+  """Every network's input check: NHWC RGB images [batch, H, W, 3]."""
+  if x.ndim != 4 or x.shape[-1] != 3:
+    raise ValueError(f"expected NHWC images [batch, H, W, 3], got shape {x.shape}")
 
 
 def _pair(v) -> tuple[int, int]:

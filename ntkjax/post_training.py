@@ -124,7 +124,7 @@ def _track_config(config, workdir, job, archs, ts, measure, names, train_ds, var
 def run_post_training(config, workdir) -> list[dict]:
   """Section 4.3: Kendall τ of every metric after t epochs, t in ``config.epochs``."""
   workdir, job, train_ds, variables, k_train = _setup(config, workdir)
-  truth = correlation.require_truth(config)
+  truth = correlation.require_truth(job)
   archs = correlation.sample_archs(config, job, truth, workdir)
   measure, names = _metric_measure(job.net, job.images, job.labels, config)
   ts = [0] + sorted(config.epochs)
@@ -191,7 +191,7 @@ def run_trajectories(config, workdir) -> dict:
   """Figure 2: metric values at every epoch 0..max(t) for archs from the
   top, middle and bottom accuracy deciles (``config.per_group`` each)."""
   workdir, job, train_ds, variables, k_train = _setup(config, workdir)
-  truth = correlation.require_truth(config)
+  truth = correlation.require_truth(job)
   deciles = benchmarks.deciles(truth)
   groups = {"high": deciles[9], "mid": deciles[4] + deciles[5], "low": deciles[0]}
   picks = {}

@@ -82,7 +82,9 @@ def score_architectures(
     key: init key. With ``init_per_arch`` each architecture gets
       ``fold_in(key, arch_index)``; otherwise all share one initialisation,
       as the paper's code (which reseeds before every architecture) does.
-      Spaces with a network per graph always initialise per architecture.
+      Spaces with a network per graph always initialise per architecture,
+      and clear JAX's compilation caches after each (their executables are
+      used once; otherwise host memory grows with every arch).
   Returns:
     The ``ResultsCSV`` holding every row, old and new.
   """

@@ -303,7 +303,7 @@ def run_search(config, workdir) -> list[dict]:
   """
   workdir = pathlib.Path(workdir)
   job = score_lib.prepare(config, workdir)
-  truth = correlation.require_truth(config)
+  truth = correlation.require_truth(job)
   k_data, k_train = jax.random.split(jax.random.fold_in(job.k_init, 1))
   train_data = post_training.training_data(config, k_data)
   variables = jax.jit(job.net.init)(job.k_init, jnp.asarray(job.images[:1]), jnp.zeros(6, jnp.int32))

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntkjax.spaces import nb101, nb201, nds
+from ntkjax.spaces import host_rng, nb101, nb201, nds
 
 __all__ = ["Candidate", "NB201Space", "NB101Space", "NDSSpace"]
 
@@ -99,7 +99,7 @@ class NB101Space:
   def mutate(self, key: jax.Array, arch: str, tries: int = 200) -> str:
     """A spec of the universe one edge flip or one op change away."""
     spec = self.specs[self.validate(arch)]
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).astype(np.uint32))
+    rng = host_rng(key)
     for _ in range(tries):
       m, ops = spec.matrix.copy(), list(spec.ops)
       if rng.integers(2) and len(ops) > 2:

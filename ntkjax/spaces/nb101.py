@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntkjax import layers
+from ntkjax.spaces import cached_jit
 
 __all__ = ["OPS", "INPUT", "OUTPUT", "MAX_VERTICES", "MAX_EDGES", "Spec", "vertex_channels",
            "num_params", "Network", "compiled"]
@@ -237,8 +238,7 @@ class Network(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    if x.ndim != 4 or x.shape[-1] != 3:
-      raise ValueError(f"expected NHWC images [batch, H, W, 3], got shape {x.shape}")
+    layers.check_images(x)
     c = self.stem_channels
     y = ConvBNReLU(3, c, 3, self.init_scheme, name="stem")(x, train)
     c_in = c
@@ -253,13 +253,7 @@ class Network(nn.Module):
     return layers.Dense(c, self.num_classes, init_scheme=self.init_scheme, name="classifier")(y)
 
 
-_CACHE: dict = {}
-
-
 def compiled(factory: Callable[[nn.Module], Callable], spec: Spec, **net_kwargs) -> Callable:
   """``jax.jit(factory(Network(spec, **net_kwargs)))``, cached by the spec's
   structure and the kwargs, so scoring a spec again does not recompile."""
-  key = (spec.matrix.tobytes(), spec.matrix.shape, spec.ops, factory, tuple(sorted(net_kwargs.items())))
-  if key not in _CACHE:
-    _CACHE[key] = jax.jit(factory(Network(spec, **net_kwargs)))
-  return _CACHE[key]
+  return cached_jit(factory, Network, spec, (spec.matrix.tobytes(), spec.matrix.shape, spec.ops), **net_kwargs)

@@ -381,8 +381,7 @@ class Network(nn.Module):
       raise ValueError(f"unknown variant {self.variant!r}; known: {VARIANTS}")
     if self.select not in SELECTS:
       raise ValueError(f"unknown select {self.select!r}; known: {SELECTS}")
-    if x.ndim != 4 or x.shape[-1] != 3:
-      raise ValueError(f"expected NHWC images [batch, H, W, 3], got shape {x.shape}")
+    layers.check_images(x)
     if isinstance(ops, (str, tuple, list, np.ndarray)):
       # Concrete ops build a static network (one compilation per arch).
       ops = tuple(int(o) for o in validate(ops))

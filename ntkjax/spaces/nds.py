@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntkjax import layers
+from ntkjax.spaces import cached_jit, host_rng
 
 __all__ = ["SPACES", "WIDTHS", "DEPTHS", "Space", "Genotype", "Arch", "DARTS_V2", "validate", "loose_ends", "encode",
            "decode", "sample", "mutate", "num_params", "Network", "compiled", "from_naslib_compact"]
@@ -132,11 +133,7 @@ def _validate_cell(pairs: Pairs, concat, kind: str, space: Space | None, ops) ->
 def validate(genotype: Genotype, space: str | None = None) -> Genotype:
   """Checks ops, inputs and concat lists (against ``space``'s ops and node
   count when given); returns the genotype. Errors name the bad part."""
-  sp = None
-  if space is not None:
-    if space not in SPACES:
-      raise ValueError(f"unknown NDS space {space!r}; known: {', '.join(SPACES)}")
-    sp = SPACES[space]
+  sp = SPACES[validate_space(space)] if space is not None else None
   ops = frozenset(sp.ops) if sp else ALL_OPS
   _validate_cell(genotype.normal, genotype.normal_concat, "normal", sp, ops)
   _validate_cell(genotype.reduce, genotype.reduce_concat, "reduce", sp, ops)
@@ -183,7 +180,7 @@ def decode(text: str, space: str | None = None) -> Arch:
 
 
 def _sample_cell(key, sp: Space) -> tuple[Pairs, tuple[int, ...]]:
-  rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).astype(np.uint32))
+  rng = host_rng(key)
   pairs = []
   for node in range(sp.num_nodes):
     inputs = rng.choice(2 + node, size=2, replace=not sp.distinct_inputs)
@@ -207,7 +204,7 @@ def sample(key: jax.Array, space: str, n: int, *, width: int | None = None,
   for k in range(n):
     k_n, k_r, k_w = jax.random.split(jax.random.fold_in(key, k), 3)
     (nm, nc), (rd, rc) = _sample_cell(k_n, sp), _sample_cell(k_r, sp)
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(k_w)).astype(np.uint32))
+    rng = host_rng(k_w)
     w = width if width is not None else int(rng.choice(WIDTHS))
     d = depth if depth is not None else int(rng.choice(DEPTHS))
     out.append(Arch(Genotype(nm, nc, rd, rc), w, d))
@@ -224,7 +221,7 @@ def mutate(key: jax.Array, arch: Arch, space: str) -> Arch:
   """One change in one cell: a different op, or a different input, on one
   pair (the concat list follows when the space uses loose ends)."""
   sp = SPACES[validate_space(space)]
-  rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).astype(np.uint32))
+  rng = host_rng(key)
   g = arch.genotype
   cell = int(rng.integers(2))
   pairs = list(g.reduce if cell else g.normal)
@@ -382,8 +379,7 @@ class Network(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    if x.ndim != 4 or x.shape[-1] != 3:
-      raise ValueError(f"expected NHWC images [batch, H, W, 3], got shape {x.shape}")
+    layers.check_images(x)
     g, w = self.arch.genotype, self.arch.width
     y = layers.Conv(3, 3 * w, 3, 1, 1, init_scheme=self.init_scheme, name="stem_conv")(x)
     s0 = s1 = layers.BatchNorm(3 * w, name="stem_bn")(y, train)
@@ -439,16 +435,10 @@ def num_params(arch: Arch, num_classes: int = 10, *, auxiliary: bool = False, op
   return total
 
 
-_CACHE: dict = {}
-
-
 def compiled(factory: Callable[[nn.Module], Callable], arch: Arch, **net_kwargs) -> Callable:
   """``jax.jit(factory(Network(arch, **net_kwargs)))``, cached by
   architecture and kwargs, so scoring an arch again does not recompile."""
-  key = (arch, factory, tuple(sorted(net_kwargs.items())))
-  if key not in _CACHE:
-    _CACHE[key] = jax.jit(factory(Network(arch, **net_kwargs)))
-  return _CACHE[key]
+  return cached_jit(factory, Network, arch, arch, **net_kwargs)
 
 
 def from_naslib_compact(compact: Sequence, *, width: int = 32, depth: int = 8) -> Arch:
