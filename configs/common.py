@@ -11,12 +11,13 @@ Tokens:
 * conventions: ``paper_code`` uses the paper code's network variant,
   ``weight``-only parameter filter and degenerate-value conventions;
   without it ntkjax's defaults are used.
-* space (``rank_correlation`` and ``score`` only): ``nb201`` (default),
+* space (every experiment but ``deciles`` and ``init_schemes``): ``nb201`` (default),
   ``nb101`` (the 1,000 benchmark specs in ``../shared``, 108-epoch
   validation accuracy) or ``nds_darts`` (the 725 NAS-Bench-301 DARTS cells,
   surrogate accuracy, width 32, depth 8); ``nds_enas``, ``nds_nasnet``,
   ``nds_amoeba``, ``nds_pnas`` need an NDS JSON file as ground truth
   (``ground_truth.path``, ``format='nds_json'``, ``nds_space``).
+  ``cpu``/``small`` runs that train use ``PROXY`` networks in every space.
 
 Data paths default to the layout of ``../shared/data`` next to the checkout
 (CIFAR-10 JPEG zips and the v1x NB201 tables); point ``data.root`` and
@@ -133,6 +134,19 @@ def nb201_study(arg=None, spaces=("nb201",)) -> ml_collections.ConfigDict:
   return c
 
 
+# Reduced networks for CPU runs, per space; results at this scale are labelled as such.
+PROXY = {"cpu": dict(C=8, N=1, stem_channels=16, modules_per_stack=1, width=8, depth=5),
+         "small": dict(C=4, N=1, stem_channels=8, modules_per_stack=1, width=8, depth=5)}
+
+
+def reduce_network(c: ml_collections.ConfigDict, size: str) -> ml_collections.ConfigDict:
+  """The ``PROXY`` network of ``size`` (none for ``full``): NB201 C and N,
+  NB101 stem channels and modules per stack, NDS width and depth (NDS
+  benchmark cells are then built at that size)."""
+  c.space.update(PROXY.get(size, {}))
+  return c
+
+
 def add_training(c: ml_collections.ConfigDict, size: str) -> ml_collections.ConfigDict:
   """The paper's training setting (constant-lr momentum SGD, batch 1024) and
   the epochs t at which metrics are taken; ``cpu``/``small`` shrink it."""
@@ -144,14 +158,13 @@ def add_training(c: ml_collections.ConfigDict, size: str) -> ml_collections.Conf
   c.train.momentum = 0.9
   c.train.weight_decay = 3e-4
   c.epochs = (1, 3, 5, 10)
+  # XLA:CPU trains the full networks at minutes per step: shrink the network
+  # and the training set; results at this scale are labelled as such.
+  reduce_network(c, size)
   if size == "cpu":
-    # XLA:CPU trains the full network at minutes per step: shrink the network
-    # and the training set; results at this scale are labelled as such.
-    c.space.C, c.space.N = 8, 1
     c.train.num_images, c.train.batch_size = 2560, 256
     c.epochs = (1, 3)
   elif size == "small":
-    c.space.C, c.space.N = 4, 1
     c.train.num_images, c.train.batch_size = 256, 128
     c.epochs = (1, 3)
   return c

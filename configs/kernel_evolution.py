@@ -10,7 +10,8 @@ official code, the full [C, C] logit kernel of one held-out image, eval BN.
 
 Variants (``configs/common.py``): ``full`` 5 archs, 10 epochs on all of
 CIFAR-10 (GPU); ``cpu`` 5 archs of the reduced network on 2,560 images for
-3 epochs; ``small`` 3 archs, C=4, 256 images, 3 epochs.
+3 epochs; ``small`` 3 archs, C=4, 256 images, 3 epochs. A space token
+(``nb101``, ``nds_darts``, ``nds_enas``, ...) samples that space instead.
 """
 
 from configs import common
@@ -18,7 +19,7 @@ from configs import common
 
 def get_config(arg=None):
   size, _, _ = common.parse(arg)
-  c = common.add_training(common.nb201_study(arg), size)
+  c = common.add_training(common.nb201_study(arg, spaces=common.SPACES), size)
   c.space.num_archs = 3 if size == "small" else 5
   c.ntk.param_filter = "paper_code"  # the official code's 'weight' parameters
   c.bn_modes = ("eval",)

@@ -1,7 +1,7 @@
 """Config for experiments/post_training.py (paper Section 4.3, Figure 6).
 
-Each sampled NB201 arch is trained from the shared initialisation with the
-paper's SGD; after t in ``epochs`` epochs the four metrics are taken in both
+Each sampled arch (NB201 by default) is trained from its initialisation
+(shared by NB201's archs, as in the paper's code) with the paper's SGD; after t in ``epochs`` epochs the four metrics are taken in both
 BN modes on the held-out minibatch, and Kendall τ is reported per t (t = 0 is
 at init). LGA_t is ``lga_eval@t``.
 
@@ -16,6 +16,12 @@ Variants (``configs/common.py``):
   batch 256, t in (1, 3), 16 held-out images: about 1 s per step, ~40 s
   per arch, ~35 min on a 2-core CPU.
 * ``small``: 20 archs, C=4, N=1, 256 training images, t in (1, 3): minutes.
+* ``nb101`` / ``nds_darts`` / ``nds_<space>``: the same study over NB101's
+  1,000 benchmark specs, NB301's 725 DARTS cells, or an NDS JSON file
+  (``ground_truth.path``); ``cpu``/``small`` train the reduced networks of
+  ``common.PROXY``. ``cpu,nb101`` with ``--config.epochs='(1,)'`` gives
+  Table 1's at-init columns and LGA_1 (docs/results.md), about 1 min per
+  spec on a 2-core CPU.
 """
 
 from configs import common
@@ -23,7 +29,7 @@ from configs import common
 
 def get_config(arg=None):
   size, _, _ = common.parse(arg)
-  c = common.add_training(common.nb201_study(arg), size)
+  c = common.add_training(common.nb201_study(arg, spaces=common.SPACES), size)
   if size == "cpu":
     c.space.num_archs = 50
   return c

@@ -27,7 +27,10 @@ see ``configs/common.py``):
   (about 10 s per BN mode on a 2-core CPU) before its NTKs.
 * ``nds_darts``: the 725 NAS-Bench-301 DARTS cells (width 32, depth 8)
   against NB301's surrogate accuracy: a stand-in for NDS-DARTS, labelled as
-  such. ``nds_enas`` / ``nds_nasnet`` / ``nds_amoeba`` / ``nds_pnas``: set
+  such.
+* With ``cpu`` / ``small`` NB101 and NDS use the reduced networks of
+  ``common.PROXY`` (NB101: 16 / 8 stem channels, one module per stack; NDS:
+  width 8, depth 5), the same specs and cells against the same ground truth. ``nds_enas`` / ``nds_nasnet`` / ``nds_amoeba`` / ``nds_pnas``: set
   ``--config.ground_truth.path`` to the NDS JSON file (e.g. ``ENAS.json``).
 """
 
@@ -36,6 +39,6 @@ from configs import common
 
 def get_config(arg=None):
   c = common.nb201_study(arg, spaces=common.SPACES)
-  if c.space.name == "nb101" and common.parse(arg)[0] == "small":
-    c.space.stem_channels, c.space.modules_per_stack = 16, 1
+  if c.space.name != "nb201":  # NB201's cpu study scores the full network
+    common.reduce_network(c, common.parse(arg)[0])
   return c

@@ -18,7 +18,8 @@ optionally a space):
            (128 stem channels, 3x3 modules); ``small`` shrinks it to 16
            channels and one module per stack. Each spec compiles (~10 s CPU).
 * ``nds_darts``  DARTS cells from the 725 NAS-Bench-301 cells in ``../shared``
-           (surrogate accuracy; width 32, depth 8).
+           (surrogate accuracy; width 32, depth 8; ``small`` builds them at
+           width 8, depth 5).
 * ``nds_enas``, ``nds_nasnet``, ``nds_amoeba``, ``nds_pnas`` (and ``nds_darts``
            with ``ground_truth.path=''``): cells sampled from the whole space at
            ``space.width``/``space.depth`` (16/8; ``small``: 8/5). No NDS
@@ -102,5 +103,7 @@ def get_config(arg=None):
     c.space.C, c.space.N = 16, 5
     c.data.batch_size = 64
   if space in common.SPACE_TRUTH:
+    if size != "small":  # the benchmark's cells at their own size
+      c.space.width, c.space.depth = 0, 0
     c.ground_truth.update({k: str(v) if k == "path" else v for k, v in common.SPACE_TRUTH[space].items()})
   return c

@@ -21,6 +21,12 @@ Variants (``configs/common.py``):
   (C=8, N=1) on 2,560 images, LGA_1, at-init metrics, params and the oracle,
   3 seeds: about an hour on a 2-core CPU (each arch is trained once per
   scorer; the searches share the measurements, see ``search.ScoreMemo``).
+* ``nb101`` / ``nds_darts`` (or another ``nds_<space>`` with an NDS JSON as
+  ``ground_truth.path``): the search runs over the ground truth's specs or
+  cells (NB101's 1,000 with 108-epoch validation accuracy; NB301's 725 with
+  surrogate accuracy), mutating within them; ``cpu``/``small`` train the
+  reduced networks of ``common.PROXY``. Each arch compiles its own network,
+  and that time is part of its charged cost.
 * ``small``: RS over 6 archs and REA for 8 evaluations, C=4, 256 images,
   LGA_1, params and the oracle, 2 seeds: minutes.
 """
@@ -40,15 +46,17 @@ _COLUMN = {"cifar10": ("cifar10", "CIFAR10TestAccuracy200Epochs"),
 
 def get_config(arg=None):
   size, dataset, _ = common.parse(arg)
-  c = common.add_training(common.nb201_study(arg), size)
-  name, column = _COLUMN[dataset]
-  c.ground_truth.update(path=str(NATS_TEST), dataset=name, arch_column="ArchitectureString",
-                        accuracy_column=column, index_column="", release="nats")
+  c = common.add_training(common.nb201_study(arg, spaces=common.SPACES), size)
+  if c.space.name == "nb201":
+    name, column = _COLUMN[dataset]
+    c.ground_truth.update(path=str(NATS_TEST), dataset=name, arch_column="ArchitectureString",
+                          accuracy_column=column, index_column="", release="nats")
   c.methods = ("rs", "rea")
   c.scorers = ("lga_eval@3", "lga_eval@5", "lga_eval@0", "ncn_eval@0", "fnorm_train@0", "params", "oracle")
   c.num_seeds = 5
   c.budget_s = 3600.0   # device-seconds per search; 0: no limit (then REA needs rea.max_evals)
   c.baseline_epochs = 200  # speed-up against training every searched arch this long
+  c.unit_cost_archs = 5    # archs timed for the speed-up's epoch and metric costs
   c.rs = ml_collections.ConfigDict({"num_archs": 100})
   c.rea = ml_collections.ConfigDict({"population_size": 10, "sample_size": 0, "max_evals": 0})
   if size == "cpu":

@@ -9,6 +9,8 @@ truth (degenerate archs excluded).
 
 Variants (``configs/common.py``): ``full`` 200 per group, 10 epochs (GPU);
 ``cpu`` 10 per group on the reduced network (~25 min on a 2-core CPU); ``small`` 3 per group.
+A space token (``nb101``, ``nds_darts``, ...) takes the groups from that
+space's ground truth (``configs/common.py``).
 """
 
 from configs import common
@@ -16,6 +18,6 @@ from configs import common
 
 def get_config(arg=None):
   size, _, _ = common.parse(arg)
-  c = common.add_training(common.nb201_study(arg), size)
+  c = common.add_training(common.nb201_study(arg, spaces=common.SPACES), size)
   c.per_group = {"full": 200, "cpu": 10, "small": 3}[size]
   return c

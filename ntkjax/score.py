@@ -97,29 +97,17 @@ def score_architectures(
   if not todo:
     return table
   x, y = jnp.asarray(images), jnp.asarray(labels)
-  compiled: dict = {}  # cache_key -> (jitted init, jitted scores)
-  shared = None
+  pool = api.Instantiator(space, key, x[:1], {"score": lambda net: score_fn(
+      net, bn_modes=bn_modes, compat=compat, **ntk_kwargs)}, init_per_arch=init_per_arch)
   start = time.time()
   for done, (i, arch) in enumerate(todo, start=1):
     t0 = time.time()
-    cand = space.candidate(arch)
-    if cand.cache_key not in compiled:
-      compiled[cand.cache_key] = (jax.jit(cand.net.init),
-                                  score_fn(cand.net, bn_modes=bn_modes, compat=compat, **ntk_kwargs))
-    init, f = compiled[cand.cache_key]
-    if space.shares_variables and not init_per_arch:
-      if shared is None:
-        shared = init(key, x[:1], *cand.args)
-      variables = shared
-    else:
-      variables = init(jax.random.fold_in(key, i), x[:1], *cand.args)
-    values = jax.device_get(f(variables, x, y, *cand.args))
+    inst = pool.get(arch, i)
+    values = jax.device_get(inst.fns["score"](inst.variables, x, y, *inst.args))
     row = {**arch_row(arch, i, seed, space), "seconds": f"{time.time() - t0:.3f}"}
     row.update({k: repr(float(v)) for k, v in values.items()})
     table.append(row)
-    if not space.shares_variables:
-      compiled.pop(cand.cache_key)  # one graph, one use: do not hold its executables
-      jax.clear_caches()
+    pool.release(inst)
     if done % log_every == 0 or done == len(todo):
       rate = (time.time() - start) / done
       logging.info("[%d/%d] %s lga_eval=%s  %.2fs/arch, ETA %.0fs", done, len(todo), arch,

@@ -1,11 +1,11 @@
-"""Architecture search on NB201 guided by any score (paper Section 5).
+"""Architecture search in any space guided by any score (paper Section 5).
 
 * ``random_search`` (Algorithm 1): score ``num_archs`` distinct random
   architectures and keep the best.
 * ``regularized_evolution`` (Algorithm 2, Real et al.): a population (10 in
   the paper); each step the best member (or the best of a random
-  ``sample_size`` subset, classic REA) is the parent, its child differs in one
-  op on one edge, the child is pushed and the oldest member popped, until
+  ``sample_size`` subset, classic REA) is the parent, its child is the
+  space's mutation (NB201: one op on one edge), the child is pushed and the oldest member popped, until
   the cost budget or ``max_evals`` is reached.
 
 A scorer is ``score(arch) -> float`` or ``-> (float, cost_seconds)``: LGA
@@ -36,7 +36,7 @@ from ntkjax import correlation, post_training
 from ntkjax import score as score_lib
 from ntkjax import train as train_lib
 from ntkjax.results import ResultsCSV
-from ntkjax.spaces import nb201
+from ntkjax.spaces import api, nb201
 
 __all__ = ["Evaluation", "SearchResult", "Evaluator", "ScoreMemo", "random_search", "regularized_evolution",
            "make_scorer", "unit_costs", "speed_up", "run_search", "summarize_runs"]
@@ -66,11 +66,14 @@ class Evaluator:
   ``cache=True`` scores an architecture once and charges nothing for a
   revisit (REA's mutations can return to an arch already trained); with
   ``cache=False`` every visit is scored and charged again, as a naive
-  implementation would.
+  implementation would. ``is_degenerate`` (default NB201's) marks the archs
+  that get -inf unscored.
   """
 
-  def __init__(self, score: Callable, history_path=None, *, cache: bool = True):
+  def __init__(self, score: Callable, history_path=None, *, cache: bool = True,
+               is_degenerate: Callable[[str], bool] = nb201.is_degenerate):
     self.score = score
+    self.is_degenerate = is_degenerate
     self.cache = cache
     self.seen: dict[str, float] = {}
     self.history: list[Evaluation] = []
@@ -90,7 +93,7 @@ class Evaluator:
       cached = self.cache and arch in self.seen
       if cached:
         value, cost = self.seen[arch], 0.0
-      elif nb201.is_degenerate(arch):
+      elif self.is_degenerate(arch):
         value, cost = -math.inf, 0.0
       else:
         t = time.perf_counter()
@@ -143,41 +146,45 @@ class ScoreMemo:
 
 
 def random_search(score: Callable, key: jax.Array, *, num_archs: int = 100,
-                  budget_s: float = math.inf, history_path=None, cache: bool = True) -> SearchResult:
-  """Algorithm 1: the best of ``num_archs`` distinct random architectures
-  (fewer if the cost budget runs out first)."""
-  ev = Evaluator(score, history_path, cache=cache)
-  for ops in nb201.sample(key, num_archs):
+                  budget_s: float = math.inf, history_path=None, cache: bool = True,
+                  space=None) -> SearchResult:
+  """Algorithm 1: the best of ``num_archs`` distinct random architectures of
+  ``space`` (a ``spaces.api`` space; default NB201), fewer if the cost
+  budget runs out first."""
+  space = space or api.NB201Space()
+  ev = Evaluator(score, history_path, cache=cache, is_degenerate=space.is_degenerate)
+  for arch in space.sample(key, num_archs):
     if ev.total >= budget_s:
       break
-    ev(nb201.encode(ops))
+    ev(arch)
   return ev.result()
 
 
 def regularized_evolution(score: Callable, key: jax.Array, *, population_size: int = 10,
                           sample_size: int | None = None, budget_s: float = math.inf,
                           max_evals: int | None = None, history_path=None,
-                          cache: bool = True) -> SearchResult:
-  """Algorithm 2: regularized evolution until ``budget_s`` or ``max_evals``.
+                          cache: bool = True, space=None) -> SearchResult:
+  """Algorithm 2: regularized evolution in ``space`` (a ``spaces.api``
+  space; default NB201) until ``budget_s`` or ``max_evals``.
 
   ``sample_size=None`` takes the best of the whole population as parent, as
   the paper's Algorithm 2; an integer gives Real et al.'s tournament.
   """
+  space = space or api.NB201Space()
   if max_evals is None and math.isinf(budget_s):
     raise ValueError("regularized_evolution needs a finite budget_s or max_evals")
   if sample_size is not None and not 1 <= sample_size <= population_size:
     raise ValueError(f"sample_size {sample_size} must be in [1, population_size={population_size}]")
-  ev = Evaluator(score, history_path, cache=cache)
+  ev = Evaluator(score, history_path, cache=cache, is_degenerate=space.is_degenerate)
   k_init, k_loop = jax.random.split(key)
 
   def spent():
     return ev.total >= budget_s or (max_evals is not None and len(ev.history) >= max_evals)
 
   population: list[tuple[str, float]] = []
-  for ops in nb201.sample(k_init, population_size):
+  for arch in space.sample(k_init, population_size):
     if spent():
       break
-    arch = nb201.encode(ops)
     population.append((arch, ev(arch)))
   step = 0
   while population and not spent():
@@ -188,7 +195,7 @@ def regularized_evolution(score: Callable, key: jax.Array, *, population_size: i
       pick = np.asarray(jax.random.choice(k_sample, len(population), (sample_size,), replace=False))
       candidates = [population[i] for i in sorted(pick)]
     parent = max(candidates, key=lambda p: p[1])[0]
-    child = nb201.encode(nb201.mutate(k_mutate, nb201.decode(parent)))
+    child = space.mutate(k_mutate, parent)
     population.append((child, ev(child)))
     population.pop(0)
     step += 1
@@ -197,78 +204,106 @@ def regularized_evolution(score: Callable, key: jax.Array, *, population_size: i
 
 # ----------------------------------------------------------------------------- the Section 5 study
 
-def make_scorer(name: str, *, net, variables, images, labels, train_data, key, truth, config):
-  """A scorer by name: ``oracle`` (the ground truth), ``params``, or
-  ``<metric>_<bn>@<t>`` (e.g. ``lga_eval@3`` is LGA_3; ``@0`` is at init).
+def _pool(space, init_key, images, train_data, config, metric: str, t: int) -> api.Instantiator:
+  """Per-network jitted metric (``score``) and, for t > 0, epoch functions."""
+  bn = metric.rsplit("_", 1)[1]
+  factories = {"score": lambda net: score_lib.score_fn(net, bn_modes=(bn,), compat=config.metrics.compat,
+                                                       **score_lib.ntk_options(config))}
+  if t:
+    tx = train_lib.sgd(config.train.learning_rate, config.train.momentum, config.train.weight_decay)
+    factories["epoch"] = lambda net: train_lib.make_epoch(
+        net, tx, batch_size=config.train.batch_size, mean=train_data.mean, std=train_data.std,
+        padding=train_lib.default_padding(train_data.image_size))
+  return api.Instantiator(space, init_key, jnp.asarray(images[:1]), factories,
+                          init_per_arch=config.space.init_per_arch)
 
-  Training for ``@t`` with t > 0 starts from the shared ``variables`` and uses
-  ``fold_in(key, lexicographic arch index)``, so an arch always gets the same
-  score.
-  """
-  if name == "oracle":
-    return lambda arch: (truth[arch], 0.0)
-  if name == "params":
-    return lambda arch: float(net.param_count(arch))
+
+def _trained_metric(pool, inst, metric, t, x, y, train_data, key, config):
+  v = inst.variables
+  if t:
+    tx = train_lib.sgd(config.train.learning_rate, config.train.momentum, config.train.weight_decay)
+    v, _ = train_lib.train(inst.candidate.net, v, inst.args, train_data, t,
+                           jax.random.fold_in(key, pool.space.index(inst.arch)), tx=tx,
+                           batch_size=config.train.batch_size, epoch_fn=inst.fns["epoch"])
+  return float(inst.fns["score"](v, x, y, *inst.args)[metric])
+
+
+def _parse_scorer(name: str) -> tuple[str, int]:
   metric, _, t = name.partition("@")
   if metric not in score_lib.metric_columns() or not t.isdigit():
     raise ValueError(f"unknown scorer {name!r}; use oracle, params or <metric>_<bn>@<t> with metric in "
                      f"{score_lib.metric_columns()}")
-  t = int(t)
-  bn = metric.rsplit("_", 1)[1]
-  f = score_lib.score_fn(net, bn_modes=(bn,), compat=config.metrics.compat, **score_lib.ntk_options(config))
-  x, y = jnp.asarray(images), jnp.asarray(labels)
-  if not t:
-    return lambda arch: float(f(variables, x, y, jnp.asarray(nb201.decode(arch)))[metric])
+  return metric, int(t)
+
+
+def make_scorer(name: str, *, space, init_key, images, labels, train_data, key, truth, config):
+  """A scorer by name: ``oracle`` (the ground truth), ``params``, or
+  ``<metric>_<bn>@<t>`` (e.g. ``lga_eval@3`` is LGA_3; ``@0`` is at init).
+
+  Archs of ``space`` (a ``spaces.api`` space) are initialised as
+  ``spaces.api.Instantiator`` does with ``init_key`` and ``space.index``
+  (NB201's share one initialisation); training for ``@t`` with t > 0 uses
+  ``fold_in(key, space.index(arch))``, so an arch always gets the same score.
+  """
+  if name == "oracle":
+    return lambda arch: (truth[arch], 0.0)
+  if name == "params":
+    return lambda arch: float(space.num_params(arch))
+  metric, t = _parse_scorer(name)
   # Only trained scorers need the training set (run_search loads it only for them).
-  tx = train_lib.sgd(config.train.learning_rate, config.train.momentum, config.train.weight_decay)
-  epoch_fn = train_lib.make_epoch(net, tx, batch_size=config.train.batch_size, mean=train_data.mean,
-                                  std=train_data.std, padding=train_lib.default_padding(train_data.image_size))
+  pool = _pool(space, init_key, images, train_data, config, metric, t)
+  x, y = jnp.asarray(images), jnp.asarray(labels)
 
   def scorer(arch):
-    ops = jnp.asarray(nb201.decode(arch))
-    v, _ = train_lib.train(net, variables, ops, train_data, t, jax.random.fold_in(key, nb201.ops_to_index(arch)),
-                           tx=tx, batch_size=config.train.batch_size, epoch_fn=epoch_fn)
-    return float(f(v, x, y, ops)[metric])
+    inst = pool.get(arch, space.index(arch))
+    value = _trained_metric(pool, inst, metric, t, x, y, train_data, key, config)
+    pool.release(inst)
+    return value
   return scorer
 
 
 RUN_FIELDS = ["run", "method", "scorer", "seed", "best_arch", "best_score", "accuracy", "cost_s",
               "evaluations", "trained", "compile_s"]
-REFERENCE_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
-def unit_costs(net, variables, train_data, config, key, images, labels, path=None, *,
+def unit_costs(space, init_key, train_data, config, key, images, labels, path=None, *,
                num_archs: int = 5) -> dict:
   """Steady seconds of one training epoch and of each BN mode's metrics,
   measured back to back on the same ``num_archs`` random non-degenerate archs
-  (compilation excluded; the arch is data, so one compilation serves all):
-  ``{'epoch_s': e, 'metric_s': {'train': m, 'eval': m}}``. Kept in ``path``."""
+  of ``space``, compilation excluded (a network's first call is not timed;
+  NB201's archs share one): ``{'epoch_s': e, 'metric_s': {'train': m,
+  'eval': m}}``. Kept in ``path``."""
   path = pathlib.Path(path) if path else None
   if path is not None and path.exists():
     return json.loads(path.read_text())
-  tx = train_lib.sgd(config.train.learning_rate, config.train.momentum, config.train.weight_decay)
-  epoch_fn = train_lib.make_epoch(net, tx, batch_size=config.train.batch_size, mean=train_data.mean,
-                                  std=train_data.std, padding=train_lib.default_padding(train_data.image_size))
-  kw = dict(tx=tx, batch_size=config.train.batch_size, epoch_fn=epoch_fn)
-  archs = [a for a in (nb201.encode(o) for o in nb201.sample(jax.random.fold_in(key, 7), 4 * num_archs))
-           if not nb201.is_degenerate(a)][:num_archs]
-  ops = [jnp.asarray(nb201.decode(a)) for a in archs]
+  archs = [a for a in space.sample(jax.random.fold_in(key, 7), 4 * num_archs)
+           if not space.is_degenerate(a)][:num_archs]
   x, y = jnp.asarray(images), jnp.asarray(labels)
 
-  def mean_seconds(fn):
-    jax.block_until_ready(fn(ops[0]))  # compile
-    times = []
-    for o in ops:
+  def mean_seconds(pool, fn):
+    times, warm = [], set()
+    for a in archs:
+      inst = pool.get(a, space.index(a))
+      if inst.candidate.cache_key not in warm:
+        jax.block_until_ready(fn(inst))  # compile
+        warm.add(inst.candidate.cache_key)
       t = time.perf_counter()
-      jax.block_until_ready(fn(o))
+      jax.block_until_ready(fn(inst))
       times.append(time.perf_counter() - t)
+      pool.release(inst)
+      if not space.shares_variables:
+        warm.clear()
     return float(np.mean(times))
-  out = {"epoch_s": mean_seconds(lambda o: train_lib.train(net, variables, o, train_data, 1, key, **kw)[0]),
+  train_pool = _pool(space, init_key, images, train_data, config, "lga_eval", 1)
+  tx = train_lib.sgd(config.train.learning_rate, config.train.momentum, config.train.weight_decay)
+  out = {"epoch_s": mean_seconds(train_pool, lambda inst: train_lib.train(
+      inst.candidate.net, inst.variables, inst.args, train_data, 1, key, tx=tx,
+      batch_size=config.train.batch_size, epoch_fn=inst.fns["epoch"])[0]),
          "metric_s": {}, "archs": archs, "num_images": len(train_data.labels),
          "batch_size": config.train.batch_size}
   for bn in score_lib.BN_MODES:
-    f = score_lib.score_fn(net, bn_modes=(bn,), compat=config.metrics.compat, **score_lib.ntk_options(config))
-    out["metric_s"][bn] = mean_seconds(lambda o: f(variables, x, y, o))
+    pool = _pool(space, init_key, images, train_data, config, f"lga_{bn}", 0)
+    out["metric_s"][bn] = mean_seconds(pool, lambda inst: inst.fns["score"](inst.variables, x, y, *inst.args))
   if path is not None:
     path.write_text(json.dumps(out, indent=1))
   return out
@@ -306,12 +341,12 @@ def run_search(config, workdir) -> list[dict]:
   truth = correlation.require_truth(job)
   k_data, k_train = jax.random.split(jax.random.fold_in(job.k_init, 1))
   train_data = post_training.training_data(config, k_data)
-  variables = jax.jit(job.net.init)(job.k_init, jnp.asarray(job.images[:1]), jnp.zeros(6, jnp.int32))
+  space = job.space
   runs = ResultsCSV(workdir / "runs.csv", RUN_FIELDS, key="run")
   (workdir / "scores").mkdir(exist_ok=True)
   for scorer_name in config.scorers:
     slug = scorer_name.replace("@", "_at")
-    scorer = ScoreMemo(make_scorer(scorer_name, net=job.net, variables=variables, images=job.images,
+    scorer = ScoreMemo(make_scorer(scorer_name, space=space, init_key=job.k_init, images=job.images,
                                    labels=job.labels, train_data=train_data, key=k_train, truth=truth,
                                    config=config), workdir / "scores" / f"{slug}.csv")
     compile_s = None
@@ -321,35 +356,38 @@ def run_search(config, workdir) -> list[dict]:
         if run_id in runs.done:
           continue
         if compile_s is None:  # compile outside the charged cost, once per scorer
-          t0 = time.perf_counter()
-          scorer.score(REFERENCE_ARCH)
-          compile_s = time.perf_counter() - t0
+          compile_s = ""     # a network per graph: each arch's compilation is part of its cost
+          if space.shares_variables:
+            t0 = time.perf_counter()
+            scorer.score(space.sample(jax.random.fold_in(job.k_arch, 10_000), 1)[0])
+            compile_s = f"{time.perf_counter() - t0:.2f}"
         key = jax.random.fold_in(job.k_arch, seed)
         history = workdir / "histories" / f"{method}_{slug}_seed{seed}.csv"
         history.parent.mkdir(exist_ok=True)
         if method == "rs":
           res = random_search(scorer, key, num_archs=config.rs.num_archs, budget_s=config.budget_s or math.inf,
-                              history_path=history)
+                              history_path=history, space=space)
         elif method == "rea":
           res = regularized_evolution(scorer, key, population_size=config.rea.population_size,
                                       sample_size=config.rea.sample_size or None,
                                       budget_s=config.budget_s or math.inf,
-                                      max_evals=config.rea.max_evals or None, history_path=history)
+                                      max_evals=config.rea.max_evals or None, history_path=history,
+                                      space=space)
         else:
           raise ValueError(f"unknown search method {method!r}; use 'rs' or 'rea'")
-        trained = len({e.arch for e in res.history if not nb201.is_degenerate(e.arch)})
+        trained = len({e.arch for e in res.history if not space.is_degenerate(e.arch)})
         runs.append({"run": run_id, "method": method, "scorer": scorer_name, "seed": seed,
                      "best_arch": res.best_arch, "best_score": repr(res.best_score),
                      "accuracy": repr(truth[res.best_arch]), "cost_s": f"{res.cost_s:.3f}",
-                     "evaluations": len(res.history), "trained": trained, "compile_s": f"{compile_s:.2f}"})
+                     "evaluations": len(res.history), "trained": trained, "compile_s": compile_s})
         print(f"{run_id}: {res.best_arch} acc {truth[res.best_arch]:.2f} cost {res.cost_s:.1f}s", flush=True)
-  costs = unit_costs(job.net, variables, train_data, config, k_train, job.images, job.labels,
-                     workdir / "unit_costs.json")
+  costs = unit_costs(space, job.k_init, train_data, config, k_train, job.images, job.labels,
+                     workdir / "unit_costs.json", num_archs=config.get("unit_cost_archs", 5))
   ups = {s: speed_up(s, costs, config.baseline_epochs) for s in config.scorers}
   table = summarize_runs(runs.rows, optimum=max(truth.accuracy.values()), speed_ups=ups)
   write = correlation.write_table
   write(workdir / "search_table.csv", table, list(table[0]) if table else ["method"])
-  text = format_runs(table, truth, costs=costs, baseline_epochs=config.baseline_epochs)
+  text = format_runs(table, truth, costs=costs, baseline_epochs=config.baseline_epochs, space_name=space.name)
   (workdir / "summary.txt").write_text(text + "\n")
   print(text)
   return table
@@ -372,8 +410,9 @@ def summarize_runs(rows, *, optimum: float, speed_ups: Mapping[str, float] | Non
   return out
 
 
-def format_runs(table, truth, *, costs: Mapping | None = None, baseline_epochs: int = 200) -> str:
-  head = (f"Search on NB201, ground truth {truth.dataset}/{truth.split} "
+def format_runs(table, truth, *, costs: Mapping | None = None, baseline_epochs: int = 200,
+                space_name: str = "nb201") -> str:
+  head = (f"Search on {space_name}, ground truth {truth.dataset}/{truth.split} "
           f"(optimum {max(truth.accuracy.values()):.2f})")
   if costs:
     head += (f"; speed-up = {baseline_epochs}·e/(t·e + m) with e = {costs['epoch_s']:.2f} s/epoch, "

@@ -1,4 +1,4 @@
-"""Training NB201 networks with optax, as the paper's official code does.
+"""Training search-space networks with optax, as the paper's official code does.
 
 * ``sgd``: PyTorch-style SGD (momentum 0.9, coupled weight decay 3e-4 added
   to the gradient before momentum, lr 0.025 constant or cosine).
@@ -7,8 +7,8 @@
   dispatched jitted steps (CPU, where XLA runs convolutions inside loops
   slowly), and one step for the remainder (PyTorch's ``drop_last=False``),
   crop/flip augmentation and normalisation inside. No host round-trip per
-  step, and the architecture is an argument, so different archs share the
-  compilation.
+  step. The network's extra inputs (NB201's op array) are arguments, so
+  NB201's archs share one compilation; NB101 and NDS build one per graph.
 * ``train``: epochs with per-epoch loss/accuracy, a checkpoint after every
   epoch (resumed on rerun) and a callback so that metrics at t = 1, 3, 5, 10
   come from one training run.
@@ -91,18 +91,19 @@ def default_padding(image_size: int) -> int:
 
 def make_step(net, tx: optax.GradientTransformation, *, mean: Sequence[float], std: Sequence[float],
               padding: int, augment: bool = True) -> Callable:
-  """``step(state, images, labels, key, ops) -> (state, (loss_sum, correct))``:
+  """``step(state, images, labels, key, *args) -> (state, (loss_sum, correct))``:
   augment (random crop + flip), normalise, one SGD step in train-mode BN
-  (running statistics updated with PyTorch's momentum). Not jitted."""
+  (running statistics updated with PyTorch's momentum). ``args`` are the
+  network's extra inputs after the images (NB201: the op array). Not jitted."""
   mean, std = tuple(mean), tuple(std)
 
-  def step(state: TrainState, images, labels, key, ops):
+  def step(state: TrainState, images, labels, key, *args):
     if augment:
       images = data_lib.random_crop_flip(key, images, padding)
     x = data_lib.normalize(images, mean, std)
 
     def loss_fn(params):
-      logits, updates = net.apply({"params": params, "batch_stats": state.batch_stats}, x, ops,
+      logits, updates = net.apply({"params": params, "batch_stats": state.batch_stats}, x, *args,
                                   train=True, mutable=["batch_stats"])
       return cross_entropy(logits, labels), (logits, updates["batch_stats"])
 
@@ -117,7 +118,7 @@ def make_step(net, tx: optax.GradientTransformation, *, mean: Sequence[float], s
 
 def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: Sequence[float],
                std: Sequence[float], padding: int, augment: bool = True, mode: str = "auto") -> Callable:
-  """``epoch(state, images, labels, key, ops) -> (state, (loss_sum, correct))``.
+  """``epoch(state, images, labels, key, *args) -> (state, (loss_sum, correct))``.
 
   ``images`` are uint8 pixels [n, H, W, 3] already on device; the batch order
   is ``jax.random.permutation`` of ``key`` and step i augments with
@@ -140,23 +141,23 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
     raise ValueError(f"unknown epoch mode {mode!r}; use 'auto', 'scan' or 'loop'")
   step = make_step(net, tx, mean=mean, std=std, padding=padding, augment=augment)
 
-  def batch(state, images, labels, perm, i, k_aug, ops):
+  def batch(state, images, labels, perm, i, k_aug, *args):
     idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
-    return step(state, images[idx], labels[idx], jax.random.fold_in(k_aug, i), ops)
+    return step(state, images[idx], labels[idx], jax.random.fold_in(k_aug, i), *args)
 
-  def remainder(state, images, labels, perm, k_aug, ops):
+  def remainder(state, images, labels, perm, k_aug, *args):
     full = images.shape[0] // batch_size
     idx = perm[full * batch_size:]
-    return step(state, images[idx], labels[idx], jax.random.fold_in(k_aug, full), ops)
+    return step(state, images[idx], labels[idx], jax.random.fold_in(k_aug, full), *args)
 
   @functools.partial(jax.jit, static_argnums=1)
   def shuffle(key, n):
     k_perm, k_aug = jax.random.split(key)
     return jax.random.permutation(k_perm, n), k_aug
 
-  def accumulate(batch_fn, carry, i, images, labels, perm, k_aug, ops):
+  def accumulate(batch_fn, carry, i, images, labels, perm, k_aug, *args):
     state, loss_sum, correct = carry
-    state, (l, c) = batch_fn(state, images, labels, perm, i, k_aug, ops)
+    state, (l, c) = batch_fn(state, images, labels, perm, i, k_aug, *args)
     return state, loss_sum + l, correct + c
 
   def scanned(carry, full, *args):
@@ -172,13 +173,13 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
 
   full_batches, last_batch = (scanned, remainder) if mode == "scan" else (looped, jax.jit(remainder))
 
-  def epoch(state, images, labels, key, ops):
+  def epoch(state, images, labels, key, *args):
     full, rest = divmod(images.shape[0], batch_size)
     perm, k_aug = shuffle(key, images.shape[0])
     carry = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
-    state, loss_sum, correct = full_batches(carry, full, images, labels, perm, k_aug, ops)
+    state, loss_sum, correct = full_batches(carry, full, images, labels, perm, k_aug, *args)
     if rest:
-      state, (l, c) = last_batch(state, images, labels, perm, k_aug, ops)
+      state, (l, c) = last_batch(state, images, labels, perm, k_aug, *args)
       loss_sum, correct = loss_sum + l, correct + c
     return state, (loss_sum, correct)
 
@@ -207,13 +208,16 @@ def _latest(checkpoint_dir: pathlib.Path, epochs: int):
   return done[-1] if done else 0
 
 
-def train(net, variables, ops, dataset: data_lib.Dataset, epochs: int, key: jax.Array, *,
+def train(net, variables, args, dataset: data_lib.Dataset, epochs: int, key: jax.Array, *,
           batch_size: int = 1024, tx: optax.GradientTransformation | None = None,
           padding: int | None = None, checkpoint_dir=None, keep_epochs: Sequence[int] = (),
           on_epoch: Callable[[int, dict], None] | None = None, epoch_fn: Callable | None = None):
-  """Trains ``variables`` of ``net`` on architecture ``ops`` for ``epochs``.
+  """Trains ``variables`` of ``net`` for ``epochs``.
 
   Args:
+    args: the network's extra inputs after the images, as a tuple: ``(ops,)``
+      for NB201 (an array alone is taken as that one input), ``()`` for
+      networks built per graph (NB101, NDS).
     dataset: training images (uint8) and labels; normalised with its mean/std.
     key: shuffling and augmentation; epoch ``e`` uses ``fold_in(key, e)``, so a
       resumed run continues exactly as an uninterrupted one would.
@@ -245,10 +249,11 @@ def train(net, variables, ops, dataset: data_lib.Dataset, epochs: int, key: jax.
       state = flax.serialization.from_bytes(state, path.read_bytes())
       history = [EpochStats(**h) for h in json.loads(path.with_suffix(".json").read_text())]
   images, labels = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
-  ops = jnp.asarray(ops)
+  args = (args,) if hasattr(args, "shape") else tuple(args)
+  args = tuple(jnp.asarray(a) for a in args)
   n = images.shape[0]
   for e in range(start, epochs):
-    state, (loss_sum, correct) = epoch_fn(state, images, labels, jax.random.fold_in(key, e), ops)
+    state, (loss_sum, correct) = epoch_fn(state, images, labels, jax.random.fold_in(key, e), *args)
     loss_sum, correct = jax.device_get((loss_sum, correct))  # one host sync per epoch
     history.append(EpochStats(float(loss_sum) / n, 100.0 * float(correct) / n))
     if on_epoch:  # before the checkpoint: a crash in between retrains the epoch, never skips it

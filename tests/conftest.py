@@ -22,3 +22,20 @@ def truth_csv(tmp_path_factory):
   return path
 
 
+
+
+@pytest.fixture(scope="session")
+def nds_truth_json(tmp_path_factory):
+  """Twelve ENAS cells (width 16, depth 8) in the NDS JSON format with
+  synthetic final test errors: an NDS ground truth for per-graph studies."""
+  import json
+
+  import jax
+
+  from ntkjax.spaces import nds
+  path = tmp_path_factory.mktemp("nds") / "ENAS.json"
+  archs = nds.sample(jax.random.key(11), "enas", 12, width=16, depth=8)
+  errs = np.random.default_rng(1).uniform(5, 40, len(archs))
+  path.write_text(json.dumps([{"net": {"genotype": a.genotype.to_json(), "width": a.width, "depth": a.depth},
+                               "test_ep_top1": [60.0, float(e)]} for a, e in zip(archs, errs)]))
+  return path

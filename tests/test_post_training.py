@@ -13,7 +13,7 @@ from configs import kernel_evolution as ke_config
 from configs import post_training as pt_config
 from configs import trajectories as tr_config
 from ntkjax import data, post_training, score
-from ntkjax.spaces import nb201
+from ntkjax.spaces import api, nb201
 
 
 def _tiny(cfg, truth_csv):
@@ -58,18 +58,16 @@ class Interrupted(Exception):
 def test_track_resumes_inside_an_architecture(tmp_path):
   ds = data.load("digits16")
   ds = ds._replace(images=ds.images[:64], labels=ds.labels[:64])
-  net = nb201.Network(C=4, N=1)
-  v = net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.zeros(6, jnp.int32))
   archs = [nb201.encode(o) for o in nb201.sample(jax.random.key(1), 2)]
   calls = {"measure": 0}
 
-  def measure(variables, ops):
+  def measure(variables, inst):
     calls["measure"] += 1
     if calls.get("crash") and calls["measure"] == 3:  # during epoch 2 of the first arch
       raise Interrupted
     return {"w": jnp.sum(jax.tree.leaves(variables["params"])[0])}
-  kw = dict(net=net, variables=v, train_data=ds, ts=[0, 1, 2, 3], measure=measure, names=["w"],
-            key=jax.random.key(2), batch_size=32)
+  kw = dict(space=api.NB201Space(C=4, N=1), init_key=jax.random.key(0), train_data=ds, ts=[0, 1, 2, 3],
+            make_measure=lambda net: measure, names=["w"], key=jax.random.key(2), batch_size=32)
   post_training.track(tmp_path / "ref" / "r.csv", archs, **kw)
   ref = list(csv.DictReader(open(tmp_path / "ref" / "r.csv")))
 
@@ -118,3 +116,31 @@ def test_training_configs_parse():
       c = mod.get_config(arg)
       assert c.train.batch_size in (1024, 256, 128) and max(c.epochs) >= 3
   assert pt_config.get_config().epochs == (1, 3, 5, 10)
+
+
+def test_post_training_on_an_nds_space_by_config_alone(tmp_path, nds_truth_json):
+  """A network per graph: each arch is initialised, trained and measured on
+  its own network, built at the config's (reduced) size."""
+  from ntkjax import benchmarks
+  from ntkjax.spaces import nds
+  c = pt_config.get_config("small,nds_enas")
+  c.ground_truth.path = str(nds_truth_json)
+  c.space.num_archs, c.space.width, c.space.depth = 3, 4, 3
+  c.data.name, c.data.root, c.data.batch_size = "digits16", "", 8
+  c.train.num_images, c.train.batch_size = 64, 32
+  c.epochs, c.bn_modes = (1,), ("eval",)
+  result = post_training.run_post_training(c, tmp_path)
+  truth, _ = benchmarks.read_nds_json(nds_truth_json, "enas")
+  rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+  assert len(rows) == 3 and all(r["arch"] in truth for r in rows)
+  for r in rows:  # benchmark keys (width 16, depth 8) built at width 4, depth 3
+    assert int(r["params"]) == nds.num_params(nds.decode(r["arch"], "enas")._replace(width=4, depth=3))
+    assert float(r["loss@1"]) > 0 and float(r["fnorm_eval@1"]) != pytest.approx(float(r["fnorm_eval@0"]))
+  assert {r["t"] for r in result} == {0, 1}
+  summary = (tmp_path / "summary.txt").read_text()
+  assert summary.startswith("nds_enas") and "params" in summary
+  assert (tmp_path / "at_init_and_lga_t.png").stat().st_size > 0
+  tau_params = next(r["tau"] for r in result if r["metric"] == "params" and r["subset"] == "all")
+  from ntkjax import stats
+  want = stats.kendall_tau([float(r["params"]) for r in rows], truth.lookup([r["arch"] for r in rows])).value
+  assert tau_params == pytest.approx(want)

@@ -207,3 +207,28 @@ def test_search_study_runs_resumes_and_tabulates(tmp_path, truth_csv):
     c2.ground_truth.path, c2.ground_truth.arch_column = str(truth_csv), "arch"
     c2.ground_truth.accuracy_column, c2.ground_truth.index_column = "acc", "idx"
     search.run_search(c2, tmp_path / "bad")
+
+
+def test_search_on_an_nds_space_stays_in_its_ground_truth(tmp_path, nds_truth_json):
+  """RS and REA over an NDS universe: archs compiled per graph, REA's
+  mutations land on archs that have ground truth."""
+  import csv as csv_lib
+
+  from configs import search as search_config
+  c = search_config.get_config("small,nds_enas")
+  c.ground_truth.path = str(nds_truth_json)
+  c.space.width, c.space.depth = 4, 3
+  c.data.name, c.data.root, c.data.batch_size = "digits16", "", 8
+  c.train.num_images, c.train.batch_size = 32, 32
+  c.scorers, c.num_seeds, c.unit_cost_archs = ("lga_eval@0", "params"), 1, 1
+  c.rs.num_archs, c.rea.population_size, c.rea.max_evals = 3, 2, 5
+  table = search.run_search(c, tmp_path)
+  truth, _ = benchmarks.read_nds_json(nds_truth_json, "enas")
+  runs = list(csv_lib.DictReader(open(tmp_path / "runs.csv")))
+  assert len(runs) == 4 and all(r["best_arch"] in truth and r["compile_s"] == "" for r in runs)
+  hist = list(csv_lib.DictReader(open(tmp_path / "histories" / "rea_params_seed0.csv")))
+  assert len(hist) == 5 and all(h["arch"] in truth for h in hist)
+  best = max(hist, key=lambda h: float(h["score"]))["arch"]
+  assert next(r for r in runs if r["run"] == "rea|params|0")["best_arch"] == best
+  assert "Search on nds_enas" in (tmp_path / "summary.txt").read_text()
+  assert {r["scorer"] for r in table} == {"lga_eval@0", "params"}

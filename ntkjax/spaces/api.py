@@ -13,16 +13,16 @@ share one network, one initialisation and one compilation
 from __future__ import annotations
 
 import hashlib
-from typing import Hashable, Mapping, NamedTuple
+from typing import Callable, Hashable, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntkjax.spaces import host_rng, nb101, nb201, nds
+from ntkjax.spaces import nb101, nb201, nds
 
-__all__ = ["Candidate", "NB201Space", "NB101Space", "NDSSpace"]
+__all__ = ["Candidate", "Instance", "Instantiator", "NB201Space", "NB101Space", "NDSSpace"]
 
 
 class Candidate(NamedTuple):
@@ -31,11 +31,78 @@ class Candidate(NamedTuple):
   cache_key: Hashable  # equal keys: same network structure, one compilation
 
 
+class Instance(NamedTuple):
+  arch: str
+  candidate: Candidate
+  variables: dict
+  fns: dict            # name -> the factory's function for this candidate's network
+
+  @property
+  def args(self) -> tuple:
+    return self.candidate.args
+
+
+class Instantiator:
+  """Networks, initial variables and jitted functions per architecture.
+
+  ``factories`` maps a name to ``factory(net) -> function`` (a score
+  function, an epoch function, ...); each is built once per candidate cache
+  key, so NB201's archs share one of each. ``get(arch, index)`` initialises
+  with ``fold_in(key, index)``, except that archs of a space that shares
+  variables share one initialisation unless ``init_per_arch`` (the paper's
+  code reseeds before every arch). ``release(instance)`` drops a per-graph
+  network's functions and JAX's compilation caches: such executables are
+  used for one arch, and holding them grows host memory with every arch.
+  """
+
+  def __init__(self, space, key: jax.Array, sample_input, factories: Mapping[str, Callable], *,
+               init_per_arch: bool = False):
+    self.space, self.key, self.x1 = space, key, sample_input
+    self.factories = dict(factories)
+    self.init_per_arch = init_per_arch
+    self._built: dict = {}  # cache_key -> {"init": jitted init, name: function}
+    self._shared = None
+
+  def functions(self, cand: Candidate) -> dict:
+    if cand.cache_key not in self._built:
+      fns = {name: make(cand.net) for name, make in self.factories.items()}
+      fns["init"] = jax.jit(cand.net.init)
+      self._built[cand.cache_key] = fns
+    return self._built[cand.cache_key]
+
+  def get(self, arch: str, index: int) -> Instance:
+    cand = self.space.candidate(arch)
+    fns = self.functions(cand)
+    if self.space.shares_variables and not self.init_per_arch:
+      if self._shared is None:
+        self._shared = fns["init"](self.key, self.x1, *cand.args)
+      variables = self._shared
+    else:
+      variables = fns["init"](jax.random.fold_in(self.key, index), self.x1, *cand.args)
+    return Instance(arch, cand, variables, fns)
+
+  def release(self, instance: Instance) -> None:
+    if not self.space.shares_variables:
+      self._built.pop(instance.candidate.cache_key, None)
+      jax.clear_caches()
+
+
 def _pick(key: jax.Array, universe: list[str], n: int) -> list[str]:
   if n > len(universe):
     raise ValueError(f"asked for {n} architectures from a universe of {len(universe)}")
   idx = np.asarray(jax.random.choice(key, len(universe), (n,), replace=False))
   return [universe[i] for i in idx]
+
+
+def _nearest(key: jax.Array, features: np.ndarray, i: int) -> int:
+  """A row of ``features`` [U, F] at the smallest nonzero Hamming distance
+  from row ``i``, drawn uniformly among the ties."""
+  d = (features != features[i]).sum(1).astype(np.float64)
+  d[d == 0] = np.inf  # the parent itself (and any duplicate)
+  ties = np.flatnonzero(d == d.min())
+  if not np.isfinite(d.min()):
+    raise ValueError("the universe has no architecture other than the parent")
+  return int(ties[int(jax.random.randint(key, (), 0, len(ties)))])
 
 
 class NB201Space:
@@ -87,6 +154,7 @@ class NB101Space:
     self._position = {h: i for i, h in enumerate(self.universe)}
     self.kw = dict(num_classes=num_classes, stem_channels=stem_channels, num_stacks=num_stacks,
                    modules_per_stack=modules_per_stack, init_scheme=init_scheme)
+    self._feats = None
 
   def validate(self, arch: str) -> str:
     if arch not in self.specs:
@@ -96,25 +164,33 @@ class NB101Space:
   def sample(self, key: jax.Array, n: int) -> list[str]:
     return _pick(key, self.universe, n)
 
-  def mutate(self, key: jax.Array, arch: str, tries: int = 200) -> str:
-    """A spec of the universe one edge flip or one op change away."""
-    spec = self.specs[self.validate(arch)]
-    rng = host_rng(key)
-    for _ in range(tries):
-      m, ops = spec.matrix.copy(), list(spec.ops)
-      if rng.integers(2) and len(ops) > 2:
-        v = int(rng.integers(1, len(ops) - 1))
-        ops[v] = str(rng.choice([o for o in nb101.OPS if o != ops[v]]))
-      else:
-        i, j = sorted(rng.choice(len(ops), 2, replace=False))
-        m[i, j] = 1 - m[i, j]
-      try:
-        h = nb101.Spec.create(m, ops).hash
-      except ValueError:
-        continue
-      if h in self.specs and h != arch:
-        return h
-    raise ValueError(f"no neighbour of {arch} within the universe after {tries} tries")
+  def mutate(self, key: jax.Array, arch: str) -> str:
+    """A nearest neighbour within the universe: a spec at the fewest
+    differing edges and vertex ops (cells padded to 7 vertices, output
+    last), drawn uniformly among ties. A benchmark's sample (e.g. 1,000 of
+    423k specs) rarely holds a spec one random edit away, so the edit is
+    taken to the closest spec that has ground truth; in the full space that
+    is a single edit."""
+    i = self.index(arch)
+    return self.universe[_nearest(key, self._features(), i)]
+
+  def _features(self) -> np.ndarray:
+    if self._feats is None:
+      n = nb101.MAX_VERTICES
+      rows = np.triu_indices(n, 1)
+      feats = np.zeros((len(self.universe), len(rows[0]) + n), np.int8)
+      codes = {o: k + 1 for k, o in enumerate(nb101.OPS)}
+      for u, h in enumerate(self.universe):
+        spec = self.specs[h]
+        v = len(spec.ops)
+        place = list(range(v - 1)) + [n - 1]  # the output vertex always last
+        m = np.zeros((n, n), np.int8)
+        m[np.ix_(place, place)] = spec.matrix
+        ops = np.zeros(n, np.int8)
+        ops[place[1:-1]] = [codes[o] for o in spec.ops[1:-1]]
+        feats[u] = np.concatenate([m[rows], ops])
+      self._feats = feats
+    return self._feats
 
   def num_params(self, arch: str) -> int:
     kw = {k: v for k, v in self.kw.items() if k != "init_scheme"}
@@ -133,7 +209,13 @@ class NB101Space:
 
 class NDSSpace:
   """One NDS cell space; over a universe of archs (e.g. a ground truth's)
-  when given, otherwise over the whole space (``nds.sample``)."""
+  when given, otherwise over the whole space (``nds.sample``).
+
+  ``width`` / ``depth``, when set, fix the network's size: sampled archs get
+  them, and a universe's archs (which carry the benchmark's size in their
+  strings, the ground truth's keys) are built and counted at that size, a
+  reduced proxy of the benchmark's network.
+  """
   shares_variables = False
 
   def __init__(self, space: str, num_classes: int = 10, *, archs: Mapping[str, nds.Arch] | None = None,
@@ -145,6 +227,7 @@ class NDSSpace:
     self._position = {a: i for i, a in enumerate(self.universe or ())}
     self.width, self.depth = width, depth
     self.kw = dict(num_classes=num_classes, init_scheme=init_scheme, op_affine=op_affine)
+    self._feats = None
 
   def validate(self, arch: str) -> str:
     nds.decode(arch, self.space)
@@ -156,10 +239,33 @@ class NDSSpace:
     return [nds.encode(a) for a in nds.sample(key, self.space, n, width=self.width, depth=self.depth)]
 
   def mutate(self, key: jax.Array, arch: str) -> str:
-    return nds.encode(nds.mutate(key, nds.decode(arch, self.space), self.space))
+    """``nds.mutate`` in the whole space; within a universe a nearest
+    neighbour in it: the archs with the fewest differing (op, input) pairs
+    and concat entries, drawn uniformly among ties."""
+    if self.universe is None:
+      return nds.encode(nds.mutate(key, nds.decode(arch, self.space), self.space))
+    return self.universe[_nearest(key, self._features(), self.index(arch))]
+
+  def _features(self) -> np.ndarray:
+    if self._feats is None:
+      def row(a: str):
+        x = nds.decode(a, self.space)
+        g = x.genotype
+        cells = [f"{op}~{i}" for op, i in g.normal + g.reduce]
+        return cells + [f"n{g.normal_concat}", f"r{g.reduce_concat}", f"w{x.width}d{x.depth}"]
+      names = [row(a) for a in self.universe]
+      width = max(map(len, names))
+      vocab: dict = {}
+      self._feats = np.array([[vocab.setdefault(t, len(vocab)) for t in r] + [-1] * (width - len(r))
+                              for r in names], np.int32)
+    return self._feats
+
+  def _built(self, arch: str) -> nds.Arch:
+    a = nds.decode(arch, self.space)
+    return a._replace(width=self.width or a.width, depth=self.depth or a.depth)
 
   def num_params(self, arch: str) -> int:
-    return nds.num_params(nds.decode(arch, self.space), self.kw["num_classes"], op_affine=self.kw["op_affine"])
+    return nds.num_params(self._built(arch), self.kw["num_classes"], op_affine=self.kw["op_affine"])
 
   def is_degenerate(self, arch: str) -> bool:
     return False  # no NDS op set has 'none': every node carries its inputs
@@ -170,5 +276,5 @@ class NDSSpace:
     return int.from_bytes(hashlib.md5(arch.encode()).digest()[:4], "little") >> 1  # stable across runs
 
   def candidate(self, arch: str) -> Candidate:
-    return Candidate(nds.Network(nds.decode(arch, self.space), **self.kw), (),
-                     ("nds", arch, tuple(self.kw.items())))
+    return Candidate(nds.Network(self._built(arch), **self.kw), (),
+                     ("nds", arch, self.width, self.depth, tuple(self.kw.items())))

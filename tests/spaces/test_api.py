@@ -1,5 +1,7 @@
 """The common space interface over NB201, NB101 and NDS."""
 
+import pathlib
+
 import jax
 import numpy as np
 import pytest
@@ -32,8 +34,10 @@ def test_nb101_space_over_a_universe():
   h = next(iter(SPECS))  # the conv3x3 chain: one op or one edge from two others
   assert space.num_params(h) == nb101.num_params(SPECS[h], stem_channels=8, num_stacks=1, modules_per_stack=1)
   assert space.candidate(h).net.spec is SPECS[h] and space.index(h) == sorted(SPECS).index(h)
-  child = space.mutate(jax.random.key(2), h)
-  assert child in SPECS and child != h
+  children = {space.mutate(jax.random.key(k), h) for k in range(12)}
+  # the nearest specs: the conv1x1 chain (one op) and the chain with a skip edge (one edge)
+  chain, op_change, edge_change, _ = SPECS
+  assert h == chain and children == {op_change, edge_change}
   with pytest.raises(ValueError, match="not a graph hash of this NB101 universe"):
     space.candidate("0" * 32)
   with pytest.raises(ValueError, match="asked for 9 architectures from a universe of 4"):
@@ -51,5 +55,49 @@ def test_nds_space_whole_space_and_universe():
   universe = {nds.encode(a): a for a in nds.sample(jax.random.key(3), "darts", 6)}
   over = api.NDSSpace("darts", archs=universe)
   assert set(over.sample(jax.random.key(0), 6)) == set(universe)
+  parent = nds.sample(jax.random.key(4), "darts", 1)[0]
+  near = nds.mutate(jax.random.key(5), parent, "darts")
+  family = {nds.encode(a): a for a in [parent, near, *nds.sample(jax.random.key(6), "darts", 4)]}
+  within = api.NDSSpace("darts", archs=family)  # a mutation stays in the universe: the nearest arch
+  assert {within.mutate(jax.random.key(k), nds.encode(parent)) for k in range(4)} == {nds.encode(near)}
   with pytest.raises(ValueError, match="normal cell has 5 nodes; this space has 4"):
     api.NDSSpace("darts").validate(archs[0])
+
+
+NB101_VIS = pathlib.Path(__file__).resolve().parents[3] / "shared/data/nasbench101/nb101_nasbench_vis_1k.json"
+
+
+@pytest.mark.skipif(not NB101_VIS.exists(), reason="../shared/data absent")
+def test_nb101_mutation_within_a_benchmark_sample():
+  from ntkjax import benchmarks
+  _, specs = benchmarks.read_nb101_json(NB101_VIS, split="valid", epochs=108)
+  space = api.NB101Space(specs)
+  for k, h in enumerate(space.universe[:20]):  # 1,000 of 423k specs: random single edits miss them
+    child = space.mutate(jax.random.key(k), h)
+    assert child in specs and child != h
+
+
+def test_instantiator_shares_nb201_and_releases_per_graph_networks():
+  import jax.numpy as jnp
+  built = []
+  factories = {"net": lambda net: built.append(net) or net}
+  x1 = jnp.zeros((1, 8, 8, 3))
+  shared = api.Instantiator(api.NB201Space(C=4, N=1), jax.random.key(0), x1, factories)
+  a, b = shared.space.sample(jax.random.key(1), 2)
+  ia, ib = shared.get(a, 0), shared.get(b, 1)
+  assert len(built) == 1 and ia.variables is ib.variables and ia.fns["net"] is shared.space.net
+  assert np.array_equal(ib.args[0], nb201.decode(b))
+  own = api.Instantiator(api.NDSSpace("enas", width=4, depth=3), jax.random.key(0), x1, factories,
+                         init_per_arch=True)
+  h = own.space.sample(jax.random.key(2), 1)[0]
+  built.clear()
+  i3, again = own.get(h, 3), own.get(h, 3)
+  assert len(built) == 1  # one network until released
+  same = jax.tree.map(lambda p, q: bool(np.array_equal(p, q)), i3.variables, again.variables)
+  assert all(jax.tree.leaves(same))  # fold_in(key, index): the same index, the same init
+  other = own.get(h, 4)
+  assert not all(jax.tree.leaves(jax.tree.map(lambda p, q: bool(np.array_equal(p, q)),
+                                              i3.variables, other.variables)))
+  own.release(i3)
+  own.get(h, 3)
+  assert len(built) == 2  # rebuilt after release
