@@ -40,10 +40,14 @@ def torch_baselines(x_nhwc, bn_modes, repeats):
   from tests.torch_nb201 import official_network
   from torch.func import functional_call, grad, vmap
   torch.manual_seed(0)
-  net = official_network(ARCH, 16, 5, 10, "benchmark")
-  x = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2)))
+  device = "cuda" if torch.cuda.is_available() else "cpu"  # the same device kind as JAX's, on a GPU machine
+  net = official_network(ARCH, 16, 5, 10, "benchmark").to(device)
+  x = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).to(device)
   params = [p for p in net.parameters()]
-  out = {}
+  out = {"torch_device": device}
+
+  def timed(fn):  # CUDA runs asynchronously: time to completion
+    return _time(lambda: (fn(), torch.cuda.synchronize() if device == "cuda" else None), repeats)
 
   def tenas_loop():
     logits = net(x)[1]
@@ -57,7 +61,7 @@ def torch_baselines(x_nhwc, bn_modes, repeats):
   for bn in bn_modes:
     net.train(bn == "train")
     tenas_loop()
-    out[f"tenas_loop_{bn}"] = _time(tenas_loop, repeats)
+    out[f"tenas_loop_{bn}"] = timed(tenas_loop)
 
   net.eval()
   pdict = {k: v.detach() for k, v in net.named_parameters()}
@@ -71,7 +75,7 @@ def torch_baselines(x_nhwc, bn_modes, repeats):
     g = torch.cat([j.reshape(x.shape[0], -1) for j in jac.values()], 1)
     return g @ g.T
   torch_func()
-  out["torch_func_eval"] = _time(torch_func, repeats)
+  out["torch_func_eval"] = timed(torch_func)
   return out
 
 
