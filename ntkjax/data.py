@@ -233,10 +233,10 @@ def _cached(tag: str, sources, cache_dir, reader):
       with np.load(cache) as z:
         return z["images"], z["labels"]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-      cache.unlink()  # a cache cut short by a crash: rebuild it
+      cache.unlink(missing_ok=True)  # a cache cut short by a crash: rebuild it
   images, labels = reader()
   cache.parent.mkdir(parents=True, exist_ok=True)
-  tmp = cache.with_name(cache.name + ".tmp.npz")
+  tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp.npz")  # processes filling one cache at once
   np.savez(tmp, images=images, labels=labels)
   os.replace(tmp, cache)
   return images, labels
