@@ -2,7 +2,9 @@
 
 NB201 passes the architecture as data: one compilation serves every arch.
 NB101 and the NDS spaces build a network per graph, so each new arch
-compiles; this measures what that costs against the NTK itself.
+compiles; this measures what that costs against the NTK itself, and what
+NB101's masked network (``nb101_masked``: one compilation, every op at full
+width) costs instead.
 
     python -m benchmarks.compile_vs_run --n 16 --archs 3 \
         --out benchmarks/results/compile_vs_run_cpu.json
@@ -17,7 +19,7 @@ import numpy as np
 
 from benchmarks import report
 from ntkjax import ntk
-from ntkjax.spaces import nb101, nb201, nds
+from ntkjax.spaces import nb101, nb101_masked, nb201, nds
 
 
 def _timed(fn, *args):
@@ -36,6 +38,20 @@ def nb201_rows(x, n_archs):
     first, second = _timed(fn, v, x, ops), _timed(fn, v, x, ops)
     rows.append({"space": "nb201", "arch": nb201.encode(np.asarray(ops)), "params": net.param_count(
         nb201.encode(np.asarray(ops))), "first_s": first, "steady_s": second})
+  return rows
+
+
+def nb101_masked_rows(specs, x):
+  net = nb101_masked.MaskedNetwork()
+  fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval"))
+  init = jax.jit(net.init)
+  rows = []
+  for k, spec in enumerate(specs):
+    arch = nb101_masked.encode(spec)
+    v = init(jax.random.key(k), x[:1], arch)
+    first, second = _timed(fn, v, x, arch), _timed(fn, v, x, arch)
+    rows.append({"space": "nb101_masked", "arch": spec.hash, "params": nb101.num_params(spec),
+                 "first_s": first, "steady_s": second})
   return rows
 
 
@@ -71,11 +87,12 @@ def main():
                nb101.Spec.create([[0, 1, 1, 1], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
                                  ["input", "conv3x3-bn-relu", "conv3x3-bn-relu", "output"])][:args.archs]
       rows += per_arch_rows("nb101", [(s.hash, nb101.Network(s), nb101.num_params(s)) for s in specs], x)
+      rows += nb101_masked_rows(specs, x)
     else:
       archs = nds.sample(jax.random.key(0), space, args.archs, width=args.width, depth=args.depth)
       rows += per_arch_rows(space, [(nds.encode(a), nds.Network(a), nds.num_params(a)) for a in archs], x)
-    for r in rows[-args.archs:]:
-      print(f"{r['space']:<7}{r['params']:>10,}  first {r['first_s']:7.2f} s  steady {r['steady_s']:6.2f} s",
+    for r in rows[-args.archs * (2 if space == "nb101" else 1):]:
+      print(f"{r['space']:<13}{r['params']:>10,}  first {r['first_s']:7.2f} s  steady {r['steady_s']:6.2f} s",
             flush=True)
   summary = {}
   for space in dict.fromkeys(r["space"] for r in rows):

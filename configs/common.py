@@ -88,6 +88,7 @@ def nb201_study(arg=None, spaces=("nb201",)) -> ml_collections.ConfigDict:
   c.space.stem_channels = 128        # NB101
   c.space.num_stacks = 3
   c.space.modules_per_stack = 3
+  c.space.masked = False             # NB101: one masked network, one compilation for all specs
   c.space.width = 0                  # NDS when sampling the whole space (0: NDS's ranges)
   c.space.depth = 0
   c.space.op_affine = True

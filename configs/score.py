@@ -16,7 +16,10 @@ optionally a space):
 * ``nb101``  NB101 specs drawn from the 1,000 benchmark specs in
            ``../shared`` (108-epoch validation accuracy), the official network
            (128 stem channels, 3x3 modules); ``small`` shrinks it to 16
-           channels and one module per stack. Each spec compiles (~10 s CPU).
+           channels and one module per stack. Each spec compiles (~10 s CPU)
+           unless ``--config.space.masked=True`` (one masked network for all
+           specs: one compilation, a slower NTK; with ``small`` 0.65 s per
+           spec after the first against 10.7 s; BENCHMARKS.md).
 * ``nds_darts``  DARTS cells from the 725 NAS-Bench-301 cells in ``../shared``
            (surrogate accuracy; width 32, depth 8; ``small`` builds them at
            width 8, depth 5).
@@ -62,6 +65,7 @@ def get_config(arg=None):
   c.space.stem_channels = 128        # NB101
   c.space.num_stacks = 3
   c.space.modules_per_stack = 3
+  c.space.masked = False             # NB101: one masked network compiled once for all specs
   c.space.width = 16                 # NDS, when sampling the whole space (0: NDS's range)
   c.space.depth = 8
   c.space.op_affine = True           # NDS: affine BN inside the cell ops (pycls)

@@ -25,10 +25,11 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 Initializer = Callable[..., jax.Array]
 
-__all__ = ["SCHEMES", "get", "fan_in_out"]
+__all__ = ["SCHEMES", "get", "fan_in_out", "kernel_init_with_fans"]
 
 
 def fan_in_out(shape) -> tuple[int, int]:
@@ -91,3 +92,27 @@ def get(name: str, kernel_shape) -> tuple[Initializer, Initializer]:
     raise ValueError(f"unknown init scheme {name!r}; known: {', '.join(SCHEMES)}")
   bias = _torch_bias(fan_in_out(kernel_shape)[0]) if name in _TORCH_BIAS else _zeros
   return _KERNELS[name], bias
+
+
+def kernel_init_with_fans(name: str, fan_in, fan_out) -> Initializer:
+  """Scheme ``name``'s kernel initialiser with the fans given, not read from
+  the shape; they may be traced arrays.
+
+  Networks that pad a kernel to a maximum width (``spaces/nb101_masked.py``)
+  draw the whole padded kernel with the scale of its active block, whose
+  size is data. With the shape's own fans it draws what ``get`` draws.
+  """
+  if name not in _KERNELS:
+    raise ValueError(f"unknown init scheme {name!r}; known: {', '.join(SCHEMES)}")
+  fi, fo = jnp.asarray(fan_in, jnp.float32), jnp.asarray(fan_out, jnp.float32)
+
+  def init(key, shape, dtype=jnp.float32):
+    if name == "torch_default":
+      return jax.random.uniform(key, shape, dtype, -1.0, 1.0) * lax.rsqrt(fi).astype(dtype)
+    if name == "flax_default":  # lecun_normal: a (-2, 2)-truncated normal at std 1/sqrt(fan_in)
+      std = lax.rsqrt(fi) / 0.87962566103423978
+      return jax.random.truncated_normal(key, -2, 2, shape, dtype) * std.astype(dtype)
+    std = {"xavier": lambda: jnp.sqrt(2.0 / (fi + fo)), "kaiming": lambda: jnp.sqrt(2.0 / fi),
+           "gaussian": lambda: jnp.ones(())}[name]()
+    return jax.random.normal(key, shape, dtype) * std.astype(dtype)
+  return init

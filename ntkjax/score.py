@@ -84,7 +84,8 @@ def score_architectures(
       as the paper's code (which reseeds before every architecture) does.
       Spaces with a network per graph always initialise per architecture,
       and clear JAX's compilation caches after each (their executables are
-      used once; otherwise host memory grows with every arch).
+      used once; otherwise host memory grows with every arch); a masked
+      NB101 space initialises per architecture and compiles once.
   Returns:
     The ``ResultsCSV`` holding every row, old and new.
   """
@@ -159,7 +160,7 @@ def make_space(config, num_classes: int, universe=None):
                        "ground_truth.format to 'nb101_json' or 'nb101_tfrecord'")
     return api.NB101Space(universe, num_classes, stem_channels=sp.get("stem_channels", 128),
                           num_stacks=sp.get("num_stacks", 3), modules_per_stack=sp.get("modules_per_stack", 3),
-                          init_scheme=sp.init)
+                          init_scheme=sp.init, masked=sp.get("masked", False))
   if name.startswith("nds_"):
     return api.NDSSpace(name[4:], num_classes, archs=universe, width=sp.get("width") or None,
                         depth=sp.get("depth") or None, init_scheme=sp.init, op_affine=sp.get("op_affine", True))

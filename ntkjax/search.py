@@ -291,7 +291,7 @@ def unit_costs(space, init_key, train_data, config, key, images, labels, path=No
       jax.block_until_ready(fn(inst))
       times.append(time.perf_counter() - t)
       pool.release(inst)
-      if not space.shares_variables:
+      if not space.shares_compilation:
         warm.clear()
     return float(np.mean(times))
   train_pool = _pool(space, init_key, images, train_data, config, "lga_eval", 1)
@@ -357,7 +357,7 @@ def run_search(config, workdir) -> list[dict]:
           continue
         if compile_s is None:  # compile outside the charged cost, once per scorer
           compile_s = ""     # a network per graph: each arch's compilation is part of its cost
-          if space.shares_variables:
+          if space.shares_compilation:
             t0 = time.perf_counter()
             scorer.score(space.sample(jax.random.fold_in(job.k_arch, 10_000), 1)[0])
             compile_s = f"{time.perf_counter() - t0:.2f}"

@@ -216,8 +216,9 @@ def train(net, variables, args, dataset: data_lib.Dataset, epochs: int, key: jax
 
   Args:
     args: the network's extra inputs after the images, as a tuple: ``(ops,)``
-      for NB201 (an array alone is taken as that one input), ``()`` for
-      networks built per graph (NB101, NDS).
+      for NB201 (an array alone is taken as that one input), ``(arch,)``
+      for ``nb101_masked`` (a pytree), ``()`` for networks built per graph
+      (NB101, NDS).
     dataset: training images (uint8) and labels; normalised with its mean/std.
     key: shuffling and augmentation; epoch ``e`` uses ``fold_in(key, e)``, so a
       resumed run continues exactly as an uninterrupted one would.
@@ -250,7 +251,7 @@ def train(net, variables, args, dataset: data_lib.Dataset, epochs: int, key: jax
       history = [EpochStats(**h) for h in json.loads(path.with_suffix(".json").read_text())]
   images, labels = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
   args = (args,) if hasattr(args, "shape") else tuple(args)
-  args = tuple(jnp.asarray(a) for a in args)
+  args = jax.tree.map(jnp.asarray, tuple(args))  # args may be pytrees (nb101_masked.Arch)
   n = images.shape[0]
   for e in range(start, epochs):
     state, (loss_sum, correct) = epoch_fn(state, images, labels, jax.random.fold_in(key, e), *args)

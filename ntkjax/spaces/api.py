@@ -7,7 +7,9 @@ A space object turns one into a ``Candidate``: the Flax network, the extra
 arguments its ``apply`` takes, and a cache key; candidates with equal keys
 share one compiled function. NB201 passes the ops as data, so all its archs
 share one network, one initialisation and one compilation
-(``shares_variables``); NB101 and NDS build a network per graph.
+(``shares_variables``, ``shares_compilation``); NB101 and NDS build a
+network per graph, or, for NB101 with ``masked=True``, share one masked
+network and its compilation while each spec keeps its own initialisation.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntkjax.spaces import nb101, nb201, nds
+from ntkjax.spaces import nb101, nb101_masked, nb201, nds
 
 __all__ = ["Candidate", "Instance", "Instantiator", "NB201Space", "NB101Space", "NDSSpace"]
 
@@ -52,7 +54,8 @@ class Instantiator:
   variables share one initialisation unless ``init_per_arch`` (the paper's
   code reseeds before every arch). ``release(instance)`` drops a per-graph
   network's functions and JAX's compilation caches: such executables are
-  used for one arch, and holding them grows host memory with every arch.
+  used for one arch, and holding them grows host memory with every arch
+  (spaces that share one compilation keep theirs).
   """
 
   def __init__(self, space, key: jax.Array, sample_input, factories: Mapping[str, Callable], *,
@@ -82,7 +85,7 @@ class Instantiator:
     return Instance(arch, cand, variables, fns)
 
   def release(self, instance: Instance) -> None:
-    if not self.space.shares_variables:
+    if not self.space.shares_compilation:
       self._built.pop(instance.candidate.cache_key, None)
       jax.clear_caches()
 
@@ -108,6 +111,7 @@ def _nearest(key: jax.Array, features: np.ndarray, i: int) -> int:
 class NB201Space:
   name = "nb201"
   shares_variables = True
+  shares_compilation = True
 
   def __init__(self, num_classes: int = 10, *, C: int = 16, N: int = 5, variant: str = "benchmark",
                init_scheme: str = "torch_default"):
@@ -143,12 +147,23 @@ class NB201Space:
 
 class NB101Space:
   """NB101 over a universe of specs keyed by graph hash (the benchmark's:
-  ``benchmarks.read_nb101_json`` / ``read_nb101_tfrecord`` return it)."""
+  ``benchmarks.read_nb101_json`` / ``read_nb101_tfrecord`` return it).
+
+  ``masked=True`` builds every spec from one ``nb101_masked.MaskedNetwork``
+  (one compilation for all specs, each initialised on its own at its real
+  fan-ins) instead of a network per graph."""
   name = "nb101"
   shares_variables = False
 
   def __init__(self, specs: Mapping[str, nb101.Spec], num_classes: int = 10, *, stem_channels: int = 128,
-               num_stacks: int = 3, modules_per_stack: int = 3, init_scheme: str = "torch_default"):
+               num_stacks: int = 3, modules_per_stack: int = 3, init_scheme: str = "torch_default",
+               masked: bool = False):
+    self.masked = masked
+    self.shares_compilation = masked
+    if masked:
+      self.net = nb101_masked.MaskedNetwork(num_classes=num_classes, stem_channels=stem_channels,
+                                            num_stacks=num_stacks, modules_per_stack=modules_per_stack,
+                                            init_scheme=init_scheme)
     self.specs = dict(specs)
     self.universe = sorted(self.specs)
     self._position = {h: i for i, h in enumerate(self.universe)}
@@ -204,6 +219,9 @@ class NB101Space:
 
   def candidate(self, arch: str) -> Candidate:
     spec = self.specs[self.validate(arch)]
+    if self.masked:
+      return Candidate(self.net, (nb101_masked.encode(spec, stem_channels=self.net.stem_channels,
+                                                      num_stacks=self.net.num_stacks),), "nb101_masked")
     return Candidate(nb101.Network(spec, **self.kw), (), ("nb101", arch, tuple(self.kw.items())))
 
 
@@ -217,6 +235,7 @@ class NDSSpace:
   reduced proxy of the benchmark's network.
   """
   shares_variables = False
+  shares_compilation = False
 
   def __init__(self, space: str, num_classes: int = 10, *, archs: Mapping[str, nds.Arch] | None = None,
                width: int | None = None, depth: int | None = None, init_scheme: str = "torch_default",

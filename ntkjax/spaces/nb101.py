@@ -25,6 +25,7 @@ structure.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Callable, NamedTuple, Sequence
 
@@ -37,7 +38,7 @@ from ntkjax import layers
 from ntkjax.spaces import cached_jit
 
 __all__ = ["OPS", "INPUT", "OUTPUT", "MAX_VERTICES", "MAX_EDGES", "Spec", "vertex_channels",
-           "num_params", "Network", "compiled"]
+           "num_params", "Sizes", "Network", "skeleton", "compiled"]
 
 INPUT, OUTPUT = "input", "output"
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -221,12 +222,9 @@ class Module(nn.Module):
     return out
 
 
-class Network(nn.Module):
-  """The NB101 network for one ``spec``; call ``net.apply(v, x, train=...)``.
-
-  ``x`` is NHWC [batch, H, W, 3].
-  """
-  spec: Spec
+class Sizes(nn.Module, kw_only=True):
+  """The size fields (keyword-only) of ``Network`` and
+  ``nb101_masked.MaskedNetwork``, and their BN coupling."""
   num_classes: int = 10
   stem_channels: int = 128
   num_stacks: int = 3
@@ -236,21 +234,38 @@ class Network(nn.Module):
   def couples_samples(self, train: bool) -> bool:
     return train
 
+
+class Network(Sizes):
+  """The NB101 network for one ``spec``; call ``net.apply(v, x, train=...)``.
+
+  ``Network(spec, num_classes=..., ...)``; ``x`` is NHWC [batch, H, W, 3].
+  """
+  spec: Spec
+
   @nn.compact
   def __call__(self, x, train: bool = False):
-    layers.check_images(x)
-    c = self.stem_channels
-    y = ConvBNReLU(3, c, 3, self.init_scheme, name="stem")(x, train)
-    c_in = c
-    for stack in range(self.num_stacks):
-      if stack:
-        y = jax.lax.reduce_window(y, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "SAME")
-        c *= 2
-      for i in range(self.modules_per_stack):
-        y = Module(self.spec, c_in, c, self.init_scheme, name=f"stack{stack}_module{i}")(y, train)
-        c_in = c
-    y = jnp.mean(y, axis=(1, 2))
-    return layers.Dense(c, self.num_classes, init_scheme=self.init_scheme, name="classifier")(y)
+    return skeleton(self, x, train, lambda stack, name, c_in, c: functools.partial(
+        Module(self.spec, c_in, c, self.init_scheme, name=name), train=train))
+
+
+def skeleton(net, x, train: bool, module: Callable) -> jax.Array:
+  """The official network around the cells, called from ``net``'s compact
+  ``__call__``: stem, stacks of modules (``module(stack, name, c_in, c_out)``
+  returns ``y -> y``) with 2x2 max-pools and channel doubling between
+  stacks, global pool, classifier. ``net`` is a ``Sizes``."""
+  layers.check_images(x)
+  c = net.stem_channels
+  y = ConvBNReLU(3, c, 3, net.init_scheme, name="stem")(x, train)
+  c_in = c
+  for stack in range(net.num_stacks):
+    if stack:
+      y = jax.lax.reduce_window(y, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "SAME")
+      c *= 2
+    for i in range(net.modules_per_stack):
+      y = module(stack, f"stack{stack}_module{i}", c_in, c)(y)
+      c_in = c
+  y = jnp.mean(y, axis=(1, 2))
+  return layers.Dense(c, net.num_classes, init_scheme=net.init_scheme, name="classifier")(y)
 
 
 def compiled(factory: Callable[[nn.Module], Callable], spec: Spec, **net_kwargs) -> Callable:

@@ -207,6 +207,14 @@ def test_init_schemes_have_expected_scale(scheme):
   expected = {"torch_default": 1 / math.sqrt(3 * fan_in), "xavier": math.sqrt(2 / (fan_in + fan_out)),
               "kaiming": math.sqrt(2 / fan_in), "gaussian": 1.0, "flax_default": 1 / math.sqrt(fan_in)}[scheme]
   assert abs(w.std() / expected - 1) < 0.05
+  # Fans given as (traced) data: the shape's own fans draw the same kernel;
+  # a kernel padded to twice the fans, drawn at the real ones, keeps the scale.
+  with_fans = jax.jit(lambda fi, fo: initializers.kernel_init_with_fans(scheme, fi, fo)(
+      jax.random.key(0), shape))
+  np.testing.assert_allclose(with_fans(fan_in, fan_out), w, rtol=1e-6, atol=1e-7)
+  padded = np.asarray(initializers.kernel_init_with_fans(scheme, fan_in, fan_out)(
+      jax.random.key(2), (3, 3, 128, 128)))
+  assert abs(padded.std() / expected - 1) < 0.05
   b = np.asarray(b_init(jax.random.key(1), (64,)))
   if scheme in ("gaussian", "flax_default"):
     assert not b.any()
