@@ -28,30 +28,16 @@ def _timed(fn, *args):
   return time.perf_counter() - t
 
 
-def nb201_rows(x, n_archs):
-  net = nb201.Network(num_classes=10)
-  fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval"))
-  rows = []
-  for k, ops in enumerate(nb201.sample(jax.random.key(0), n_archs)):
-    ops = jnp.asarray(ops)
-    v = net.init(jax.random.key(k), x[:1], ops)
-    first, second = _timed(fn, v, x, ops), _timed(fn, v, x, ops)
-    rows.append({"space": "nb201", "arch": nb201.encode(np.asarray(ops)), "params": net.param_count(
-        nb201.encode(np.asarray(ops))), "first_s": first, "steady_s": second})
-  return rows
-
-
-def nb101_masked_rows(specs, x):
-  net = nb101_masked.MaskedNetwork()
+def shared_rows(space, net, archs, x):
+  """One network and one jitted NTK for every arch, the arch passed as data:
+  ``archs`` lists ``(arch_str, arch_input, params)``."""
   fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval"))
   init = jax.jit(net.init)
   rows = []
-  for k, spec in enumerate(specs):
-    arch = nb101_masked.encode(spec)
+  for k, (arch_str, arch, params) in enumerate(archs):
     v = init(jax.random.key(k), x[:1], arch)
     first, second = _timed(fn, v, x, arch), _timed(fn, v, x, arch)
-    rows.append({"space": "nb101_masked", "arch": spec.hash, "params": nb101.num_params(spec),
-                 "first_s": first, "steady_s": second})
+    rows.append({"space": space, "arch": arch_str, "params": params, "first_s": first, "steady_s": second})
   return rows
 
 
@@ -77,8 +63,12 @@ def main():
   x = jax.random.normal(jax.random.key(1), (args.n, 32, 32, 3))
   rows = []
   for space in args.spaces.split(","):
+    start = len(rows)
     if space == "nb201":
-      rows += nb201_rows(x, args.archs)
+      net = nb201.Network(num_classes=10)
+      archs = [nb201.encode(o) for o in nb201.sample(jax.random.key(0), args.archs)]
+      rows += shared_rows("nb201", net, [(a, jnp.asarray(nb201.decode(a)), net.param_count(a))
+                                         for a in archs], x)
     elif space == "nb101":
       specs = [nb101.Spec.create([[0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 1, 1], [0, 0, 0, 0, 1],
                                   [0, 0, 0, 0, 0]],
@@ -87,11 +77,12 @@ def main():
                nb101.Spec.create([[0, 1, 1, 1], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
                                  ["input", "conv3x3-bn-relu", "conv3x3-bn-relu", "output"])][:args.archs]
       rows += per_arch_rows("nb101", [(s.hash, nb101.Network(s), nb101.num_params(s)) for s in specs], x)
-      rows += nb101_masked_rows(specs, x)
+      rows += shared_rows("nb101_masked", nb101_masked.MaskedNetwork(),
+                          [(s.hash, nb101_masked.encode(s), nb101.num_params(s)) for s in specs], x)
     else:
       archs = nds.sample(jax.random.key(0), space, args.archs, width=args.width, depth=args.depth)
       rows += per_arch_rows(space, [(nds.encode(a), nds.Network(a), nds.num_params(a)) for a in archs], x)
-    for r in rows[-args.archs * (2 if space == "nb101" else 1):]:
+    for r in rows[start:]:
       print(f"{r['space']:<13}{r['params']:>10,}  first {r['first_s']:7.2f} s  steady {r['steady_s']:6.2f} s",
             flush=True)
   summary = {}

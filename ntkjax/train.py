@@ -251,7 +251,7 @@ def train(net, variables, args, dataset: data_lib.Dataset, epochs: int, key: jax
       history = [EpochStats(**h) for h in json.loads(path.with_suffix(".json").read_text())]
   images, labels = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
   args = (args,) if hasattr(args, "shape") else tuple(args)
-  args = jax.tree.map(jnp.asarray, tuple(args))  # args may be pytrees (nb101_masked.Arch)
+  args = jax.tree.map(jnp.asarray, args)  # args may be pytrees (nb101_masked.Arch)
   n = images.shape[0]
   for e in range(start, epochs):
     state, (loss_sum, correct) = epoch_fn(state, images, labels, jax.random.fold_in(key, e), *args)

@@ -159,7 +159,6 @@ class NB101Space:
                num_stacks: int = 3, modules_per_stack: int = 3, init_scheme: str = "torch_default",
                masked: bool = False):
     self.masked = masked
-    self.shares_compilation = masked
     if masked:
       self.net = nb101_masked.MaskedNetwork(num_classes=num_classes, stem_channels=stem_channels,
                                             num_stacks=num_stacks, modules_per_stack=modules_per_stack,
@@ -170,6 +169,10 @@ class NB101Space:
     self.kw = dict(num_classes=num_classes, stem_channels=stem_channels, num_stacks=num_stacks,
                    modules_per_stack=modules_per_stack, init_scheme=init_scheme)
     self._feats = None
+
+  @property
+  def shares_compilation(self) -> bool:
+    return self.masked
 
   def validate(self, arch: str) -> str:
     if arch not in self.specs:

@@ -134,7 +134,7 @@ class _Module(nn.Module):
       out = ops[v - 1, 2] * nb101._max_pool_3x3(y)
       out = out + ops[v - 1, 0] * _ConvBNReLU(c, c, 3, s, name=f"vertex_{v}_conv3x3")(y, train, ch, ch)
       out = out + ops[v - 1, 1] * _ConvBNReLU(c, c, 1, s, name=f"vertex_{v}_conv1x1")(y, train, ch, ch)
-      vertices.append(out * mask)
+      vertices.append(out)  # already zero from ch on: the convs mask, and max-pooling zeros gives zero
     fed = (matrix[1:V - 1, V - 1].sum() > 0).astype(x.dtype)
     out = fed * jnp.take(jnp.concatenate(vertices, axis=-1), concat, axis=-1)
     return out + matrix[0, V - 1] * _ConvBNReLU(self.c_in, c, 1, s, name="proj_out")(x, train, self.c_in, c)
