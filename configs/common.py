@@ -1,23 +1,29 @@
-"""Shared fields of the NB201 at-initialisation study configs.
+"""The variant vocabulary and base configs every experiment shares.
 
-``nb201_study(arg)`` parses a comma-separated variant string such as
-``"small,paper_code"``; the study configs add their own fields on top.
+``parse(arg)`` reads a comma-separated variant string such as
+``"small,paper_code"`` or ``"cifar100,nb101"``. One vocabulary serves every
+experiment:
 
-Tokens:
+* size: ``small`` (a CPU smoke run of minutes), ``cpu`` (the default: the
+  measured 2-core CPU runs of docs/results.md, minutes to an hour) or
+  ``full`` (the paper's scale, for a GPU; days on a CPU).
+* dataset: ``cifar10`` (the studies' default), ``cifar100``, ``imagenet16``,
+  or ``digits`` (scikit-learn's bundled digits at 16x16: no download; the
+  score job's default).
+* space: ``nb201`` (default), ``nb101`` (the 1,000 benchmark specs in
+  ``../shared``, 108-epoch validation accuracy), ``nds_darts`` (the 725
+  NAS-Bench-301 DARTS cells, surrogate accuracy, width 32, depth 8) or
+  ``nds_enas`` / ``nds_nasnet`` / ``nds_amoeba`` / ``nds_pnas`` (set
+  ``ground_truth.path`` to an NDS JSON file for τ). ``deciles`` and
+  ``init_schemes`` are NB201 studies.
+* ``paper_code``: the paper code's network variant, ``weight``-only
+  parameter filter and degenerate-value conventions; without it ntkjax's
+  defaults.
 
-* size: ``full`` (default; GPU scale), ``cpu`` (the measured 2-core CPU run)
-  or ``small`` (a CPU smoke run of a few minutes).
-* dataset: ``cifar10`` (default), ``cifar100``, ``imagenet16``.
-* conventions: ``paper_code`` uses the paper code's network variant,
-  ``weight``-only parameter filter and degenerate-value conventions;
-  without it ntkjax's defaults are used.
-* space (every experiment but ``deciles`` and ``init_schemes``): ``nb201`` (default),
-  ``nb101`` (the 1,000 benchmark specs in ``../shared``, 108-epoch
-  validation accuracy) or ``nds_darts`` (the 725 NAS-Bench-301 DARTS cells,
-  surrogate accuracy, width 32, depth 8); ``nds_enas``, ``nds_nasnet``,
-  ``nds_amoeba``, ``nds_pnas`` need an NDS JSON file as ground truth
-  (``ground_truth.path``, ``format='nds_json'``, ``nds_space``).
-  ``cpu``/``small`` runs that train use ``PROXY`` networks in every space.
+``at_init(variant)`` holds the fields of every experiment (seed, bn_modes,
+space, data, ntk, metrics, ground_truth); ``training(variant)`` adds the
+paper's SGD and the epochs at which metrics are taken. Optional values are
+``config_dict.placeholder``s (None until set), never 0 sentinels.
 
 Data paths default to the layout of ``../shared/data`` next to the checkout
 (CIFAR-10 JPEG zips and the v1x NB201 tables); point ``data.root`` and
@@ -25,12 +31,19 @@ Data paths default to the layout of ``../shared/data`` next to the checkout
 """
 
 import pathlib
+from typing import NamedTuple
 
 import ml_collections
+from ml_collections import config_dict
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
-_TRUTH = {  # dataset -> ground-truth table (v1x release, as the paper) and its columns
+SIZES = ("small", "cpu", "full")
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet16")
+SPACES = ("nb201", "nb101", "nds_darts", "nds_enas", "nds_nasnet", "nds_amoeba", "nds_pnas")
+FLAGS = ("paper_code",)
+
+_TRUTH = {  # dataset -> NB201 ground-truth table (v1x release, as the paper) and its columns
     "cifar10": dict(path=SHARED / "nasbench201/v1x/nb201_v1x_naswot_cifar10_params_jacov.csv",
                     dataset="cifar10-valid", arch_column="cellstr",
                     accuracy_column="valid_test_top1", index_column="arch"),
@@ -41,11 +54,11 @@ _TRUTH = {  # dataset -> ground-truth table (v1x release, as the paper) and its 
                        dataset="ImageNet16-120", arch_column="arch str",
                        accuracy_column="test accuracy", index_column="file id"),
 }
-_DATA = {"cifar10": ("cifar10", SHARED / "cifar10", 256),
-         "cifar100": ("cifar100", "", 256),
-         "imagenet16": ("ImageNet16-120", "", 512)}
-SIZES = ("full", "cpu", "small")
-SPACES = ("nb201", "nb101", "nds_darts", "nds_enas", "nds_nasnet", "nds_amoeba", "nds_pnas")
+_TRUTH["digits"] = _TRUTH["cifar10"]  # smoke runs on digits keep CIFAR-10's table
+_DATA = {"digits": ("digits16", None, 256),
+         "cifar10": ("cifar10", SHARED / "cifar10", 256),
+         "cifar100": ("cifar100", None, 256),
+         "imagenet16": ("ImageNet16-120", None, 512)}
 # Space -> ground truth available in ../shared (a stand-in for NDS-DARTS: NB301's surrogate).
 SPACE_TRUTH = {
     "nb101": dict(path=SHARED / "nasbench101" / "nb101_nasbench_vis_1k.json", format="nb101_json",
@@ -53,53 +66,68 @@ SPACE_TRUTH = {
     "nds_darts": dict(path=SHARED / "nasbench301_darts_space" / "naslib_zc_nasbench301_725.json",
                       format="nb301_naslib", dataset="cifar10", split="valid", epochs=100),
 }
+# Reduced networks for CPU runs, per space; results at this scale are labelled as such.
+PROXY = {"cpu": dict(C=8, N=1, stem_channels=16, modules_per_stack=1, width=8, depth=5),
+         "small": dict(C=4, N=1, stem_channels=8, modules_per_stack=1, width=8, depth=5)}
 
 
-def space_of(arg) -> str:
-  return next((t for t in (arg or "").split(",") if t in SPACES), "nb201")
+class Variant(NamedTuple):
+  size: str
+  dataset: str
+  space: str
+  paper_code: bool
 
 
-def parse(arg):
+def parse(arg=None, *, spaces=SPACES, dataset: str = "cifar10") -> Variant:
+  """The variant named by ``arg``; ``spaces`` are the spaces the experiment
+  runs on, ``dataset`` its default dataset. Unknown or repeated-kind tokens
+  are errors naming the token."""
   tokens = [t for t in (arg or "").split(",") if t]
-  known = set(SIZES) | set(_DATA) | {"paper_code"} | set(SPACES)
-  bad = [t for t in tokens if t not in known]
-  if bad:
-    raise ValueError(f"unknown config variant {bad[0]!r}; known: {', '.join(sorted(known))}")
-  size = next((t for t in tokens if t in SIZES), "full")
-  dataset = next((t for t in tokens if t in _DATA), "cifar10")
-  return size, dataset, "paper_code" in tokens
+  known = SIZES + DATASETS + SPACES + FLAGS
+  for t in tokens:
+    if t not in known:
+      raise ValueError(f"unknown config variant {t!r}; known: {', '.join(known)}")
+  picked = {}
+  for kind, vocab in (("size", SIZES), ("dataset", DATASETS), ("space", SPACES)):
+    chosen = [t for t in tokens if t in vocab]
+    if len(chosen) > 1:
+      raise ValueError(f"config variant {arg!r} names {len(chosen)} {kind}s ({', '.join(chosen)}); give one")
+    picked[kind] = chosen[0] if chosen else None
+  space = picked["space"] or "nb201"
+  if space not in spaces:
+    raise ValueError(f"this experiment runs on {', '.join(spaces)}, not {space!r}")
+  return Variant(picked["size"] or "cpu", picked["dataset"] or dataset, space, "paper_code" in tokens)
 
 
-def nb201_study(arg=None, spaces=("nb201",)) -> ml_collections.ConfigDict:
-  """The study fields; ``spaces`` lists the space tokens the experiment takes."""
-  size, dataset, paper_code = parse(arg)
-  if space_of(arg) not in spaces:
-    raise ValueError(f"this experiment runs on {', '.join(spaces)}, not {space_of(arg)!r}")
+def at_init(v: Variant) -> ml_collections.ConfigDict:
+  """Every experiment's fields, set for the variant ``v`` at the studies'
+  ``full`` scale (each config shrinks them for ``cpu`` / ``small``)."""
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.bn_modes = ("train", "eval")
 
   c.space = ml_collections.ConfigDict()
-  c.space.name = space_of(arg)
+  c.space.name = v.space
   c.space.num_archs = 1000
   c.space.sampling = "random"        # or "index_order": the first n official indices
-  c.space.C = 16                     # NB201
+  c.space.C = 16                     # NB201: stem width and cells per stage
   c.space.N = 5
+  c.space.variant = "paper_code" if v.paper_code else "benchmark"
   c.space.stem_channels = 128        # NB101
   c.space.num_stacks = 3
   c.space.modules_per_stack = 3
   c.space.masked = False             # NB101: one masked network, one compilation for all specs
-  c.space.width = 0                  # NDS when sampling the whole space (0: NDS's ranges)
-  c.space.depth = 0
-  c.space.op_affine = True
-  c.space.variant = "paper_code" if paper_code else "benchmark"
-  c.space.init = "torch_default"
+  c.space.width = config_dict.placeholder(int)  # NDS: fixed width/depth (None: the benchmark's or NDS's range)
+  c.space.depth = config_dict.placeholder(int)
+  c.space.op_affine = True           # NDS: affine BN inside the cell ops (pycls)
+  c.space.init = "torch_default"     # xavier | kaiming | gaussian | flax_default
   c.space.init_per_arch = False      # the paper code reseeds: one init for all archs
+  c.space.clear_caches = True        # per-graph spaces: drop each arch's executables (bounded host memory)
 
-  name, root, batch = _DATA[dataset]
+  name, root, batch = _DATA[v.dataset]
   c.data = ml_collections.ConfigDict()
   c.data.name = name
-  c.data.root = str(root)
+  c.data.root = config_dict.placeholder(str) if root is None else str(root)
   c.data.split = "test"
   c.data.batch_size = batch
   # The paper takes the first test batch of the pickled (class-shuffled) files;
@@ -108,36 +136,31 @@ def nb201_study(arg=None, spaces=("nb201",)) -> ml_collections.ConfigDict:
 
   c.ntk = ml_collections.ConfigDict()
   c.ntk.reduction = "sum_logits"
-  c.ntk.param_filter = "paper_code" if paper_code else "all"
+  c.ntk.param_filter = "paper_code" if v.paper_code else "all"
   c.ntk.implementation = "auto"
-  c.ntk.chunk_size = 0
+  c.ntk.chunk_size = config_dict.placeholder(int)
 
   c.metrics = ml_collections.ConfigDict()
-  c.metrics.compat = "paper_code" if paper_code else "ntkjax"
+  c.metrics.compat = "paper_code" if v.paper_code else "ntkjax"
 
   c.ground_truth = ml_collections.ConfigDict()
-  c.ground_truth.update({k: str(v) for k, v in _TRUTH[dataset].items()})
+  c.ground_truth.path = config_dict.placeholder(str)
+  c.ground_truth.format = "nb201"    # nb201 | nb101_json | nb101_tfrecord | nds_json | nb301_naslib
+  c.ground_truth.dataset = "cifar10-valid"
   c.ground_truth.split = "test"
   c.ground_truth.epochs = 200
-  c.ground_truth.format = "nb201"
-  c.ground_truth.nds_space = ""
-  if c.space.name in SPACE_TRUTH:
-    c.ground_truth.update({k: str(v) if k == "path" else v for k, v in SPACE_TRUTH[c.space.name].items()})
-  elif c.space.name != "nb201":
-    c.ground_truth.update(path="", format="nds_json", nds_space=c.space.name[4:])
-
-  if size == "cpu":
-    c.space.num_archs = 200
-    c.data.batch_size = 16
-  elif size == "small":
-    c.space.num_archs = 20
-    c.data.batch_size = 16
+  c.ground_truth.arch_column = "arch"
+  c.ground_truth.accuracy_column = "accuracy"
+  c.ground_truth.index_column = config_dict.placeholder(str)
+  c.ground_truth.release = "v1x"
+  c.ground_truth.nds_space = config_dict.placeholder(str)  # for nds_json
+  if v.space == "nb201":
+    c.ground_truth.update({k: str(p) for k, p in _TRUTH[v.dataset].items()})
+  elif v.space in SPACE_TRUTH:
+    c.ground_truth.update({k: str(p) if k == "path" else p for k, p in SPACE_TRUTH[v.space].items()})
+  else:
+    c.ground_truth.update(format="nds_json", nds_space=v.space[4:])
   return c
-
-
-# Reduced networks for CPU runs, per space; results at this scale are labelled as such.
-PROXY = {"cpu": dict(C=8, N=1, stem_channels=16, modules_per_stack=1, width=8, depth=5),
-         "small": dict(C=4, N=1, stem_channels=8, modules_per_stack=1, width=8, depth=5)}
 
 
 def reduce_network(c: ml_collections.ConfigDict, size: str) -> ml_collections.ConfigDict:
@@ -148,12 +171,14 @@ def reduce_network(c: ml_collections.ConfigDict, size: str) -> ml_collections.Co
   return c
 
 
-def add_training(c: ml_collections.ConfigDict, size: str) -> ml_collections.ConfigDict:
-  """The paper's training setting (constant-lr momentum SGD, batch 1024) and
-  the epochs t at which metrics are taken; ``cpu``/``small`` shrink it."""
+def training(v: Variant) -> ml_collections.ConfigDict:
+  """``at_init`` plus the paper's training setting (constant-lr momentum
+  SGD, batch 1024) and the epochs t at which metrics are taken; ``cpu`` and
+  ``small`` shrink the network, the training set and t."""
+  c = at_init(v)
   c.train = ml_collections.ConfigDict()
   c.train.split = "train"
-  c.train.num_images = 0             # 0: the whole training split
+  c.train.num_images = config_dict.placeholder(int)  # None: the whole training split
   c.train.batch_size = 1024
   c.train.learning_rate = 0.025
   c.train.momentum = 0.9
@@ -161,11 +186,11 @@ def add_training(c: ml_collections.ConfigDict, size: str) -> ml_collections.Conf
   c.epochs = (1, 3, 5, 10)
   # XLA:CPU trains the full networks at minutes per step: shrink the network
   # and the training set; results at this scale are labelled as such.
-  reduce_network(c, size)
-  if size == "cpu":
+  reduce_network(c, v.size)
+  if v.size == "cpu":
     c.train.num_images, c.train.batch_size = 2560, 256
     c.epochs = (1, 3)
-  elif size == "small":
+  elif v.size == "small":
     c.train.num_images, c.train.batch_size = 256, 128
     c.epochs = (1, 3)
   return c

@@ -6,11 +6,12 @@ default); Kendall τ of every metric per scheme.
 
     python -m experiments.init_schemes --config configs/init_schemes.py --workdir /tmp/init
 
-Variants as in ``configs/common.py``:
+Variants as in ``configs/common.py`` (NB201 only):
 
-* (default) ``full``: 1,000 archs, 256 images, both BN modes, 5 schemes:
-  about 5x the rank-correlation run on an H100 (~2 h).
-* ``cpu``: 100 archs, 16 images, eval BN only: about 5 minutes on a 2-core CPU.
+* (default) ``cpu``: 100 archs, 16 images, eval BN only: about 5 minutes on
+  a 2-core CPU.
+* ``full``: 1,000 archs, 256 images, both BN modes, 5 schemes: about 5x the
+  rank-correlation run on an H100 (~2 h).
 * ``small``: 20 archs, 16 images, eval BN only: about 2 minutes.
 """
 
@@ -18,11 +19,10 @@ from configs import common
 
 
 def get_config(arg=None):
-  c = common.nb201_study(arg)
-  size, _, _ = common.parse(arg)
+  v = common.parse(arg, spaces=("nb201",))
+  c = common.at_init(v)
   c.schemes = ("xavier", "kaiming", "gaussian", "torch_default", "flax_default")
-  if size == "cpu":
-    c.space.num_archs, c.bn_modes = 100, ("eval",)
-  elif size == "small":
-    c.bn_modes = ("eval",)
+  if v.size in ("cpu", "small"):
+    c.space.num_archs = 100 if v.size == "cpu" else 20
+    c.data.batch_size, c.bn_modes = 16, ("eval",)
   return c

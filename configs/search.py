@@ -1,10 +1,10 @@
 """Config for experiments/search.py (paper Section 5, Table 2).
 
-Random search (RS) and regularized evolution (REA) on NB201, each with every
-scorer in ``scorers``, over ``num_seeds`` search seeds. The table gives the
-chosen arch's ground-truth accuracy (mean ± std over seeds), the search cost
-in device-seconds, and the speed-up against training every searched arch
-for ``baseline_epochs`` (200) epochs on the same device. Scorers: ``oracle``
+Random search (RS) and regularized evolution (REA), each with every scorer
+in ``scorers``, over ``num_seeds`` search seeds. The table gives the chosen
+arch's ground-truth accuracy (mean ± std over seeds), the search cost in
+device-seconds, and the speed-up against training every searched arch for
+``baseline_epochs`` (200) epochs on the same device. Scorers: ``oracle``
 (the ground truth: the best any search can do with these samples),
 ``params``, and ``<metric>_<bn>@<t>``: ``lga_eval@3`` is LGA_3 (3 epochs of
 the paper's SGD, then LGA in eval BN); ``@0`` is a metric at init.
@@ -13,14 +13,15 @@ the paper's SGD, then LGA in eval BN); ``@0`` is a metric at init.
 
 Variants (``configs/common.py``):
 
-* (default) ``full``: RS over 100 archs and REA (population 10) until
-  ``budget_s`` = 3,600 device-seconds, scorers LGA_3, LGA_5, at-init LGA,
-  NCN, F-Norm, params and the oracle, 5 seeds, full NB201 and all 50k
-  training images: GPU scale (the paper: 3.6K GPU-s per RS + LGA_3 search).
-* ``cpu``: RS over 20 archs and REA for 40 evaluations of the reduced network
-  (C=8, N=1) on 2,560 images, LGA_1, at-init metrics, params and the oracle,
-  3 seeds: about an hour on a 2-core CPU (each arch is trained once per
-  scorer; the searches share the measurements, see ``search.ScoreMemo``).
+* (default) ``cpu``: RS over 20 archs and REA for 40 evaluations of the
+  reduced network (C=8, N=1) on 2,560 images, LGA_1, at-init metrics, params
+  and the oracle, 3 seeds: about an hour on a 2-core CPU (each arch is
+  trained once per scorer; the searches share the measurements, see
+  ``search.ScoreMemo``).
+* ``full``: RS over 100 archs and REA (population 10) until ``budget_s`` =
+  3,600 device-seconds, scorers LGA_3, LGA_5, at-init LGA, NCN, F-Norm,
+  params and the oracle, 5 seeds, full NB201 and all 50k training images:
+  GPU scale (the paper: 3.6K GPU-s per RS + LGA_3 search).
 * ``nb101`` / ``nds_darts`` (or another ``nds_<space>`` with an NDS JSON as
   ``ground_truth.path``): the search runs over the ground truth's specs or
   cells (NB101's 1,000 with 108-epoch validation accuracy; NB301's 725 with
@@ -32,9 +33,9 @@ Variants (``configs/common.py``):
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 from configs import common
-
 
 # Table 2 reports 200-epoch test accuracy of nets trained on the full training
 # set; the NATS-tss seed means give its optima 94.37 / 73.51 / 47.31.
@@ -42,29 +43,37 @@ NATS_TEST = common.SHARED / "nasbench201/nats_tss/nb201_nats_tss_test_acc_200ep_
 _COLUMN = {"cifar10": ("cifar10", "CIFAR10TestAccuracy200Epochs"),
            "cifar100": ("cifar100", "CIFAR100TestAccuracy200Epochs"),
            "imagenet16": ("ImageNet16-120", "ImageNetTestAccuracy200Epochs")}
+_COLUMN["digits"] = _COLUMN["cifar10"]
 
 
 def get_config(arg=None):
-  size, dataset, _ = common.parse(arg)
-  c = common.add_training(common.nb201_study(arg, spaces=common.SPACES), size)
-  if c.space.name == "nb201":
-    name, column = _COLUMN[dataset]
+  v = common.parse(arg)
+  c = common.training(v)
+  if v.space == "nb201":
+    name, column = _COLUMN[v.dataset]
     c.ground_truth.update(path=str(NATS_TEST), dataset=name, arch_column="ArchitectureString",
-                          accuracy_column=column, index_column="", release="nats")
+                          accuracy_column=column, index_column=None, release="nats")
   c.methods = ("rs", "rea")
   c.scorers = ("lga_eval@3", "lga_eval@5", "lga_eval@0", "ncn_eval@0", "fnorm_train@0", "params", "oracle")
   c.num_seeds = 5
-  c.budget_s = 3600.0   # device-seconds per search; 0: no limit (then REA needs rea.max_evals)
+  c.budget_s = config_dict.placeholder(float)  # device-seconds per search (None: no limit; REA then needs max_evals)
+  c.budget_s = 3600.0
   c.baseline_epochs = 200  # speed-up against training every searched arch this long
   c.unit_cost_archs = 5    # archs timed for the speed-up's epoch and metric costs
   c.rs = ml_collections.ConfigDict({"num_archs": 100})
-  c.rea = ml_collections.ConfigDict({"population_size": 10, "sample_size": 0, "max_evals": 0})
-  if size == "cpu":
+  c.rea = ml_collections.ConfigDict()
+  c.rea.population_size = 10
+  c.rea.sample_size = config_dict.placeholder(int)  # None: the best of the population (the paper)
+  c.rea.max_evals = config_dict.placeholder(int)
+  if v.size in ("cpu", "small"):
+    c.data.batch_size = 16
+    c.budget_s = None
+  if v.size == "cpu":
     c.scorers = ("lga_eval@1", "lga_eval@0", "ncn_eval@0", "fnorm_train@0", "params", "oracle")
-    c.num_seeds, c.budget_s = 3, 0.0
+    c.num_seeds = 3
     c.rs.num_archs, c.rea.max_evals = 20, 40
-  elif size == "small":
+  elif v.size == "small":
     c.scorers = ("lga_eval@1", "params", "oracle")
-    c.num_seeds, c.budget_s = 2, 0.0
+    c.num_seeds = 2
     c.rs.num_archs, c.rea.population_size, c.rea.max_evals = 6, 4, 8
   return c

@@ -7,17 +7,18 @@ truth (degenerate archs excluded).
     python -m experiments.trajectories --config configs/trajectories.py \
         --workdir /tmp/trajectories
 
-Variants (``configs/common.py``): ``full`` 200 per group, 10 epochs (GPU);
-``cpu`` 10 per group on the reduced network (~25 min on a 2-core CPU); ``small`` 3 per group.
-A space token (``nb101``, ``nds_darts``, ...) takes the groups from that
-space's ground truth (``configs/common.py``).
+Variants (``configs/common.py``): (default) ``cpu`` 10 per group on the
+reduced network (~25 min on a 2-core CPU); ``full`` 200 per group, 10 epochs
+(GPU); ``small`` 3 per group. A space token (``nb101``, ``nds_darts``, ...)
+takes the groups from that space's ground truth.
 """
 
 from configs import common
 
 
 def get_config(arg=None):
-  size, _, _ = common.parse(arg)
-  c = common.add_training(common.nb201_study(arg, spaces=common.SPACES), size)
-  c.per_group = {"full": 200, "cpu": 10, "small": 3}[size]
+  v = common.parse(arg)
+  c = common.training(v)
+  c.per_group = {"full": 200, "cpu": 10, "small": 3}[v.size]
+  c.data.batch_size = 16 if v.size != "full" else c.data.batch_size
   return c

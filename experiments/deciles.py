@@ -1,14 +1,20 @@
-"""Kendall tau within NB201 accuracy deciles (paper Section 3.3).
+"""Kendall tau within accuracy deciles (paper Section 3.3, Figures A2-A4).
 
     python -m experiments.deciles --config configs/deciles.py:small --workdir /tmp/deciles
+    ntkjax-deciles --config small --workdir /tmp/deciles      # the same, from any directory
 
-Writes to the workdir: config.json, minibatch.csv, results*.csv (one row per architecture, appended
-as it goes; a rerun resumes), the result table as CSV and summary.txt, and a
-PNG figure.
+The config's docstring gives the variants and their runtimes; the run
+writes per-architecture rows to the workdir as it goes (a rerun resumes),
+then summary.txt, its tables and figures, and lists the files it wrote.
 """
 
 from experiments import launch
-from ntkjax import correlation
+from ntkjax.studies import deciles
+
+
+def main():
+  launch.main(deciles.run, "deciles.py")
+
 
 if __name__ == "__main__":
-  launch.main(correlation.run_deciles)
+  main()

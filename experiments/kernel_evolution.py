@@ -1,14 +1,20 @@
-"""Time evolution of the NTK during training (paper Section 4.1).
+"""How the NTK moves during training (paper Section 4.1, Figure 5).
 
     python -m experiments.kernel_evolution --config configs/kernel_evolution.py:small --workdir /tmp/kernel_evolution
+    ntkjax-kernel-evolution --config small --workdir /tmp/kernel_evolution      # the same, from any directory
 
-Writes to the workdir: config.json, minibatch.csv, results*.csv (one row per architecture, appended
-as it goes; a rerun resumes), the result table as CSV and summary.txt, and a
-PNG figure.
+The config's docstring gives the variants and their runtimes; the run
+writes per-architecture rows to the workdir as it goes (a rerun resumes),
+then summary.txt, its tables and figures, and lists the files it wrote.
 """
 
 from experiments import launch
-from ntkjax import post_training
+from ntkjax.studies import kernel_evolution
+
+
+def main():
+  launch.main(kernel_evolution.run, "kernel_evolution.py")
+
 
 if __name__ == "__main__":
-  launch.main(post_training.run_kernel_evolution)
+  main()

@@ -1,14 +1,20 @@
-"""Kendall tau of the metrics after t epochs of training, LGA_t (paper Section 4.3).
+"""The metrics after t epochs of training, LGA_t (paper Section 4.3, Figure 6).
 
     python -m experiments.post_training --config configs/post_training.py:small --workdir /tmp/post_training
+    ntkjax-post-training --config small --workdir /tmp/post_training      # the same, from any directory
 
-Writes to the workdir: config.json, minibatch.csv, results*.csv (one row per architecture, appended
-as it goes; a rerun resumes), the result table as CSV and summary.txt, and a
-PNG figure.
+The config's docstring gives the variants and their runtimes; the run
+writes per-architecture rows to the workdir as it goes (a rerun resumes),
+then summary.txt, its tables and figures, and lists the files it wrote.
 """
 
 from experiments import launch
-from ntkjax import post_training
+from ntkjax.studies import post_training
+
+
+def main():
+  launch.main(post_training.run, "post_training.py")
+
 
 if __name__ == "__main__":
-  launch.main(post_training.run_post_training)
+  main()

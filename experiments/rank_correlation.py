@@ -1,14 +1,20 @@
-"""Kendall tau of the NTK metrics at init on NB201 (paper Section 3.2).
+"""Rank correlation of the NTK metrics at initialisation (paper Section 3.2, Figure 3, Table 1).
 
     python -m experiments.rank_correlation --config configs/rank_correlation.py:small --workdir /tmp/rank_correlation
+    ntkjax-rank-correlation --config small --workdir /tmp/rank_correlation      # the same, from any directory
 
-Writes to the workdir: config.json, minibatch.csv, results*.csv (one row per architecture, appended
-as it goes; a rerun resumes), the result table as CSV and summary.txt, and a
-PNG figure.
+The config's docstring gives the variants and their runtimes; the run
+writes per-architecture rows to the workdir as it goes (a rerun resumes),
+then summary.txt, its tables and figures, and lists the files it wrote.
 """
 
 from experiments import launch
-from ntkjax import correlation
+from ntkjax.studies import rank_correlation
+
+
+def main():
+  launch.main(rank_correlation.run, "rank_correlation.py")
+
 
 if __name__ == "__main__":
-  launch.main(correlation.run_rank_correlation)
+  main()

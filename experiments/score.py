@@ -1,13 +1,20 @@
-"""NTK metrics of sampled NAS-Bench-201 architectures (the main job).
+"""NTK metrics of sampled architectures of any space (the main job).
 
-    python -m experiments.score --config configs/score.py --workdir /tmp/score
+    python -m experiments.score --config configs/score.py:small --workdir /tmp/score
+    ntkjax-score --config small --workdir /tmp/score      # the same, from any directory
 
-Writes to the workdir: workdir/results.csv (one row per architecture, appended as it goes;
-a rerun resumes), workdir/summary.txt and workdir/config.json.
+The config's docstring gives the variants and their runtimes; the run
+writes per-architecture rows to the workdir as it goes (a rerun resumes),
+then summary.txt, its tables and figures, and lists the files it wrote.
 """
 
 from experiments import launch
-from ntkjax import score
+from ntkjax.studies import score
+
+
+def main():
+  launch.main(score.run, "score.py")
+
 
 if __name__ == "__main__":
-  launch.main(score.run)
+  main()

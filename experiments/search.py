@@ -1,14 +1,20 @@
-"""Architecture search with RS and REA guided by LGA_t and baselines (paper Section 5).
+"""Random search and regularized evolution guided by LGA_t and baselines (paper Section 5, Table 2).
 
     python -m experiments.search --config configs/search.py:small --workdir /tmp/search
+    ntkjax-search --config small --workdir /tmp/search      # the same, from any directory
 
-Writes to the workdir: config.json, minibatch.csv, histories/*.csv (every
-evaluation as it happens; a rerun replays them and resumes), runs.csv (one row
-per finished search), search_table.csv and summary.txt.
+The config's docstring gives the variants and their runtimes; the run
+writes per-architecture rows to the workdir as it goes (a rerun resumes),
+then summary.txt, its tables and figures, and lists the files it wrote.
 """
 
 from experiments import launch
-from ntkjax import search
+from ntkjax.studies import search
+
+
+def main():
+  launch.main(search.run, "search.py")
+
 
 if __name__ == "__main__":
-  launch.main(search.run_search)
+  main()

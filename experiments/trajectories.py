@@ -1,14 +1,20 @@
-"""Metric trajectories of high/mid/low-accuracy archs (paper Figure 2).
+"""Metric trajectories of high, middle and low accuracy archs (paper Figure 2).
 
     python -m experiments.trajectories --config configs/trajectories.py:small --workdir /tmp/trajectories
+    ntkjax-trajectories --config small --workdir /tmp/trajectories      # the same, from any directory
 
-Writes to the workdir: config.json, minibatch.csv, results*.csv (one row per architecture, appended
-as it goes; a rerun resumes), the result table as CSV and summary.txt, and a
-PNG figure.
+The config's docstring gives the variants and their runtimes; the run
+writes per-architecture rows to the workdir as it goes (a rerun resumes),
+then summary.txt, its tables and figures, and lists the files it wrote.
 """
 
 from experiments import launch
-from ntkjax import post_training
+from ntkjax.studies import trajectories
+
+
+def main():
+  launch.main(trajectories.run, "trajectories.py")
+
 
 if __name__ == "__main__":
-  launch.main(post_training.run_trajectories)
+  main()

@@ -54,7 +54,7 @@ kernels and BN scales — excluding the classifier, as the official code does).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Literal, NamedTuple, get_args
 
 import flax.linen as nn
 import jax
@@ -67,8 +67,11 @@ __all__ = [
     "paper_code_filter", "resolve_param_filter", "split_params",
 ]
 
-REDUCTIONS = ("sum_logits", "trace", "full")
-IMPLEMENTATIONS = ("auto", "jacobian_contraction", "ntk_vector_products")
+Reduction = Literal["sum_logits", "trace", "full"]
+Implementation = Literal["auto", "jacobian_contraction", "ntk_vector_products"]
+BNMode = Literal["eval", "train"]
+REDUCTIONS: tuple[str, ...] = get_args(Reduction)
+IMPLEMENTATIONS: tuple[str, ...] = get_args(Implementation)
 _DEFAULT_MAX_JACOBIAN_BYTES = 8 * 2**30
 
 PathFilter = Callable[[tuple[str, ...]], bool]
@@ -149,16 +152,76 @@ def _contract(jac_a, jac_b, reduction: str):
   return total
 
 
+class _Problem(NamedTuple):
+  """What every implementation needs for one kernel: the (reduced) logits
+  as a function of the chosen parameters and the images, and the sizes."""
+  logits: Callable      # (theta, xs) -> [n, k]
+  theta: dict           # the chosen parameters, flat by path
+  x: jax.Array
+  n: int                # samples
+  k: int                # outputs per sample after the reduction (1 for sum_logits)
+  independent: bool     # per-sample gradients are exact
+  chunk_size: int | None
+  reduction: str
+  module: Any           # the Flax module (None for a plain function)
+  variables: dict
+  args: tuple
+  train: bool
+  reduce: Callable      # logits [n, C] -> [n, k]
+
+
+def _one_hot_rows(p: _Problem):
+  """Row indices 0..n*k-1 and ``r -> e_r`` as an [n, k] cotangent, built per
+  row inside the mapped function so memory stays bounded by chunk_size."""
+  size = p.n * p.k
+  return jnp.arange(size), lambda r: jax.nn.one_hot(r, size, dtype=p.x.dtype).reshape(p.n, p.k)
+
+
+def _jacobian_contraction(p: _Problem) -> jax.Array:
+  """Materialises J (per sample when independent, by batched VJPs over the
+  output basis when coupled) and contracts it."""
+  if p.independent:
+    def per_sample(xi):
+      if p.k == 1:  # a plain gradient, without jacrev's basis vmap
+        g = jax.grad(lambda t: p.logits(t, xi[None])[0, 0])(p.theta)
+        return jax.tree_util.tree_map(lambda a: a[None], g)
+      return jax.jacrev(lambda t: p.logits(t, xi[None])[0])(p.theta)  # leaves [K, ...]
+    jac = _chunked_vmap(per_sample, p.x, p.chunk_size)
+  else:
+    rows_idx, one_hot = _one_hot_rows(p)
+    _, vjp_fn = jax.vjp(lambda t: p.logits(t, p.x), p.theta)
+    rows = _chunked_vmap(lambda r: vjp_fn(one_hot(r))[0], rows_idx, p.chunk_size)  # [N*K, ...]
+    jac = jax.tree_util.tree_map(lambda a: a.reshape((p.n, p.k) + a.shape[1:]), rows)
+  return _contract(jac, jac, p.reduction)
+
+
+def _ntk_vector_products(p: _Problem) -> jax.Array:
+  """Θ column by column, J (Jᵀ e), without storing J."""
+  rows_idx, one_hot = _one_hot_rows(p)
+  # One forward pass: the VJP is the transpose of the linearised map.
+  _, jvp_fn = jax.linearize(lambda t: p.logits(t, p.x), p.theta)
+  vjp_fn = jax.linear_transpose(jvp_fn, p.theta)
+  cols = _chunked_vmap(lambda r: jvp_fn(vjp_fn(one_hot(r))[0]), rows_idx, p.chunk_size)  # [N*K, N, K]
+  cols = cols.reshape(p.n, p.k, p.n, p.k)  # (j, b, i, a)
+  return jnp.transpose(cols, (2, 0, 3, 1)) if p.reduction == "full" else jnp.einsum("jkik->ij", cols)
+
+
+_IMPLEMENTATION_FNS: dict[str, Callable[[_Problem], jax.Array]] = {
+    "jacobian_contraction": _jacobian_contraction,
+    "ntk_vector_products": _ntk_vector_products,
+}
+
+
 def empirical_ntk_fn(
     apply_fn,
     *,
-    bn: str = "eval",
-    reduction: str = "sum_logits",
+    bn: BNMode = "eval",
+    reduction: Reduction = "sum_logits",
     param_filter: PathFilter | str | None = None,
-    implementation: str = "auto",
+    implementation: Implementation = "auto",
     chunk_size: int | None = None,
     normalize_trace: bool = False,
-    vmap_axes: Any = "auto",
+    vmap_axes: Literal[0, None, "auto"] = "auto",
     max_jacobian_bytes: int = _DEFAULT_MAX_JACOBIAN_BYTES,
 ) -> Callable[..., jax.Array]:
   """Returns ``ntk_fn(variables, x, *args) -> Θ`` (module docstring).
@@ -213,12 +276,14 @@ def empirical_ntk_fn(
   def ntk_fn(variables, x, *args):
     chosen, frozen = split_params(variables["params"], select)
 
-    def logits(theta, xs):
-      params = traverse_util.unflatten_dict({**frozen, **theta})
-      out = f({**variables, "params": params}, xs, *args, train=train)
+    def reduce(out):
       if out.ndim != 2:
         raise ValueError(f"apply_fn must return logits [N, C], got shape {out.shape}")
       return out.sum(axis=1, keepdims=True) if reduction == "sum_logits" else out
+
+    def logits(theta, xs):
+      params = traverse_util.unflatten_dict({**frozen, **theta})
+      return reduce(f({**variables, "params": params}, xs, *args, train=train))
 
     n = x.shape[0]
     k = 1 if reduction == "sum_logits" else jax.eval_shape(lambda: logits(chosen, x)).shape[1]
@@ -227,32 +292,9 @@ def empirical_ntk_fn(
       n_params = sum(math.prod(v.shape) for v in chosen.values())
       jac_bytes = n * k * n_params * jnp.dtype(x.dtype).itemsize
       impl = "jacobian_contraction" if jac_bytes <= max_jacobian_bytes else "ntk_vector_products"
-
-    # One-hot output directions are built per row inside the mapped function,
-    # so memory stays bounded by chunk_size rather than (N*K)^2.
-    rows_idx = jnp.arange(n * k)
-    one_hot = lambda r: jax.nn.one_hot(r, n * k, dtype=x.dtype).reshape(n, k)
-    if impl == "jacobian_contraction":
-      if independent:
-        def per_sample(xi):
-          if k == 1:  # a plain gradient, without jacrev's basis vmap
-            g = jax.grad(lambda t: logits(t, xi[None])[0, 0])(chosen)
-            return jax.tree_util.tree_map(lambda a: a[None], g)
-          return jax.jacrev(lambda t: logits(t, xi[None])[0])(chosen)  # leaves [K, ...]
-        jac = _chunked_vmap(per_sample, x, chunk_size)
-      else:
-        _, vjp_fn = jax.vjp(lambda t: logits(t, x), chosen)
-        rows = _chunked_vmap(lambda r: vjp_fn(one_hot(r))[0], rows_idx, chunk_size)  # [N*K, ...]
-        jac = jax.tree_util.tree_map(lambda a: a.reshape((n, k) + a.shape[1:]), rows)
-      kernel = _contract(jac, jac, reduction)
-    else:
-      # One forward pass: the VJP is the transpose of the linearised map.
-      _, jvp_fn = jax.linearize(lambda t: logits(t, x), chosen)
-      vjp_fn = jax.linear_transpose(jvp_fn, chosen)
-      cols = _chunked_vmap(lambda r: jvp_fn(vjp_fn(one_hot(r))[0]), rows_idx, chunk_size)  # [N*K, N, K]
-      cols = cols.reshape(n, k, n, k)  # (j, b, i, a)
-      kernel = (jnp.transpose(cols, (2, 0, 3, 1)) if reduction == "full"
-                else jnp.einsum("jkik->ij", cols))
+    module = apply_fn if isinstance(apply_fn, nn.Module) else None
+    kernel = _IMPLEMENTATION_FNS[impl](_Problem(logits, chosen, x, n, k, independent, chunk_size, reduction,
+                                                module, variables, args, train, reduce))
     if reduction == "trace" and normalize_trace:
       kernel = kernel / k
     return kernel

@@ -1,4 +1,5 @@
-"""Append-only CSV results keyed by a column, for resumable long runs.
+"""Results on disk: append-only CSV tables keyed by a column, the pinned
+config of a workdir, and a lock that keeps two runs out of one workdir.
 
 Each row is flushed and fsynced as soon as it is written, so an interrupted
 run loses at most the row in flight, and a rerun skips keys already present.
@@ -7,49 +8,55 @@ run loses at most the row in flight, and a rerun skips keys already present.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import pathlib
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
-__all__ = ["ResultsCSV", "pin_config"]
+__all__ = ["ResultsCSV", "write_csv", "pin_config", "holds_results", "WorkdirLock", "WorkdirInUse",
+           "CONFIG_FILE", "LOCK_FILE"]
+
+CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"
+# Written by every run before any result; they alone do not make a workdir's config binding.
+_SETUP_FILES = {CONFIG_FILE, LOCK_FILE, "minibatch.csv", "archs.txt"}
 
 
 class ResultsCSV:
-  """``ResultsCSV(path, fields, key='arch')``: rows are dicts over ``fields``."""
+  """``ResultsCSV(path, fields, key='arch')``: rows are dicts over ``fields``,
+  one per key. Rows left duplicated by an earlier run are dropped on load
+  (the first is kept); appending a key already present is an error."""
 
   def __init__(self, path, fields: Iterable[str], key: str = "arch"):
     self.path = pathlib.Path(path)
     self.fields = list(fields)
     self.key = key
     if key not in self.fields:
-      raise ValueError(f"key column {key!r} is not among the fields {self.fields}")
+      raise ValueError(f"{self.path}: key column {key!r} is not among the fields {self.fields}")
     self.rows: list[dict[str, str]] = []
+    self.done: set[str] = set()
     if self.path.exists() and self.path.stat().st_size:
       with open(self.path, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames != self.fields:
           raise ValueError(f"{self.path} has columns {reader.fieldnames}, expected {self.fields}; "
                            "use a fresh workdir for a different configuration")
-        # A row cut short by a crash has missing trailing fields: drop it.
-        self.rows = [r for r in reader if None not in r.values()]
+        for r in reader:
+          # A row cut short by a crash has missing trailing fields: drop it.
+          if None not in r.values() and r[key] not in self.done:
+            self.rows.append(r)
+            self.done.add(r[key])
     self.path.parent.mkdir(parents=True, exist_ok=True)
-    self._rewrite()
-    self.done = {r[key] for r in self.rows}
-
-  def _rewrite(self):
-    tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as f:
-      writer = csv.DictWriter(f, self.fields)
-      writer.writeheader()
-      writer.writerows(self.rows)
-    os.replace(tmp, self.path)
+    write_csv(self.path, self.rows, self.fields)
 
   def append(self, row: Mapping[str, object]) -> None:
     missing = set(self.fields) - set(row)
     if missing:
-      raise ValueError(f"row is missing columns {sorted(missing)}")
+      raise ValueError(f"{self.path}: row is missing columns {sorted(missing)}")
     clean = {k: str(row[k]) for k in self.fields}
+    if clean[self.key] in self.done:
+      raise ValueError(f"{self.path} already holds a row for {self.key}={clean[self.key]!r}")
     with open(self.path, "a", newline="") as f:
       csv.DictWriter(f, self.fields).writerow(clean)
       f.flush()
@@ -57,19 +64,96 @@ class ResultsCSV:
     self.rows.append(clean)
     self.done.add(clean[self.key])
 
+  def by_key(self) -> dict[str, dict[str, str]]:
+    return {r[self.key]: r for r in self.rows}
 
-def pin_config(workdir, config) -> pathlib.Path:
-  """Writes ``config`` to ``workdir/config.json``, refusing a workdir that
-  holds results of a different config (resuming needs the same one)."""
+
+def write_csv(path, rows: Sequence[Mapping], fields: Sequence[str]) -> pathlib.Path:
+  """Writes ``rows`` atomically (tmp + rename); floats as ``%.6g``."""
+  path = pathlib.Path(path)
+  tmp = path.with_name(path.name + ".tmp")
+  with open(tmp, "w", newline="") as f:
+    w = csv.DictWriter(f, list(fields), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+      w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else ("" if v is None else v)) for k, v in r.items()})
+  os.replace(tmp, path)
+  return path
+
+
+def holds_results(workdir) -> bool:
+  """Whether ``workdir`` holds anything a run wrote after its set-up: a CSV
+  row, a checkpoint, a history."""
+  workdir = pathlib.Path(workdir)
+  for p in workdir.rglob("*"):
+    if p.is_dir() or p.name in _SETUP_FILES or p.name.endswith(".tmp"):
+      continue
+    if p.suffix == ".csv":
+      with open(p, newline="") as f:
+        if sum(1 for _ in zip(range(2), f)) < 2:  # a header alone is no result
+          continue
+    return True
+  return False
+
+
+def pin_config(workdir, config: Mapping) -> pathlib.Path:
+  """Writes ``config`` (a JSON-able mapping) to ``workdir/config.json``.
+
+  A workdir that holds results of a different config is refused (resuming
+  needs the same one); one that holds none (a start that failed) takes the
+  new config."""
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  new = json.loads(config.to_json_best_effort(sort_keys=True))
-  saved = workdir / "config.json"
+  new = json.loads(json.dumps(config, sort_keys=True))
+  saved = workdir / CONFIG_FILE
   if saved.exists():
     old = json.loads(saved.read_text())
-    if old != new:
+    if old != new and holds_results(workdir):
       diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
       raise ValueError(f"{workdir} holds results of a different config (sections {diff} differ); "
                        "use a new --workdir")
-  saved.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
-  return workdir
+  tmp = saved.with_name(saved.name + ".tmp")
+  tmp.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
+  os.replace(tmp, saved)
+  return saved
+
+
+class WorkdirInUse(RuntimeError):
+  pass
+
+
+class WorkdirLock:
+  """An advisory lock on ``workdir/.lock`` (``fcntl.flock``), held while a
+  run writes there; the file names the holder's pid. Released on exit,
+  also when the process dies."""
+
+  def __init__(self, workdir):
+    self.path = pathlib.Path(workdir) / LOCK_FILE
+    self._fd: int | None = None
+
+  def acquire(self) -> "WorkdirLock":
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+      os.close(fd)
+      raise WorkdirInUse(f"{self.path.parent} is in use by another run (pid {holder}, lock {self.path}); "
+                         "wait for it to finish or use another --workdir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    self._fd = fd
+    return self
+
+  def release(self) -> None:
+    if self._fd is not None:
+      fcntl.flock(self._fd, fcntl.LOCK_UN)
+      os.close(self._fd)
+      self._fd = None
+
+  def __enter__(self):
+    return self.acquire()
+
+  def __exit__(self, *exc):
+    self.release()

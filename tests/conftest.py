@@ -1,6 +1,7 @@
 """Shared fixtures."""
 
 import csv
+import pathlib
 
 import numpy as np
 import pytest
@@ -22,8 +23,6 @@ def truth_csv(tmp_path_factory):
   return path
 
 
-
-
 @pytest.fixture(scope="session")
 def nds_truth_json(tmp_path_factory):
   """Twelve ENAS cells (width 16, depth 8) in the NDS JSON format with
@@ -39,3 +38,41 @@ def nds_truth_json(tmp_path_factory):
   path.write_text(json.dumps([{"net": {"genotype": a.genotype.to_json(), "width": a.width, "depth": a.depth},
                                "test_ep_top1": [60.0, float(e)]} for a, e in zip(archs, errs)]))
   return path
+
+
+@pytest.fixture
+def tiny(truth_csv):
+  """Shrinks any experiment config to test size in place: C=4 / one cell
+  per stage, 8 digits images, a small training set, and (for NB201) the
+  synthetic ground truth of ``truth_csv``."""
+  def shrink(c):
+    c.space.C, c.space.N = 4, 1
+    c.space.stem_channels, c.space.num_stacks, c.space.modules_per_stack = 8, 2, 1
+    c.space.width, c.space.depth = 4, 3
+    c.data.name, c.data.root, c.data.batch_size = "digits16", None, 8
+    if c.space.name == "nb201":
+      c.ground_truth.update(path=str(truth_csv), format="nb201", arch_column="arch", accuracy_column="acc",
+                            index_column="idx", release="v1x")
+    if "train" in c:
+      c.train.num_images, c.train.batch_size = 96, 32
+      c.epochs = (1, 2)
+    return c
+  return shrink
+
+
+SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data absent")
+
+
+def pytest_configure(config):
+  """One persistent XLA compilation cache per test session (and for the
+  experiment subprocesses it starts): many tests compile the same tiny
+  networks, and a cached executable loads in a fraction of a compile."""
+  import os
+  import tempfile
+
+  import jax
+  cache = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ntkjax-xla-cache-"))
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+  jax.config.update("jax_compilation_cache_dir", cache)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -98,6 +98,7 @@ def test_matches_explicit_float64_jacobian(impl, bn, reduction):
     np.testing.assert_allclose(got32, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", nb201.VARIANTS)
 @pytest.mark.parametrize("bn", ["eval", "train"])
 def test_nb201_matches_explicit_float64_jacobian(variant, bn):
@@ -107,6 +108,7 @@ def test_nb201_matches_explicit_float64_jacobian(variant, bn):
   np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4 * np.abs(want).max())
 
 
+@pytest.mark.slow
 def test_normalize_trace_divides_by_num_classes():
   net, v, x, ops = _setup()
   raw = ntk.empirical_ntk_fn(net, reduction="trace")(v, x, ops)
@@ -118,17 +120,23 @@ def test_normalize_trace_divides_by_num_classes():
 
 def test_coupling_is_read_from_the_network():
   """Train BN couples samples; a forced per-sample vmap would be wrong."""
-  net, v, x, ops = _setup()
-  exact = ntk.empirical_ntk_fn(net, bn="train")(v, x, ops)
-  wrong = ntk.empirical_ntk_fn(net, bn="train", vmap_axes=0)(v, x, ops)
+  net, v, x = _tiny()
+  exact = jax.jit(ntk.empirical_ntk_fn(net, bn="train"))(v, x)
+  wrong = jax.jit(ntk.empirical_ntk_fn(net, bn="train", vmap_axes=0))(v, x)
   assert np.abs(np.asarray(exact - wrong)).max() > 1e-3 * np.abs(np.asarray(exact)).max()
-  # paper_code cells use batch stats even in eval mode: coupled there too.
-  pnet, pv, _, _ = _setup("paper_code")
+  np.testing.assert_allclose(exact, _explicit(net, v, x, "train", "sum_logits"), rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_paper_code_cells_couple_samples_in_eval_mode():
+  """paper_code cells use batch stats even in eval mode: coupled there too."""
+  pnet, pv, x, ops = _setup("paper_code")
   exact = ntk.empirical_ntk_fn(pnet, bn="eval")(pv, x, ops)
   wrong = ntk.empirical_ntk_fn(pnet, bn="eval", vmap_axes=0)(pv, x, ops)
   assert np.abs(np.asarray(exact - wrong)).max() > 1e-3 * np.abs(np.asarray(exact)).max()
   want = _explicit_ntk64(pnet, pv, x, ops, "eval", "sum_logits")
   np.testing.assert_allclose(exact, want, rtol=2e-4, atol=2e-4 * np.abs(want).max())
+  assert pnet.couples_samples(False) and not nb201.Network(C=4, N=1).couples_samples(False)
 
 
 def test_paper_code_param_filter_selects_weights_without_classifier():
@@ -161,6 +169,7 @@ def test_inactive_ops_get_exactly_zero_gradient_and_do_not_change_the_ntk():
   np.testing.assert_array_equal(full, restricted)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bn", ["eval", "train"])
 def test_ntk_equals_official_network_built_for_the_arch(bn):
   """TE-NAS/paper-code style per-sample loop on the official torch net."""

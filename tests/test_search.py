@@ -7,11 +7,14 @@ import jax
 import numpy as np
 import pytest
 
-from ntkjax import benchmarks, search
-from ntkjax.spaces import nb201
+from ntkjax import ground_truth, search
+from ntkjax.spaces import api, nb201
 
 V1X = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / "v1x"
        / "nb201_v1x_naswot_cifar10_params_jacov.csv")
+
+
+SPACE = api.NB201Space()
 
 
 def params_score(arch):
@@ -19,15 +22,16 @@ def params_score(arch):
 
 
 def test_same_key_same_history_and_different_key_differs():
-  a = search.regularized_evolution(params_score, jax.random.key(0), max_evals=40)
-  b = search.regularized_evolution(params_score, jax.random.key(0), max_evals=40)
-  c = search.regularized_evolution(params_score, jax.random.key(1), max_evals=40)
+  a = search.regularized_evolution(params_score, jax.random.key(0), space=SPACE, max_evals=40)
+  b = search.regularized_evolution(params_score, jax.random.key(0), space=SPACE, max_evals=40)
+  c = search.regularized_evolution(params_score, jax.random.key(1), space=SPACE, max_evals=40)
   assert a.history == b.history and len(a.history) == 40
   assert [e.arch for e in a.history] != [e.arch for e in c.history]
 
 
 def test_rea_respects_the_budget_and_mutates_one_edge():
-  res = search.regularized_evolution(params_score, jax.random.key(3), population_size=5, budget_s=30.5)
+  res = search.regularized_evolution(params_score, jax.random.key(3), space=SPACE, population_size=5,
+                                     budget_s=30.5)
   charged = [e.cost_s for e in res.history]
   assert res.cost_s == pytest.approx(sum(charged))
   assert res.cost_s - charged[-1] < 30.5 <= res.cost_s  # stops once the budget is reached
@@ -40,13 +44,13 @@ def test_rea_respects_the_budget_and_mutates_one_edge():
 
 
 def test_rea_climbs_params_and_tournament_variant():
-  res = search.regularized_evolution(params_score, jax.random.key(4), max_evals=200, sample_size=3)
+  res = search.regularized_evolution(params_score, jax.random.key(4), space=SPACE, max_evals=200, sample_size=3)
   first = max(e.score for e in res.history[:10])
   assert res.best_score > first
   with pytest.raises(ValueError, match="sample_size 20"):
-    search.regularized_evolution(params_score, jax.random.key(4), max_evals=5, sample_size=20)
+    search.regularized_evolution(params_score, jax.random.key(4), space=SPACE, max_evals=5, sample_size=20)
   with pytest.raises(ValueError, match="finite budget_s or max_evals"):
-    search.regularized_evolution(params_score, jax.random.key(4))
+    search.regularized_evolution(params_score, jax.random.key(4), space=SPACE)
 
 
 def test_degenerate_archs_are_never_scored_or_chosen():
@@ -55,21 +59,21 @@ def test_degenerate_archs_are_never_scored_or_chosen():
   def smallest(arch):  # degenerate nets are the smallest: this scorer would love them
     calls.append(arch)
     return -float(nb201.num_params(arch)), 1.0
-  res = search.random_search(smallest, jax.random.key(0), num_archs=2000)
+  res = search.random_search(smallest, jax.random.key(0), space=SPACE, num_archs=2000)
   degenerate = [e for e in res.history if nb201.is_degenerate(e.arch)]
   assert degenerate and all(e.score == -math.inf and e.cost_s == 0 for e in degenerate)
   assert not any(nb201.is_degenerate(a) for a in calls)
   assert not nb201.is_degenerate(res.best_arch)
-  nan = search.random_search(lambda a: (float("nan"), 0.0), jax.random.key(0), num_archs=3)
+  nan = search.random_search(lambda a: (float("nan"), 0.0), jax.random.key(0), space=SPACE, num_archs=3)
   assert all(e.score == -math.inf for e in nan.history)
 
 
 def test_random_search_picks_the_best_of_distinct_samples_within_budget():
-  res = search.random_search(params_score, jax.random.key(2), num_archs=50)
+  res = search.random_search(params_score, jax.random.key(2), space=SPACE, num_archs=50)
   archs = [e.arch for e in res.history]
   assert len(set(archs)) == 50
   assert res.best_score == max(nb201.num_params(a) for a in archs)
-  short = search.random_search(params_score, jax.random.key(2), num_archs=50, budget_s=7)
+  short = search.random_search(params_score, jax.random.key(2), space=SPACE, num_archs=50, budget_s=7)
   assert len(short.history) == 7 and short.history == res.history[:7]
 
 
@@ -79,13 +83,14 @@ def test_cache_charges_revisits_nothing():
   def counted(arch):
     calls.append(arch)
     return float(nb201.num_params(arch)), 2.0
-  res = search.regularized_evolution(counted, jax.random.key(5), population_size=3, max_evals=150)
+  res = search.regularized_evolution(counted, jax.random.key(5), space=SPACE, population_size=3,
+                                     max_evals=150)
   revisits = [e for e in res.history if e.cached]
   assert revisits and all(e.cost_s == 0 for e in revisits)
   fresh_degenerate = [e for e in res.history if not e.cached and nb201.is_degenerate(e.arch)]
   assert len(calls) == len(set(calls)) == len(res.history) - len(revisits) - len(fresh_degenerate)
   calls.clear()
-  again = search.regularized_evolution(counted, jax.random.key(5), population_size=3, max_evals=150,
+  again = search.regularized_evolution(counted, jax.random.key(5), space=SPACE, population_size=3, max_evals=150,
                                        cache=False)
   assert len(calls) == 150 - sum(nb201.is_degenerate(e.arch) for e in again.history)
 
@@ -95,7 +100,7 @@ class Interrupted(Exception):
 
 
 def test_interrupted_search_resumes_from_its_history(tmp_path):
-  full = search.regularized_evolution(params_score, jax.random.key(6), max_evals=30)
+  full = search.regularized_evolution(params_score, jax.random.key(6), space=SPACE, max_evals=30)
   calls = []
 
   def flaky(arch):
@@ -105,15 +110,15 @@ def test_interrupted_search_resumes_from_its_history(tmp_path):
     return params_score(arch)
   path = tmp_path / "history.csv"
   with pytest.raises(Interrupted):
-    search.regularized_evolution(flaky, jax.random.key(6), max_evals=30, history_path=path)
+    search.regularized_evolution(flaky, jax.random.key(6), space=SPACE, max_evals=30, history_path=path)
   calls.clear()
   resumed = search.regularized_evolution(lambda a: calls.append(a) or params_score(a),
-                                         jax.random.key(6), max_evals=30, history_path=path)
+                                         jax.random.key(6), space=SPACE, max_evals=30, history_path=path)
   assert [e.arch for e in resumed.history] == [e.arch for e in full.history]
   assert resumed.best_arch == full.best_arch and resumed.cost_s == full.cost_s
   assert len(calls) < 30 - 10  # only the steps after the interruption were scored
   with pytest.raises(ValueError, match="different key"):
-    search.regularized_evolution(params_score, jax.random.key(7), max_evals=30, history_path=path)
+    search.regularized_evolution(params_score, jax.random.key(7), space=SPACE, max_evals=30, history_path=path)
 
 
 @pytest.mark.skipif(not V1X.exists(), reason="../shared/data absent")
@@ -131,104 +136,37 @@ def test_score_memo_replays_score_and_measured_cost(tmp_path):
   again = search.ScoreMemo(score, tmp_path / "m.csv")  # from disk: nothing rescored
   assert again(b) == (2.0, 2.5) and calls == [a, b]
   # Two searches through one memo each pay the full cost of what they score.
-  r1 = search.random_search(again, jax.random.key(0), num_archs=5)
-  r2 = search.random_search(again, jax.random.key(0), num_archs=5)
+  r1 = search.random_search(again, jax.random.key(0), space=SPACE, num_archs=5)
+  r2 = search.random_search(again, jax.random.key(0), space=SPACE, num_archs=5)
   assert r1.cost_s == r2.cost_s == 2.5 * sum(not nb201.is_degenerate(e.arch) for e in r1.history)
 
 
+def test_scorer_names_parse():
+  spec = search.ScorerSpec.parse("lga_eval@3")
+  assert (spec.key.metric, spec.key.bn, spec.epochs, spec.slug) == ("lga", "eval", 3, "lga_eval_at3")
+  assert search.ScorerSpec.parse("oracle").key is None
+  for bad in ("lga@3", "lga_eval", "lga_eval@x", "lga_test@1"):
+    with pytest.raises(ValueError, match=f"unknown scorer '{bad}'"):
+      search.ScorerSpec.parse(bad)
+
+
 def test_speed_up_is_the_training_baseline_over_the_scoring_cost():
-  costs = {"epoch_s": 2.0, "metric_s": {"train": 1.0, "eval": 0.5}}
-  assert search.speed_up("lga_eval@3", costs) == 200 * 2.0 / (3 * 2.0 + 0.5)
-  assert search.speed_up("fnorm_train@0", costs, baseline_epochs=100) == 100 * 2.0 / 1.0
-  assert search.speed_up("oracle", costs) == search.speed_up("params", costs) == math.inf
+  costs = search.UnitCosts(2.0, {"train": 1.0, "eval": 0.5}, [], 0, 0)
+  parse = search.ScorerSpec.parse
+  assert search.speed_up(parse("lga_eval@3"), costs) == 200 * 2.0 / (3 * 2.0 + 0.5)
+  assert search.speed_up(parse("fnorm_train@0"), costs, baseline_epochs=100) == 100 * 2.0 / 1.0
+  assert search.speed_up(parse("oracle"), costs) == search.speed_up(parse("params"), costs) == math.inf
   rows = [{"method": "rs", "scorer": "s", "accuracy": "90", "cost_s": "50", "evaluations": "12", "trained": "10"},
           {"method": "rs", "scorer": "s", "accuracy": "92", "cost_s": "100", "evaluations": "12", "trained": "10"}]
   table = search.summarize_runs(rows, optimum=94.0, speed_ups={"s": 42.0})
-  assert table[0]["speed_up"] == 42.0 and table[0]["accuracy_mean"] == 91 and table[0]["gap_to_optimum"] == 3
-  assert table[0]["cost_s_mean"] == 75
+  assert table[0].speed_up == 42.0 and table[0].accuracy_mean == 91 and table[0].gap_to_optimum == 3
+  assert table[0].cost_s_mean == 75
 
 
 def test_oracle_rea_beats_oracle_random_search_on_nb201():
-  truth = benchmarks.read_csv(V1X, arch_column="cellstr", accuracy_column="valid_test_top1")
+  truth = ground_truth.read_csv(V1X, arch_column="cellstr", accuracy_column="valid_test_top1")
   oracle = lambda a: (truth[a], 1.0)  # noqa: E731
-  rea = [search.regularized_evolution(oracle, jax.random.key(s), max_evals=150).best_score for s in range(5)]
-  rs = [search.random_search(oracle, jax.random.key(s), num_archs=150).best_score for s in range(5)]
+  rea = [search.regularized_evolution(oracle, jax.random.key(s), space=SPACE, max_evals=150).best_score
+         for s in range(5)]
+  rs = [search.random_search(oracle, jax.random.key(s), space=SPACE, num_archs=150).best_score for s in range(5)]
   assert np.mean(rea) >= np.mean(rs) and np.mean(rea) > 90.5
-
-
-def test_search_study_runs_resumes_and_tabulates(tmp_path, truth_csv):
-  import csv as csv_lib
-
-  from configs import search as search_config
-  c = search_config.get_config("small")
-  c.space.C, c.space.N = 4, 1
-  c.data.name, c.data.root, c.data.batch_size = "digits16", "", 8
-  c.train.num_images, c.train.batch_size = 64, 32
-  c.scorers = ("lga_eval@1", "params", "oracle")
-  c.rs.num_archs, c.rea.population_size, c.rea.max_evals = 3, 2, 4
-  c.ground_truth.path = str(truth_csv)
-  c.ground_truth.arch_column, c.ground_truth.accuracy_column = "arch", "acc"
-  c.ground_truth.index_column = "idx"
-  table = search.run_search(c, tmp_path)
-  assert {(r["method"], r["scorer"]) for r in table} == {(m, s) for m in ("rs", "rea") for s in c.scorers}
-  runs = list(csv_lib.DictReader(open(tmp_path / "runs.csv")))
-  assert len(runs) == 2 * 2 * 3
-  truth = benchmarks.read_csv(truth_csv, arch_column="arch", accuracy_column="acc")
-  for r in runs:
-    assert float(r["accuracy"]) == truth[r["best_arch"]] and not nb201.is_degenerate(r["best_arch"])
-    hist = list(csv_lib.DictReader(open(tmp_path / "histories" /
-                                        f"{r['method']}_{r['scorer'].replace('@', '_at')}_seed{r['seed']}.csv")))
-    assert len(hist) == int(r["evaluations"]) and max(float(h["score"]) for h in hist) == float(r["best_score"])
-    if r["scorer"] == "oracle":  # the oracle picks the best of what it saw
-      assert float(r["accuracy"]) == max(truth[h["arch"]] for h in hist)
-  # One measurement per distinct arch, charged at its measured cost wherever a search asks for it.
-  memo = {r["arch"]: r for r in csv_lib.DictReader(open(tmp_path / "scores" / "lga_eval_at1.csv"))}
-  for r in runs:
-    if r["scorer"] != "lga_eval@1":
-      continue
-    hist = csv_lib.DictReader(open(tmp_path / "histories" / f"{r['method']}_lga_eval_at1_seed{r['seed']}.csv"))
-    for h in hist:
-      if not nb201.is_degenerate(h["arch"]) and h["cached"] == "0":
-        assert h["score"] == memo[h["arch"]]["score"] and h["cost_s"] == memo[h["arch"]]["cost_s"]
-  row = next(r for r in table if r["scorer"] == "lga_eval@1")
-  assert 0 < row["speed_up"] < 200 and (tmp_path / "unit_costs.json").exists()
-  assert "speed-up" in (tmp_path / "summary.txt").read_text()
-  again = search.run_search(c, tmp_path)  # everything is done: same table, nothing rerun
-  assert again == table
-  at_init = c.copy_and_resolve_references()  # no trained scorer: no training set is loaded
-  at_init.scorers = ("lga_eval@0",)
-  at_init.num_seeds = 1
-  only = search.run_search(at_init, tmp_path / "at_init")
-  assert {r["scorer"] for r in only} == {"lga_eval@0"}
-  with pytest.raises(ValueError, match="unknown scorer 'lga@3'"):
-    c2 = search_config.get_config("small")
-    c2.scorers = ("lga@3",)
-    c2.data.name, c2.data.root = "digits16", ""
-    c2.ground_truth.path, c2.ground_truth.arch_column = str(truth_csv), "arch"
-    c2.ground_truth.accuracy_column, c2.ground_truth.index_column = "acc", "idx"
-    search.run_search(c2, tmp_path / "bad")
-
-
-def test_search_on_an_nds_space_stays_in_its_ground_truth(tmp_path, nds_truth_json):
-  """RS and REA over an NDS universe: archs compiled per graph, REA's
-  mutations land on archs that have ground truth."""
-  import csv as csv_lib
-
-  from configs import search as search_config
-  c = search_config.get_config("small,nds_enas")
-  c.ground_truth.path = str(nds_truth_json)
-  c.space.width, c.space.depth = 4, 3
-  c.data.name, c.data.root, c.data.batch_size = "digits16", "", 8
-  c.train.num_images, c.train.batch_size = 32, 32
-  c.scorers, c.num_seeds, c.unit_cost_archs = ("lga_eval@0", "params"), 1, 1
-  c.rs.num_archs, c.rea.population_size, c.rea.max_evals = 2, 2, 4
-  table = search.run_search(c, tmp_path)
-  truth, _ = benchmarks.read_nds_json(nds_truth_json, "enas")
-  runs = list(csv_lib.DictReader(open(tmp_path / "runs.csv")))
-  assert len(runs) == 4 and all(r["best_arch"] in truth and r["compile_s"] == "" for r in runs)
-  hist = list(csv_lib.DictReader(open(tmp_path / "histories" / "rea_params_seed0.csv")))
-  assert len(hist) == 4 and all(h["arch"] in truth for h in hist)
-  best = max(hist, key=lambda h: float(h["score"]))["arch"]
-  assert next(r for r in runs if r["run"] == "rea|params|0")["best_arch"] == best
-  assert "Search on nds_enas" in (tmp_path / "summary.txt").read_text()
-  assert {r["scorer"] for r in table} == {"lga_eval@0", "params"}

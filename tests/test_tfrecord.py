@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from ntkjax import benchmarks, tfrecord
+from ntkjax import ground_truth, tfrecord
 from ntkjax.spaces import nb101
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nasbench101"
@@ -90,13 +90,13 @@ def test_nb101_tfrecord_reader(tmp_path):
   path = tmp_path / "nasbench_only108.tfrecord"
   want = _write_nb101(path)
   for split, k in (("valid", 0), ("test", 1)):
-    gt, specs = benchmarks.read_nb101_tfrecord(path, split=split, check_hash=True, verify_data=True)
+    gt = ground_truth.read_nb101_tfrecord(path, split=split, check_hash=True, verify_data=True); specs = gt.universe
     assert set(gt.accuracy) == set(want) and gt.space == "nb101"
     for key, w in want.items():
       assert gt[key] == pytest.approx(w[k])
       assert specs[key].hash == key and np.array_equal(specs[key].matrix, w[2].matrix)
   with pytest.raises(ValueError, match="no records for 12 epochs"):
-    benchmarks.read_nb101_tfrecord(path, epochs=12)
+    ground_truth.read_nb101_tfrecord(path, epochs=12)
 
 
 def test_nb101_tfrecord_errors_name_file_and_offset(tmp_path):
@@ -105,31 +105,31 @@ def test_nb101_tfrecord_errors_name_file_and_offset(tmp_path):
   raw = path.read_bytes()
   (tmp_path / "cut.tfrecord").write_bytes(raw[:-7])
   with pytest.raises(ValueError, match=r"cut.tfrecord: truncated record at byte \d+"):
-    benchmarks.read_nb101_tfrecord(tmp_path / "cut.tfrecord")
+    ground_truth.read_nb101_tfrecord(tmp_path / "cut.tfrecord")
   flipped = bytearray(raw)
   flipped[40] ^= 0xFF  # inside the first payload
   (tmp_path / "flip.tfrecord").write_bytes(bytes(flipped))
   with pytest.raises(ValueError, match="flip.tfrecord: data CRC mismatch in the record at byte 0"):
-    benchmarks.read_nb101_tfrecord(tmp_path / "flip.tfrecord", verify_data=True)
+    ground_truth.read_nb101_tfrecord(tmp_path / "flip.tfrecord", verify_data=True)
   (tmp_path / "text.tfrecord").write_bytes(b"this is not a tfrecord file at all")
   with pytest.raises(ValueError, match="corrupt record length at byte 0"):
-    benchmarks.read_nb101_tfrecord(tmp_path / "text.tfrecord")
+    ground_truth.read_nb101_tfrecord(tmp_path / "text.tfrecord")
   _write_nb101(tmp_path / "bad_hash.tfrecord", hash_override="0" * 32)
   with pytest.raises(ValueError, match="has hash 0{32} but its spec hashes to"):
-    benchmarks.read_nb101_tfrecord(tmp_path / "bad_hash.tfrecord", check_hash=True)
+    ground_truth.read_nb101_tfrecord(tmp_path / "bad_hash.tfrecord", check_hash=True)
   (tmp_path / "junk.tfrecord").write_bytes(_frame(b'{"not": "a list"}'))
   with pytest.raises(ValueError, match="record 0 is not an NB101 record"):
-    benchmarks.read_nb101_tfrecord(tmp_path / "junk.tfrecord")
+    ground_truth.read_nb101_tfrecord(tmp_path / "junk.tfrecord")
   with pytest.raises(FileNotFoundError, match="missing.tfrecord"):
-    benchmarks.read_nb101_tfrecord(tmp_path / "missing.tfrecord")
+    ground_truth.read_nb101_tfrecord(tmp_path / "missing.tfrecord")
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/data absent")
 def test_nb101_json_readers_on_shared_exports():
-  gt, specs = benchmarks.read_nb101_json(SHARED / "nb101_nasbench_vis_1k.json")
+  gt = ground_truth.read_nb101_json(SHARED / "nb101_nasbench_vis_1k.json"); specs = gt.universe
   assert len(gt) == 1000 and max(gt.accuracy.values()) == pytest.approx(94.67, abs=0.01)
   assert all(specs[k].hash == k for k in list(specs)[:50])
-  fx, _ = benchmarks.read_nb101_json(SHARED / "nb101_naslib_test_fixture_30.json", split="test")
+  fx = ground_truth.read_nb101_json(SHARED / "nb101_naslib_test_fixture_30.json", split="test")
   assert len(fx) == 30 and all(86.5 < v < 93.1 for v in fx.accuracy.values())
   with pytest.raises(ValueError, match="no column '108_final_test_accuracy'"):
-    benchmarks.read_nb101_json(SHARED / "nb101_nasbench_vis_1k.json", split="test")
+    ground_truth.read_nb101_json(SHARED / "nb101_nasbench_vis_1k.json", split="test")

@@ -18,6 +18,7 @@ def _digits(n):
   return ds._replace(images=ds.images[:n], labels=ds.labels[:n])
 
 
+@pytest.mark.slow
 def test_sgd_matches_torch_sgd_with_coupled_weight_decay():
   torch = pytest.importorskip("torch")
   rng = np.random.default_rng(0)
@@ -38,6 +39,7 @@ def test_sgd_matches_torch_sgd_with_coupled_weight_decay():
     train.sgd(schedule="step")
 
 
+@pytest.mark.slow
 def test_two_steps_match_the_official_network_with_torch_sgd():
   torch = pytest.importorskip("torch")
   pytest.importorskip("xautodl")
@@ -89,6 +91,7 @@ def test_training_reduces_loss_and_is_deterministic():
   assert other[0] != hist[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["scan", "loop"])
 def test_remainder_batch_is_trained_and_archs_share_one_compilation(mode):
   ds = _digits(100)  # 3 batches of 32 and one of 4, as PyTorch's drop_last=False
@@ -126,6 +129,7 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
   assert not (tmp_path / "epoch_2.msgpack").exists()  # not kept: only the latest and keep_epochs
 
 
+@pytest.mark.slow
 def test_scan_and_loop_epochs_agree():
   ds = _digits(80)
   net = nb201.Network(C=4, N=1)

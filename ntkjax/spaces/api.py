@@ -1,21 +1,20 @@
 """One interface over the search spaces, for code that scores, trains or
 searches without knowing which space it is in.
 
-Architectures are strings everywhere (CSV rows, ground-truth keys, search
-histories): NB201 arch strings, NB101 graph hashes, ``nds.encode`` strings.
-A space object turns one into a ``Candidate``: the Flax network, the extra
-arguments its ``apply`` takes, and a cache key; candidates with equal keys
-share one compiled function. NB201 passes the ops as data, so all its archs
-share one network, one initialisation and one compilation
-(``shares_variables``, ``shares_compilation``); NB101 and NDS build a
-network per graph, or, for NB101 with ``masked=True``, share one masked
-network and its compilation while each spec keeps its own initialisation.
+``Space`` is the protocol (as optax's ``GradientTransformation`` is for
+optimisers); ``NB201Space``, ``NB101Space`` (per graph or masked) and
+``NDSSpace`` implement it. Architectures are strings everywhere (CSV rows,
+ground-truth keys, search histories): NB201 arch strings, NB101 graph
+hashes, ``nds.encode`` strings. A space turns one into a ``Candidate``: the
+Flax network, the extra arguments its ``apply`` takes, and a cache key;
+candidates with equal keys share one compiled function. ``Instantiator``
+gives archs their variables and jitted functions, built once per cache key.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Hashable, Mapping, NamedTuple
+from typing import Callable, Hashable, Mapping, NamedTuple, Protocol, runtime_checkable
 
 import flax.linen as nn
 import jax
@@ -24,7 +23,7 @@ import numpy as np
 
 from ntkjax.spaces import nb101, nb101_masked, nb201, nds
 
-__all__ = ["Candidate", "Instance", "Instantiator", "NB201Space", "NB101Space", "NDSSpace"]
+__all__ = ["Space", "Candidate", "Instance", "Instantiator", "NB201Space", "NB101Space", "NDSSpace"]
 
 
 class Candidate(NamedTuple):
@@ -33,11 +32,62 @@ class Candidate(NamedTuple):
   cache_key: Hashable  # equal keys: same network structure, one compilation
 
 
+@runtime_checkable
+class Space(Protocol):
+  """A search space as the engine's loops, studies and searches see it.
+
+  Attributes:
+    name: ``'nb201'``, ``'nb101'`` or ``'nds_<space>'``.
+    shares_variables: every arch applies one set of variables (NB201: the
+      ops are data), so one initialisation can serve all archs.
+    shares_compilation: every arch runs one compiled function (NB201,
+      masked NB101); otherwise each graph compiles its own.
+
+  Contract of ``candidate(arch).net``: a Flax module called as
+  ``net.apply(variables, x, *args, train=bool)`` on NHWC images, returning
+  logits [N, C], with a ``couples_samples(train) -> bool`` method (whether
+  BatchNorm's batch statistics make samples interact, which the NTK engine
+  reads). Its final dense layer's parameters live under a module path
+  containing ``"classifier"``: ``ntk``'s ``param_filter='paper_code'``
+  (PyTorch ``weight`` parameters without the classifier) relies on that
+  name. Its parameterised layers are ``ntkjax.layers`` layers (or tap like
+  them), so ``implementation='structured'`` sees every parameter.
+  """
+  name: str
+  shares_variables: bool
+  shares_compilation: bool
+
+  def validate(self, arch: str) -> str:
+    """``arch`` unchanged if it is an architecture of this space, else ValueError."""
+
+  def sample(self, key: jax.Array, n: int) -> list[str]:
+    """``n`` distinct archs, uniform over the space (or its universe)."""
+
+  def mutate(self, key: jax.Array, arch: str) -> str:
+    """A neighbour of ``arch`` (REA's mutation)."""
+
+  def num_params(self, arch: str) -> int:
+    """Trainable parameters, counted as the benchmark counts them."""
+
+  def is_degenerate(self, arch: str) -> bool:
+    """Whether the network's output ignores its input (no input->output path)."""
+
+  def index(self, arch: str) -> int:
+    """A stable integer per arch (keys ``fold_in``; not the benchmark's index)."""
+
+  def benchmark_index(self, arch: str) -> int | None:
+    """The benchmark's own index of ``arch``, where the space has one."""
+
+  def candidate(self, arch: str) -> Candidate:
+    """The network, its extra inputs and its compilation cache key."""
+
+
 class Instance(NamedTuple):
   arch: str
   candidate: Candidate
   variables: dict
   fns: dict            # name -> the factory's function for this candidate's network
+  fresh: bool = False  # the functions were just built: the first call compiles
 
   @property
   def args(self) -> tuple:
@@ -53,41 +103,46 @@ class Instantiator:
   with ``fold_in(key, index)``, except that archs of a space that shares
   variables share one initialisation unless ``init_per_arch`` (the paper's
   code reseeds before every arch). ``release(instance)`` drops a per-graph
-  network's functions and JAX's compilation caches: such executables are
-  used for one arch, and holding them grows host memory with every arch
-  (spaces that share one compilation keep theirs).
+  network's functions; with ``clear_caches=True`` it also clears JAX's
+  compilation caches, which bounds host memory over thousands of per-graph
+  archs in a long run but also drops every other compiled function of the
+  process (so it is off by default: a notebook keeps its own).
   """
 
-  def __init__(self, space, key: jax.Array, sample_input, factories: Mapping[str, Callable], *,
-               init_per_arch: bool = False):
+  def __init__(self, space: Space, key: jax.Array, sample_input, factories: Mapping[str, Callable], *,
+               init_per_arch: bool = False, clear_caches: bool = False):
     self.space, self.key, self.x1 = space, key, sample_input
     self.factories = dict(factories)
     self.init_per_arch = init_per_arch
+    self.clear_caches = clear_caches
     self._built: dict = {}  # cache_key -> {"init": jitted init, name: function}
     self._shared = None
 
-  def functions(self, cand: Candidate) -> dict:
-    if cand.cache_key not in self._built:
-      fns = {name: make(cand.net) for name, make in self.factories.items()}
-      fns["init"] = jax.jit(cand.net.init)
-      self._built[cand.cache_key] = fns
-    return self._built[cand.cache_key]
+  def functions(self, cand: Candidate) -> tuple[dict, bool]:
+    """The candidate's functions, and whether they were built just now."""
+    if cand.cache_key in self._built:
+      return self._built[cand.cache_key], False
+    fns = {name: make(cand.net) for name, make in self.factories.items()}
+    fns["init"] = jax.jit(cand.net.init)
+    self._built[cand.cache_key] = fns
+    return fns, True
 
   def get(self, arch: str, index: int) -> Instance:
     cand = self.space.candidate(arch)
-    fns = self.functions(cand)
+    fns, fresh = self.functions(cand)
     if self.space.shares_variables and not self.init_per_arch:
       if self._shared is None:
         self._shared = fns["init"](self.key, self.x1, *cand.args)
       variables = self._shared
     else:
       variables = fns["init"](jax.random.fold_in(self.key, index), self.x1, *cand.args)
-    return Instance(arch, cand, variables, fns)
+    return Instance(arch, cand, variables, fns, fresh)
 
   def release(self, instance: Instance) -> None:
     if not self.space.shares_compilation:
       self._built.pop(instance.candidate.cache_key, None)
-      jax.clear_caches()
+      if self.clear_caches:
+        jax.clear_caches()
 
 
 def _pick(key: jax.Array, universe: list[str], n: int) -> list[str]:
@@ -109,22 +164,29 @@ def _nearest(key: jax.Array, features: np.ndarray, i: int) -> int:
 
 
 class NB201Space:
+  """NB201 with the ops as data: one network, one initialisation, one
+  compilation for all 15,625 archs. ``official_index`` (a ground truth's
+  ``index``) gives ``benchmark_index``; ``index`` is the lexicographic
+  position (``nb201.ops_to_index``), known without any file."""
   name = "nb201"
   shares_variables = True
   shares_compilation = True
 
   def __init__(self, num_classes: int = 10, *, C: int = 16, N: int = 5, variant: str = "benchmark",
-               init_scheme: str = "torch_default"):
+               init_scheme: str = "torch_default", official_index: Mapping[str, int] | None = None):
     self.net = nb201.Network(num_classes=num_classes, C=C, N=N, variant=variant, init_scheme=init_scheme)
+    self.official_index = dict(official_index or {})
 
   @classmethod
-  def from_network(cls, net: nb201.Network) -> "NB201Space":
+  def from_network(cls, net: nb201.Network, official_index: Mapping[str, int] | None = None) -> "NB201Space":
     space = cls.__new__(cls)
     space.net = net
+    space.official_index = dict(official_index or {})
     return space
 
   def validate(self, arch: str) -> str:
-    return nb201.validate(arch)
+    nb201.validate(arch)
+    return arch
 
   def sample(self, key: jax.Array, n: int) -> list[str]:
     return [nb201.encode(o) for o in nb201.sample(key, n)]
@@ -141,13 +203,17 @@ class NB201Space:
   def index(self, arch: str) -> int:
     return nb201.ops_to_index(arch)
 
+  def benchmark_index(self, arch: str) -> int | None:
+    return self.official_index.get(arch)
+
   def candidate(self, arch: str) -> Candidate:
     return Candidate(self.net, (jnp.asarray(nb201.decode(arch)),), "nb201")
 
 
 class NB101Space:
   """NB101 over a universe of specs keyed by graph hash (the benchmark's:
-  ``benchmarks.read_nb101_json`` / ``read_nb101_tfrecord`` return it).
+  a ground truth's ``universe``, from ``ground_truth.read_nb101_json`` or
+  ``read_nb101_tfrecord``).
 
   ``masked=True`` builds every spec from one ``nb101_masked.MaskedNetwork``
   (one compilation for all specs, each initialised on its own at its real
@@ -220,6 +286,9 @@ class NB101Space:
   def index(self, arch: str) -> int:
     return self._position[self.validate(arch)]
 
+  def benchmark_index(self, arch: str) -> int | None:
+    return None  # NB101 is keyed by graph hash; it has no index
+
   def candidate(self, arch: str) -> Candidate:
     spec = self.specs[self.validate(arch)]
     if self.masked:
@@ -242,8 +311,9 @@ class NDSSpace:
 
   def __init__(self, space: str, num_classes: int = 10, *, archs: Mapping[str, nds.Arch] | None = None,
                width: int | None = None, depth: int | None = None, init_scheme: str = "torch_default",
-               op_affine: bool = True):
+               op_affine: bool = True, record_index: Mapping[str, int] | None = None):
     self.space = nds.validate_space(space)
+    self.record_index = dict(record_index or {})
     self.name = f"nds_{space}"
     self.universe = sorted(archs) if archs else None
     self._position = {a: i for i, a in enumerate(self.universe or ())}
@@ -296,6 +366,9 @@ class NDSSpace:
     if arch in self._position:
       return self._position[arch]
     return int.from_bytes(hashlib.md5(arch.encode()).digest()[:4], "little") >> 1  # stable across runs
+
+  def benchmark_index(self, arch: str) -> int | None:
+    return self.record_index.get(arch)
 
   def candidate(self, arch: str) -> Candidate:
     return Candidate(nds.Network(self._built(arch), **self.kw), (),

@@ -19,8 +19,8 @@ layer. Convolutions have no bias; BN uses TensorFlow's decay 0.997
 (PyTorch momentum 0.003) and eps 1e-5.
 
 The spec is a module attribute because shapes differ between specs: each
-graph structure compiles once, and ``compiled`` caches jitted functions by
-structure.
+graph structure compiles once (``spaces.api.Instantiator`` caches its
+jitted functions); ``nb101_masked`` runs every spec in one network.
 """
 
 from __future__ import annotations
@@ -35,10 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntkjax import layers
-from ntkjax.spaces import cached_jit
 
 __all__ = ["OPS", "INPUT", "OUTPUT", "MAX_VERTICES", "MAX_EDGES", "Spec", "vertex_channels",
-           "num_params", "Sizes", "Network", "skeleton", "compiled"]
+           "num_params", "Sizes", "Network", "skeleton"]
 
 INPUT, OUTPUT = "input", "output"
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -266,9 +265,3 @@ def skeleton(net, x, train: bool, module: Callable) -> jax.Array:
       c_in = c
   y = jnp.mean(y, axis=(1, 2))
   return layers.Dense(c, net.num_classes, init_scheme=net.init_scheme, name="classifier")(y)
-
-
-def compiled(factory: Callable[[nn.Module], Callable], spec: Spec, **net_kwargs) -> Callable:
-  """``jax.jit(factory(Network(spec, **net_kwargs)))``, cached by the spec's
-  structure and the kwargs, so scoring a spec again does not recompile."""
-  return cached_jit(factory, Network, spec, (spec.matrix.tobytes(), spec.matrix.shape, spec.ops), **net_kwargs)

@@ -28,12 +28,12 @@ at stride 2 is a FactorizedReduce, ``none`` is zero. BN is PyTorch's
 An architecture is an ``Arch``: the genotype plus the network's width C and
 depth (NDS samples both), written as a string by ``encode`` (``decode`` parses
 and validates it). The genotype decides the graph, so the network is built
-per genotype and ``compiled`` caches jitted functions by architecture.
+per genotype (``spaces.api.Instantiator`` caches its jitted functions).
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -41,10 +41,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntkjax import layers
-from ntkjax.spaces import cached_jit, host_rng
 
 __all__ = ["SPACES", "WIDTHS", "DEPTHS", "Space", "Genotype", "Arch", "DARTS_V2", "validate", "loose_ends", "encode",
-           "decode", "sample", "mutate", "num_params", "Network", "compiled", "from_naslib_compact"]
+           "decode", "sample", "mutate", "num_params", "Network", "from_naslib_compact"]
+
+
+def _host_rng(key: jax.Array) -> np.random.Generator:
+  """A NumPy generator seeded by a JAX key, for the host-side choices of the
+  sampler and mutation (variable-length picks that need no device)."""
+  return np.random.default_rng(np.asarray(jax.random.key_data(key)).astype(np.uint32))
 
 
 class Space(NamedTuple):
@@ -180,7 +185,7 @@ def decode(text: str, space: str | None = None) -> Arch:
 
 
 def _sample_cell(key, sp: Space) -> tuple[Pairs, tuple[int, ...]]:
-  rng = host_rng(key)
+  rng = _host_rng(key)
   pairs = []
   for node in range(sp.num_nodes):
     inputs = rng.choice(2 + node, size=2, replace=not sp.distinct_inputs)
@@ -204,7 +209,7 @@ def sample(key: jax.Array, space: str, n: int, *, width: int | None = None,
   for k in range(n):
     k_n, k_r, k_w = jax.random.split(jax.random.fold_in(key, k), 3)
     (nm, nc), (rd, rc) = _sample_cell(k_n, sp), _sample_cell(k_r, sp)
-    rng = host_rng(k_w)
+    rng = _host_rng(k_w)
     w = width if width is not None else int(rng.choice(WIDTHS))
     d = depth if depth is not None else int(rng.choice(DEPTHS))
     out.append(Arch(Genotype(nm, nc, rd, rc), w, d))
@@ -221,7 +226,7 @@ def mutate(key: jax.Array, arch: Arch, space: str) -> Arch:
   """One change in one cell: a different op, or a different input, on one
   pair (the concat list follows when the space uses loose ends)."""
   sp = SPACES[validate_space(space)]
-  rng = host_rng(key)
+  rng = _host_rng(key)
   g = arch.genotype
   cell = int(rng.integers(2))
   pairs = list(g.reduce if cell else g.normal)
@@ -433,12 +438,6 @@ def num_params(arch: Arch, num_classes: int = 10, *, auxiliary: bool = False, op
     concat = g.reduce_concat if reduction else g.normal_concat
     total += _aux_head_params(len(concat) * c, num_classes)
   return total
-
-
-def compiled(factory: Callable[[nn.Module], Callable], arch: Arch, **net_kwargs) -> Callable:
-  """``jax.jit(factory(Network(arch, **net_kwargs)))``, cached by
-  architecture and kwargs, so scoring an arch again does not recompile."""
-  return cached_jit(factory, Network, arch, arch, **net_kwargs)
 
 
 def from_naslib_compact(compact: Sequence, *, width: int = 32, depth: int = 8) -> Arch:

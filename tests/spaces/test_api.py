@@ -69,14 +69,15 @@ NB101_VIS = pathlib.Path(__file__).resolve().parents[3] / "shared/data/nasbench1
 
 @pytest.mark.skipif(not NB101_VIS.exists(), reason="../shared/data absent")
 def test_nb101_mutation_within_a_benchmark_sample():
-  from ntkjax import benchmarks
-  _, specs = benchmarks.read_nb101_json(NB101_VIS, split="valid", epochs=108)
+  from ntkjax import ground_truth
+  specs = ground_truth.read_nb101_json(NB101_VIS, split="valid", epochs=108).universe
   space = api.NB101Space(specs)
   for k, h in enumerate(space.universe[:20]):  # 1,000 of 423k specs: random single edits miss them
     child = space.mutate(jax.random.key(k), h)
     assert child in specs and child != h
 
 
+@pytest.mark.slow
 def test_instantiator_shares_nb201_and_releases_per_graph_networks():
   import jax.numpy as jnp
   built = []

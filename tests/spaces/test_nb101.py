@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ntkjax import ntk
-from ntkjax.spaces import nb101
+from ntkjax.spaces import api, nb101
 
 SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "nasbench101"
 VIS_1K = SHARED / "nb101_nasbench_vis_1k.json"
@@ -105,6 +105,7 @@ def test_network_parameters_equal_the_count(spec):
   assert sum(np.prod(s.shape) for s in jax.tree.leaves(shapes["params"])) == nb101.num_params(spec)
 
 
+@pytest.mark.slow
 def test_small_network_runs_and_compiles_once_per_spec():
   kw = dict(stem_channels=8, num_stacks=2, modules_per_stack=1)
   x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
@@ -115,10 +116,11 @@ def test_small_network_runs_and_compiles_once_per_spec():
       traces.append(1)
       return ntk.empirical_ntk_fn(net, bn="train")(v, xs)
     return f
+  space = api.NB101Space({s.hash: s for s in (SKIP, INCEPTION)}, **kw)
+  pool = api.Instantiator(space, jax.random.key(0), x[:1], {"ntk": lambda net: jax.jit(factory(net))})
   for spec in (SKIP, INCEPTION, SKIP):
-    net = nb101.Network(spec, **kw)
-    v = net.init(jax.random.key(0), x[:1])
-    assert net.apply(v, x).shape == (4, 10)
-    k = nb101.compiled(factory, spec, **kw)(v, x)
+    inst = pool.get(spec.hash, 0)
+    assert inst.candidate.net.apply(inst.variables, x).shape == (4, 10)
+    k = inst.fns["ntk"](inst.variables, x)
     assert k.shape == (4, 4) and np.all(np.isfinite(k)) and np.allclose(k, k.T, rtol=1e-4)
   assert len(traces) == 2  # SKIP scored twice, compiled once

@@ -27,6 +27,7 @@ def _per_graph(spec, train_stats: bool):
   return net, v
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bn", ["eval", "train"])
 def test_masked_network_computes_each_spec_with_one_compilation(bn):
   net = masked.MaskedNetwork(**KW)
@@ -83,6 +84,7 @@ def test_encode_and_embed_errors_name_the_mismatch():
     masked.embed(CHAIN, stray, mv)
 
 
+@pytest.mark.slow
 def test_masked_space_shares_one_network_and_initialises_per_spec():
   specs = {s.hash: s for s in SPECS}
   space = api.NB101Space(specs, stem_channels=4, num_stacks=2, modules_per_stack=1, masked=True)
@@ -99,6 +101,7 @@ def test_masked_space_shares_one_network_and_initialises_per_spec():
   assert api.NB101Space(specs).shares_compilation is False
 
 
+@pytest.mark.slow
 def test_training_the_masked_network_trains_the_spec():
   """An SGD epoch (weight decay, momentum, train-mode BN) moves the embedded
   blocks exactly as it moves the per-graph network, and the padding stays zero."""

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from ntkjax import initializers, spaces
-from ntkjax.spaces import nb201
+from ntkjax import initializers
+from ntkjax.spaces import nb101, nb201
 
 SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
 PARAMS_CSV = SHARED / "nasbench201/v1x/nb201_v1x_naswot_cifar10_params_jacov.csv"
@@ -92,10 +92,13 @@ def test_ops_to_index_inverts_index_to_ops_and_matches_all_archs():
     assert nb201.ops_to_index(nb201.index_to_ops(i)) == i
 
 
-def test_registry():
-  assert spaces.get("nb201") is nb201
-  with pytest.raises(ValueError, match="nb999.*nb201"):
-    spaces.get("nb999")
+def test_every_space_implements_the_protocol():
+  from ntkjax.spaces import api
+  spec = nb101.Spec.create([[0, 1], [0, 0]], ["input", "output"])
+  for space in (api.NB201Space(C=4, N=1), api.NB101Space({spec.hash: spec}), api.NDSSpace("pnas")):
+    assert isinstance(space, api.Space)
+    arch = space.sample(jax.random.key(0), 1)[0]
+    assert space.validate(arch) == arch and isinstance(space.num_params(arch), int)
 
 
 # ---- parameter counts ------------------------------------------------------
@@ -151,6 +154,7 @@ def test_network_rejects_bad_inputs():
     nb201.Network(C=4, N=1, init_scheme="bogus").init(jax.random.key(0), jnp.zeros((2, 8, 8, 3)), ops)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("select", nb201.SELECTS)
 @pytest.mark.parametrize("train", [False, True])
 def test_traced_ops_equal_static_network(select, train):
@@ -224,6 +228,7 @@ def test_init_schemes_have_expected_scale(scheme):
 
 # ---- official PyTorch network -------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", nb201.VARIANTS)
 def test_matches_official_pytorch_network(variant):
   torch = pytest.importorskip("torch")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ntkjax import ntk
-from ntkjax.spaces import nds
+from ntkjax.spaces import api, nds
 
 NB301 = (pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "nasbench301_darts_space"
          / "naslib_zc_nasbench301_725.json")
@@ -95,6 +95,7 @@ def test_space_checks():
     nds.sample(jax.random.key(0), "nope", 1)
 
 
+@pytest.mark.slow
 def test_network_count_and_shapes_for_every_op():
   # One genotype that uses every op, in normal and reduction cells, at both strides.
   ops = sorted(nds.ALL_OPS - {"none"}) + ["none"]
@@ -110,6 +111,7 @@ def test_network_count_and_shapes_for_every_op():
   assert y.shape == (2, 10) and np.all(np.isfinite(y))
 
 
+@pytest.mark.slow
 def test_small_network_ntk_compiles_once_per_arch():
   archs = nds.sample(jax.random.key(2), "darts", 2, width=4, depth=3)
   x = jax.random.normal(jax.random.key(1), (3, 8, 8, 3))
@@ -120,13 +122,16 @@ def test_small_network_ntk_compiles_once_per_arch():
       traces.append(1)
       return ntk.empirical_ntk_fn(net, bn="eval")(v, xs)
     return f
+  space = api.NDSSpace("darts", archs={nds.encode(a): a for a in archs})
+  pool = api.Instantiator(space, jax.random.key(0), x[:1], {"ntk": lambda net: jax.jit(factory(net))})
   for arch in (archs[0], archs[1], archs[0]):
-    v = nds.Network(arch).init(jax.random.key(0), x[:1])
-    k = nds.compiled(factory, arch)(v, x)
+    inst = pool.get(nds.encode(arch), 0)
+    k = inst.fns["ntk"](inst.variables, x)
     assert k.shape == (3, 3) and np.all(np.isfinite(k)) and np.allclose(k, k.T, rtol=1e-4)
   assert len(traces) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", sorted(nds.SPACES))
 def test_logits_match_the_nni_pytorch_network(space):
   torch = pytest.importorskip("torch")

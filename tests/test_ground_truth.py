@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from ntkjax import benchmarks, pickles
+from ntkjax import ground_truth, pickles
 from ntkjax.spaces import nb201
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201"
@@ -27,7 +27,7 @@ needs_shared = pytest.mark.skipif(not NATS_SAMPLE.exists(), reason="../shared/da
     ("cifar100", "CIFAR100TestAccuracy200Epochs"),
     ("ImageNet16-120", "ImageNetTestAccuracy200Epochs")])
 def test_nats_simple_matches_the_nats_csv_export(dataset, column):
-  gt = benchmarks.read_nats_simple(NATS_SAMPLE, dataset=dataset, split="test")
+  gt = ground_truth.read_nats_simple(NATS_SAMPLE, dataset=dataset, split="test")
   rows = list(csv.DictReader(open(SHARED / "nats_tss" / "nb201_nats_tss_test_acc_200ep_avg_all3.csv")))
   assert sorted(gt.index.values()) == [0, 11, 284]
   for arch, i in gt.index.items():
@@ -39,7 +39,7 @@ def test_nats_simple_matches_the_nats_csv_export(dataset, column):
 def test_nats_simple_cifar10_valid_both_splits():
   rows = list(csv.DictReader(open(SHARED / "nats_tss" / "nb201_nats_tss_cifar10valid_avg_full_metrics.csv")))
   for split, column in (("test", "test-accuracy"), ("valid", "valid-accuracy")):
-    gt = benchmarks.read_nats_simple(NATS_SAMPLE, dataset="cifar10-valid", split=split, indices=[11, 284])
+    gt = ground_truth.read_nats_simple(NATS_SAMPLE, dataset="cifar10-valid", split=split, indices=[11, 284])
     for arch, i in gt.index.items():
       assert gt[arch] == pytest.approx(float(rows[i][column]), abs=1e-6)
   assert gt.arch_of(11) == rows[11]["arch_str"]
@@ -47,7 +47,7 @@ def test_nats_simple_cifar10_valid_both_splits():
 
 @needs_shared
 def test_v1x_csv_reader():
-  gt = benchmarks.read_csv(V1X, arch_column="cellstr", accuracy_column="test_top1",
+  gt = ground_truth.read_csv(V1X, arch_column="cellstr", accuracy_column="test_top1",
                            index_column="arch", dataset="cifar10")
   assert len(gt) == 15625
   best = max(gt.accuracy, key=gt.accuracy.get)
@@ -78,27 +78,27 @@ def _write_nats(directory, records, archs=None):
 def test_nats_fixture_seed_mean_and_errors(tmp_path):
   d = tmp_path / "NATS-tss-v1_0-3ffb9-simple"
   archs = _write_nats(d, {3: [80.0, 82.0, 84.0], 7: [50.0, 60.0]})
-  gt = benchmarks.read_nats_simple(d)
+  gt = ground_truth.read_nats_simple(d)
   assert gt[archs[3]] == pytest.approx(82.0) and gt[archs[7]] == pytest.approx(55.0)
-  assert benchmarks.read_nats_simple(d, split="valid")[archs[3]] == pytest.approx(81.0)
+  assert ground_truth.read_nats_simple(d, split="valid")[archs[3]] == pytest.approx(81.0)
   with pytest.raises(KeyError, match="not in the ground truth"):
     gt[archs[4]]
   with pytest.raises(ValueError, match="nor_conv_5x5"):
     gt["|nor_conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
   with pytest.raises(FileNotFoundError, match="000009.pickle.pbz2"):
-    benchmarks.read_nats_simple(d, indices=[3, 9])
+    ground_truth.read_nats_simple(d, indices=[3, 9])
   with pytest.raises(ValueError, match="cifar100 results"):
-    benchmarks.read_nats_simple(d, dataset="cifar100")
+    ground_truth.read_nats_simple(d, dataset="cifar100")
   with pytest.raises(ValueError, match="cifar10 has no split 'valid'"):
-    benchmarks.read_nats_simple(d, dataset="cifar10", split="valid")
+    ground_truth.read_nats_simple(d, dataset="cifar10", split="valid")
   with pytest.raises(ValueError, match="hp=12 entry"):
-    benchmarks.read_nats_simple(d, epochs=12)
+    ground_truth.read_nats_simple(d, epochs=12)
   raw = (d / "000007.pickle.pbz2").read_bytes()
   (d / "000007.pickle.pbz2").write_bytes(raw[: len(raw) // 2])
   with pytest.raises(ValueError, match="000007.pickle.pbz2.*truncated"):
-    benchmarks.read_nats_simple(d)
+    ground_truth.read_nats_simple(d)
   with pytest.raises(FileNotFoundError, match="meta.pickle.pbz2"):
-    benchmarks.read_nats_simple(tmp_path)
+    ground_truth.read_nats_simple(tmp_path)
 
 
 def test_nats_mismatched_arch_and_unsafe_pickle(tmp_path):
@@ -109,7 +109,7 @@ def test_nats_mismatched_arch_and_unsafe_pickle(tmp_path):
   with bz2.open(d / "meta.pickle.pbz2", "wb") as f:
     pickle.dump({"meta_archs": swapped}, f)
   with pytest.raises(ValueError, match="000005.pickle.pbz2: holds arch 5"):
-    benchmarks.read_nats_simple(d)
+    ground_truth.read_nats_simple(d)
 
   class Evil:
     def __reduce__(self):
@@ -117,7 +117,7 @@ def test_nats_mismatched_arch_and_unsafe_pickle(tmp_path):
   with bz2.open(d / "meta.pickle.pbz2", "wb") as f:
     pickle.dump({"meta_archs": Evil()}, f)
   with pytest.raises(pickles.UnsafePickleError, match="builtins.print"):
-    benchmarks.read_nats_simple(d)
+    ground_truth.read_nats_simple(d)
 
 
 def test_csv_errors_name_file_line_and_column(tmp_path):
@@ -125,36 +125,36 @@ def test_csv_errors_name_file_line_and_column(tmp_path):
   a = nb201.all_archs()
   p.write_text(f"idx,arch,acc\n0,{a[0]},0.5\n1,|bogus~0|+|x|,0.7\n")
   with pytest.raises(ValueError, match=r"gt.csv:3: .*bogus"):
-    benchmarks.read_csv(p, arch_column="arch", accuracy_column="acc")
+    ground_truth.read_csv(p, arch_column="arch", accuracy_column="acc")
   p.write_text(f"idx,arch,acc\n0,{a[0]},0.5\n1,{a[1]},n/a\n")
   with pytest.raises(ValueError, match=r"gt.csv:3: .*n/a"):
-    benchmarks.read_csv(p, arch_column="arch", accuracy_column="acc")
+    ground_truth.read_csv(p, arch_column="arch", accuracy_column="acc")
   with pytest.raises(ValueError, match=r"no column\(s\) \['top1'\]"):
-    benchmarks.read_csv(p, arch_column="arch", accuracy_column="top1")
+    ground_truth.read_csv(p, arch_column="arch", accuracy_column="top1")
   with pytest.raises(FileNotFoundError, match="missing.csv"):
-    benchmarks.read_csv(tmp_path / "missing.csv", arch_column="arch", accuracy_column="acc")
+    ground_truth.read_csv(tmp_path / "missing.csv", arch_column="arch", accuracy_column="acc")
   with pytest.raises(ValueError, match="unknown dataset 'cifar-10'"):
-    benchmarks.read_csv(p, arch_column="arch", accuracy_column="acc", dataset="cifar-10")
+    ground_truth.read_csv(p, arch_column="arch", accuracy_column="acc", dataset="cifar-10")
   p.write_text(f"idx,arch,acc\n0,{a[0]},0.5\n1,{a[1]},0.25\n")
-  gt = benchmarks.read_csv(p, arch_column="arch", accuracy_column="acc", index_column="idx")
+  gt = ground_truth.read_csv(p, arch_column="arch", accuracy_column="acc", index_column="idx")
   assert gt[a[1]] == 25.0 and gt.arch_of(1) == a[1]  # fractions become percent
 
 
 def test_deciles_partition_by_accuracy():
   archs = nb201.all_archs()[:1003]
   acc = dict(zip(archs, np.random.default_rng(0).permutation(1003).astype(float)))
-  gt = benchmarks.GroundTruth(acc, {}, "cifar10-valid", "test", 200, "synthetic")
-  ds = benchmarks.deciles(gt)
+  gt = ground_truth.GroundTruth(acc, {}, "cifar10-valid", "test", 200, "synthetic")
+  ds = ground_truth.deciles(gt)
   assert sum(map(len, ds)) == 1003 and all(100 <= len(d) <= 101 for d in ds)
   for lo, hi in zip(ds, ds[1:]):
     assert max(acc[a] for a in lo) < min(acc[a] for a in hi)
-  picks = benchmarks.sample_per_decile(jax.random.key(0), gt, 20)
+  picks = ground_truth.sample_per_decile(jax.random.key(0), gt, 20)
   assert [len(p) for p in picks] == [20] * 10
   for p, d in zip(picks, ds):
     assert set(p) <= set(d)
-  assert picks == benchmarks.sample_per_decile(jax.random.key(0), gt, 20)
+  assert picks == ground_truth.sample_per_decile(jax.random.key(0), gt, 20)
   with pytest.raises(ValueError, match="fewer than 200"):
-    benchmarks.sample_per_decile(jax.random.key(0), gt, 200)
+    ground_truth.sample_per_decile(jax.random.key(0), gt, 200)
 
 
 # ----------------------------------------------------------------------------- NDS / NB301
@@ -171,7 +171,7 @@ def test_nds_json_list_and_top_mid(tmp_path):
   (tmp_path / "list.json").write_text(json.dumps(recs))
   (tmp_path / "topmid.json").write_text(json.dumps({"top": recs[:1], "mid": recs[1:]}))
   for name in ("list.json", "topmid.json"):
-    truth, archs = benchmarks.read_nds_json(tmp_path / name, "enas")
+    truth = ground_truth.read_nds_json(tmp_path / name, "enas"); archs = truth.universe
     assert truth[nds.encode(a)] == 92.5 and truth[nds.encode(b)] == 90.0
     assert archs[nds.encode(a)] == a and truth.index[nds.encode(b)] == 1 and truth.space == "nds_enas"
 
@@ -185,18 +185,18 @@ def test_nds_json_errors_name_the_file_and_record(tmp_path, content, message):
   f = tmp_path / "bad.json"
   f.write_text(content)
   with pytest.raises(ValueError, match=message):
-    benchmarks.read_nds_json(f, "enas")
+    ground_truth.read_nds_json(f, "enas")
 
 
 def test_nds_json_rejects_ops_outside_the_space(tmp_path):
   from ntkjax.spaces import nds
   f = tmp_path / "darts.json"
   f.write_text(json.dumps([_nds_record(nds.DARTS_V2)]))
-  assert len(benchmarks.read_nds_json(f, "darts")[0]) == 1
+  assert len(ground_truth.read_nds_json(f, "darts")) == 1
   with pytest.raises(ValueError, match="record 0 is not a valid enas"):
-    benchmarks.read_nds_json(f, "enas")
+    ground_truth.read_nds_json(f, "enas")
   with pytest.raises(FileNotFoundError):
-    benchmarks.read_nds_json(tmp_path / "missing.json", "darts")
+    ground_truth.read_nds_json(tmp_path / "missing.json", "darts")
 
 
 NB301 = SHARED.parent / "nasbench301_darts_space" / "naslib_zc_nasbench301_725.json"
@@ -204,7 +204,7 @@ NB301 = SHARED.parent / "nasbench301_darts_space" / "naslib_zc_nasbench301_725.j
 
 @pytest.mark.skipif(not NB301.exists(), reason="../shared/data absent")
 def test_nb301_naslib_cells():
-  truth, archs = benchmarks.read_nb301_naslib(NB301)
+  truth = ground_truth.read_nb301_naslib(NB301); archs = truth.universe
   assert len(truth) == len(archs) == 725 and truth.space == "nds_darts"
   acc = np.array(list(truth.accuracy.values()))
   assert 91.2 < acc.min() < acc.max() < 94.5

@@ -1,0 +1,184 @@
+"""NTK metrics per architecture: the jitted score function and the
+resumable loop that appends one results row per architecture.
+
+``score_fn`` builds one jitted function that computes every metric in the
+given BN modes for a network (NB201's ops are data, so it compiles once for
+every architecture; NB101 and NDS compile once per graph).
+``score_architectures`` runs it over a list of architectures of a
+``spaces.api.Space``, appending one CSV row per architecture as it goes and
+skipping rows already present, and returns typed ``ArchScore`` rows.
+
+A row is ``nonfinite`` when a kernel has a non-finite entry (float32
+overflow, e.g. Gaussian init at full size) or a metric is NaN. Its values are
+kept as computed (under ``compat='paper_code'`` the official code's
+substitutes, e.g. LGA 1e-4), and summaries leave such rows out.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from ntkjax import metrics, ntk
+from ntkjax.progress import Progress
+from ntkjax.results import ResultsCSV
+from ntkjax.spaces import api
+
+__all__ = ["METRICS", "BN_MODES", "ARCH_FIELDS", "MetricKey", "metric_keys", "metric_columns", "ArchScore",
+           "arch_fields", "score_fn", "score_architectures"]
+
+METRICS = ("fnorm", "mean", "ncn", "lga")
+BN_MODES = ("train", "eval")
+ARCH_FIELDS = ("arch", "position", "benchmark_index", "seed", "params", "degenerate", "nonfinite")
+
+
+class MetricKey(NamedTuple):
+  """A metric in a BN mode; its results column is ``'<metric>_<bn>'``."""
+  metric: str
+  bn: str
+
+  @property
+  def column(self) -> str:
+    return f"{self.metric}_{self.bn}"
+
+  @classmethod
+  def parse(cls, column: str) -> "MetricKey":
+    """The key of a results column such as ``'lga_eval'``."""
+    for key in metric_keys():
+      if key.column == column:
+        return key
+    raise ValueError(f"unknown metric column {column!r}; known: {', '.join(metric_columns())}")
+
+
+def metric_keys(bn_modes: Sequence[str] = BN_MODES) -> tuple[MetricKey, ...]:
+  bad = [b for b in bn_modes if b not in BN_MODES]
+  if bad:
+    raise ValueError(f"unknown BN mode {bad[0]!r}; known: {', '.join(BN_MODES)}")
+  return tuple(MetricKey(m, bn) for bn in bn_modes for m in METRICS)
+
+
+def metric_columns(bn_modes: Sequence[str] = BN_MODES) -> list[str]:
+  return [k.column for k in metric_keys(bn_modes)]
+
+
+class ArchScore(NamedTuple):
+  """One scored architecture: a results row, typed."""
+  arch: str
+  position: int                 # position in the scored list (keys fold_in with init_per_arch)
+  benchmark_index: int | None   # the benchmark's own index (NB201's official index), if known
+  seed: int
+  params: int
+  degenerate: bool
+  nonfinite: bool
+  values: Mapping[str, float]   # metric column -> value
+  seconds: float
+
+  @classmethod
+  def from_row(cls, row: Mapping[str, str], columns: Sequence[str]) -> "ArchScore":
+    return cls(row["arch"], int(row["position"]), _optional_int(row["benchmark_index"]), int(row["seed"]),
+               int(row["params"]), bool(int(row["degenerate"])), bool(int(row["nonfinite"])),
+               {c: float(row[c]) for c in columns}, float(row["seconds"]))
+
+
+def _optional_int(text: str) -> int | None:
+  return int(text) if text else None
+
+
+def arch_fields(arch: str, position: int, seed: int, space: api.Space, *, nonfinite: bool) -> dict:
+  """The leading columns (``ARCH_FIELDS``) of an architecture's results row."""
+  index = space.benchmark_index(arch)
+  return {"arch": arch, "position": position, "benchmark_index": "" if index is None else index, "seed": seed,
+          "params": space.num_params(arch), "degenerate": int(space.is_degenerate(arch)),
+          "nonfinite": int(nonfinite)}
+
+
+def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
+             **ntk_kwargs) -> Callable:
+  """``f(variables, x, labels, *args) -> {'<metric>_<bn>': scalar,
+  'finite_<bn>': bool}``; ``args`` are the network's extra inputs (NB201: the
+  op array), ``finite_<bn>`` says whether every kernel entry is finite.
+
+  ``ntk_kwargs`` go to ``ntk.empirical_ntk_fn`` (reduction, param_filter,
+  implementation, chunk_size, ...). The kernels and the metrics are two
+  jitted functions: the kernels' executable holds no host callback, so JAX's
+  persistent compilation cache (``jax_compilation_cache_dir``) can keep it
+  across processes; the metrics' (float64 eigenvalues on the host) is small.
+  """
+  metric_keys(bn_modes)
+  kernel_fns = {bn: ntk.empirical_ntk_fn(net, bn=bn, **ntk_kwargs) for bn in bn_modes}
+
+  @jax.jit
+  def kernels(variables, x, *args):
+    return {bn: fn(variables, x, *args) for bn, fn in kernel_fns.items()}
+
+  @jax.jit
+  def of_kernels(ks, labels):
+    out = {}
+    for bn, k in ks.items():
+      out[f"fnorm_{bn}"] = metrics.frobenius_norm(k)
+      out[f"mean_{bn}"] = metrics.mean(k)
+      out[f"ncn_{bn}"] = metrics.negative_condition_number(k, compat=compat)
+      out[f"lga_{bn}"] = metrics.label_gradient_alignment(k, labels, compat=compat)
+      out[f"finite_{bn}"] = jnp.isfinite(k).all()
+    return out
+
+  def f(variables, x, labels, *args):
+    return of_kernels(kernels(variables, x, *args), labels)
+  return f
+
+
+def _is_nonfinite(values: Mapping[str, float], bn_modes) -> bool:
+  kernels_finite = all(bool(values[f"finite_{bn}"]) for bn in bn_modes)
+  return not kernels_finite or any(math.isnan(float(values[c])) for c in metric_columns(bn_modes))
+
+
+def score_architectures(
+    results_path, archs: Sequence[str], *, space: api.Space, images, labels, key: jax.Array,
+    init_per_arch: bool = False, seed: int = 0, bn_modes: Sequence[str] = BN_MODES,
+    compat: str = "ntkjax", progress: Progress | None = None, clear_caches: bool = False,
+    **ntk_kwargs) -> list[ArchScore]:
+  """Scores ``archs`` of ``space``, appending one row each to the CSV at
+  ``results_path``; archs already there are not scored again.
+
+  Args:
+    archs: architecture strings of ``space``; a row's ``position`` is the
+      arch's position in this list.
+    images, labels: the minibatch [N, H, W, 3] and [N].
+    key: init key. With ``init_per_arch`` each architecture gets
+      ``fold_in(key, position)``; otherwise archs of a space that shares
+      variables (NB201) share one initialisation, as the paper's code (which
+      reseeds before every architecture) does. Per-graph spaces always
+      initialise per architecture.
+    progress: reports each architecture and the time left.
+    clear_caches: clear JAX's compilation caches after each per-graph arch
+      (bounds host memory over long per-graph runs; ``Instantiator``).
+  Returns:
+    The rows of ``archs``, in order, old and new.
+  """
+  columns = metric_columns(bn_modes)
+  table = ResultsCSV(results_path, list(ARCH_FIELDS) + columns + ["seconds"])
+  todo = [(i, a) for i, a in enumerate(archs) if a not in table.done]
+  if todo:
+    x, y = jnp.asarray(images), jnp.asarray(labels)
+    pool = api.Instantiator(space, key, x[:1], {"score": lambda net: score_fn(
+        net, bn_modes=bn_modes, compat=compat, **ntk_kwargs)}, init_per_arch=init_per_arch,
+        clear_caches=clear_caches)
+    if progress is not None:
+      progress.start(len(archs), already=len(archs) - len(todo))
+    for i, arch in todo:
+      t0 = time.perf_counter()
+      inst = pool.get(arch, i)
+      values = jax.device_get(inst.fns["score"](inst.variables, x, y, *inst.args))
+      seconds = time.perf_counter() - t0
+      row = {**arch_fields(arch, i, seed, space, nonfinite=_is_nonfinite(values, bn_modes)),
+             "seconds": f"{seconds:.3f}", **{c: repr(float(values[c])) for c in columns}}
+      table.append(row)
+      pool.release(inst)
+      if progress is not None:
+        progress.tick(arch, seconds, compiled=inst.fresh, note=f"lga_{bn_modes[-1]}={row[f'lga_{bn_modes[-1]}']}")
+  by_arch = table.by_key()
+  return [ArchScore.from_row(by_arch[a], columns) for a in archs]

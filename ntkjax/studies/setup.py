@@ -1,0 +1,233 @@
+"""What every study sets up from its config, and the shape of its result.
+
+``prepare(config, workdir)`` reads and checks everything a run needs (the
+dataset, the NTK minibatch, the ground truth, the space) *before* it writes
+anything, then locks the workdir (``results.WorkdirLock``), pins the config
+(``config.json``) and records the minibatch (``minibatch.csv``). The other
+helpers turn config sections into engine arguments, so no engine module
+reads a config. A study's ``run(config, workdir)`` returns a ``StudyResult``;
+the launcher (``experiments/launch.py``) prints and writes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+from typing import Callable, Iterator, Mapping, NamedTuple, Protocol, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from ntkjax import data as data_lib
+from ntkjax import ground_truth, ranking, scoring, tracking, train
+from ntkjax.ground_truth import GroundTruth
+from ntkjax.progress import Progress
+from ntkjax.results import WorkdirLock, pin_config
+from ntkjax.spaces import api, nb201
+
+__all__ = ["StudyResult", "Job", "prepare", "truth_from_config", "space_from_config", "ntk_options",
+           "score_options", "training_data", "optimizer", "sample_archs", "require_truth", "progress",
+           "correlate", "official_params", "training", "metric_measure", "track"]
+
+
+class StudyResult(Protocol):
+  """What a study returns; the launcher prints ``summary()`` and writes
+  ``summary.txt``, each table as CSV and each figure as PNG in the workdir."""
+
+  def summary(self) -> str:
+    ...
+
+  def tables(self) -> Mapping[str, tuple[Sequence[Mapping], Sequence[str]]]:
+    """File name -> (rows, columns)."""
+
+  def figures(self) -> Mapping[str, Callable[[pathlib.Path], pathlib.Path]]:
+    """File name -> a function drawing the figure at a path."""
+
+
+class Job(NamedTuple):
+  """What ``prepare`` set up for a study."""
+  workdir: pathlib.Path
+  space: api.Space
+  images: np.ndarray        # the NTK minibatch, normalised [N, H, W, 3]
+  labels: np.ndarray
+  dataset: str
+  num_classes: int
+  truth: GroundTruth | None
+  k_init: jax.Array
+  k_arch: jax.Array
+
+
+def truth_from_config(gt: ml_collections.ConfigDict) -> GroundTruth | None:
+  """The ground truth named by a config's ``ground_truth`` section, or None
+  without a path."""
+  if not gt.path:
+    return None
+  return ground_truth.read(gt.path, format=gt.format, dataset=gt.dataset, split=gt.split, epochs=gt.epochs,
+                           arch_column=gt.arch_column, accuracy_column=gt.accuracy_column,
+                           index_column=gt.index_column or None, release=gt.release,
+                           nds_space=gt.nds_space or None)
+
+
+def space_from_config(sp: ml_collections.ConfigDict, num_classes: int, truth: GroundTruth | None) -> api.Space:
+  """The space named by ``config.space.name``: ``nb201``, ``nb101`` (over the
+  ground truth's specs) or ``nds_<darts|enas|nasnet|amoeba|pnas>`` (over the
+  ground truth's archs when there is one)."""
+  name = sp.name
+  if truth is not None and truth.space != name:
+    raise ValueError(f"space {name!r} cannot be scored against {truth.source}, a ground truth of {truth.space}")
+  index = dict(truth.index) if truth is not None else None
+  if name == "nb201":
+    return api.NB201Space(num_classes, C=sp.C, N=sp.N, variant=sp.variant, init_scheme=sp.init,
+                          official_index=index)
+  if name == "nb101":
+    if truth is None:
+      raise ValueError("space 'nb101' samples from a benchmark's specs: set ground_truth.path and "
+                       "ground_truth.format to 'nb101_json' or 'nb101_tfrecord'")
+    return api.NB101Space(truth.universe, num_classes, stem_channels=sp.stem_channels, num_stacks=sp.num_stacks,
+                          modules_per_stack=sp.modules_per_stack, init_scheme=sp.init, masked=sp.masked)
+  if name.startswith("nds_"):
+    return api.NDSSpace(name[4:], num_classes, archs=truth.universe if truth is not None else None,
+                        width=sp.width, depth=sp.depth, init_scheme=sp.init, op_affine=sp.op_affine,
+                        record_index=index)
+  raise ValueError(f"unknown space {name!r}; use nb201, nb101 or nds_<darts|enas|nasnet|amoeba|pnas>")
+
+
+def _config_dict(config: ml_collections.ConfigDict) -> dict:
+  return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+@contextlib.contextmanager
+def prepare(config: ml_collections.ConfigDict, workdir) -> Iterator[Job]:
+  """Checks the config's data, ground truth and space, then holds the
+  workdir's lock while the study runs, with the config pinned and the
+  minibatch recorded (``minibatch.csv``: index and label)."""
+  workdir = pathlib.Path(workdir)
+  key = jax.random.key(config.seed)
+  k_init, k_data, k_arch = jax.random.split(key, 3)
+  dataset = data_lib.load(config.data.name, config.data.root or None, config.data.split)
+  images, labels, idx = data_lib.select_minibatch(k_data, dataset, config.data.batch_size,
+                                                  first=config.data.first_batch)
+  truth = truth_from_config(config.ground_truth)
+  space = space_from_config(config.space, dataset.num_classes, truth)
+  with WorkdirLock(workdir):
+    pin_config(workdir, _config_dict(config))
+    np.savetxt(workdir / "minibatch.csv", np.stack([idx, labels], 1), fmt="%d", delimiter=",",
+               header="index,label", comments="")
+    yield Job(workdir, space, images, labels, dataset.name, dataset.num_classes, truth, k_init, k_arch)
+
+
+def require_truth(job: Job) -> GroundTruth:
+  """The ground truth ``prepare`` read for ``job``; an error without one."""
+  if job.truth is None:
+    raise ValueError("this study needs ground_truth.path (a CSV, a NATS-tss archive or a benchmark JSON)")
+  return job.truth
+
+
+def ntk_options(config: ml_collections.ConfigDict) -> dict:
+  """``ntk.empirical_ntk_fn`` keyword arguments from ``config.ntk``."""
+  n = config.ntk
+  return dict(reduction=n.reduction, param_filter=n.param_filter, implementation=n.implementation,
+              chunk_size=n.chunk_size)
+
+
+def score_options(config: ml_collections.ConfigDict, job: Job) -> dict:
+  """``scoring.score_architectures`` keyword arguments from the config."""
+  return dict(space=job.space, images=job.images, labels=job.labels, key=job.k_init,
+              init_per_arch=config.space.init_per_arch, seed=config.seed, bn_modes=tuple(config.bn_modes),
+              compat=config.metrics.compat, progress=progress(job.space),
+              clear_caches=config.space.clear_caches, **ntk_options(config))
+
+
+def training_data(config: ml_collections.ConfigDict, key: jax.Array) -> data_lib.Dataset:
+  """The training split, or a seeded subset of ``config.train.num_images``."""
+  ds = data_lib.load(config.data.name, config.data.root or None, config.train.split)
+  n = config.train.num_images
+  if n and n < len(ds.labels):
+    idx = np.sort(np.asarray(jax.random.choice(key, len(ds.labels), (n,), replace=False)))
+    ds = ds._replace(images=ds.images[idx], labels=ds.labels[idx])
+  return ds
+
+
+def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """The paper's SGD from ``config.train``."""
+  t = config.train
+  return train.sgd(t.learning_rate, t.momentum, t.weight_decay)
+
+
+def sample_archs(config: ml_collections.ConfigDict, job: Job) -> list[str]:
+  """``config.space.num_archs`` archs, seeded random or the first official
+  indices, recorded in ``workdir/archs.txt``."""
+  n = config.space.num_archs
+  if config.space.sampling == "random":
+    archs = job.space.sample(job.k_arch, n)
+  elif config.space.sampling == "index_order":  # the paper code's first-n archs
+    truth = require_truth(job)
+    if not truth.index:
+      raise ValueError(f"sampling='index_order' needs official indices; {truth.source} has none "
+                       "(set ground_truth.index_column)")
+    archs = sorted(truth.index, key=truth.index.get)[:n]
+  else:
+    raise ValueError(f"unknown space.sampling {config.space.sampling!r}; use 'random' or 'index_order'")
+  (job.workdir / "archs.txt").write_text("\n".join(archs) + "\n")
+  return archs
+
+
+def progress(space: api.Space, every: int = 1) -> Progress:
+  """Progress reported to the log, the time left predicted from steady
+  archs (or, per graph, from archs that compile)."""
+  return Progress(logging.info, every=every, compiles_each=not space.shares_compilation)
+
+
+def correlate(rows: Sequence, columns: Sequence[str], truth: GroundTruth, *,
+              value: Callable | None = None, **kwargs) -> list[ranking.CorrelationRow]:
+  """``ranking.correlations`` of typed rows (``scoring.ArchScore``, or
+  anything with ``arch``, ``degenerate``, ``nonfinite``); ``value(row,
+  column)`` reads a score (default: ``row.values[column]``, and the
+  ``params`` attribute for ``'params'``)."""
+  value = value or (lambda r, c: r.params if c == "params" else r.values[c])
+  return ranking.correlations([r.arch for r in rows], {c: np.array([value(r, c) for r in rows], np.float64)
+                                                     for c in columns}, truth,
+                              degenerate=np.array([r.degenerate for r in rows], bool),
+                              nonfinite=np.array([r.nonfinite for r in rows], bool), **kwargs)
+
+
+def official_params(job: Job) -> Callable[[str], int]:
+  """The benchmark's own parameter count of an arch: NB201's official
+  network (C=16, N=5, the benchmark variant) whatever network is scored;
+  other spaces count in the space's network."""
+  if job.space.name == "nb201":
+    return lambda a: nb201.num_params(a, job.num_classes)
+  return job.space.num_params
+
+
+def training(config: ml_collections.ConfigDict, job: Job) -> tuple[data_lib.Dataset, jax.Array]:
+  """The training set of ``config.train`` and the training key (both derived
+  from ``fold_in(k_init, 1)``, so studies that train agree)."""
+  k_data, k_train = jax.random.split(jax.random.fold_in(job.k_init, 1))
+  return training_data(config, k_data), k_train
+
+
+def metric_measure(config: ml_collections.ConfigDict, job: Job) -> tuple[Callable, list[str]]:
+  """``tracking.track``'s ``make_measure`` for the four metrics in
+  ``config.bn_modes`` on the job's minibatch, and the names it measures."""
+  x, y = jax.numpy.asarray(job.images), jax.numpy.asarray(job.labels)
+
+  def make_measure(net):
+    f = scoring.score_fn(net, bn_modes=tuple(config.bn_modes), compat=config.metrics.compat,
+                         **ntk_options(config))
+    return lambda v, inst: f(v, x, y, *inst.args)
+  return make_measure, scoring.metric_columns(config.bn_modes)
+
+
+def track(config: ml_collections.ConfigDict, job: Job, archs: Sequence[str], ts: Sequence[int],
+          make_measure: Callable, names: Sequence[str], train_data: data_lib.Dataset, key: jax.Array,
+          name: str = "results.csv") -> list[tracking.TrackedArch]:
+  """``tracking.track`` with the config's optimiser, batch size and init."""
+  return tracking.track(job.workdir / name, archs, space=job.space, init_key=job.k_init, train_data=train_data,
+                        ts=ts, make_measure=make_measure, names=names, key=key, tx=optimizer(config),
+                        init_per_arch=config.space.init_per_arch, batch_size=config.train.batch_size,
+                        seed=config.seed, progress=progress(job.space), clear_caches=config.space.clear_caches)

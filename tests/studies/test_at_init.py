@@ -1,0 +1,150 @@
+"""The at-initialisation studies end to end on tiny networks: score,
+rank_correlation, deciles, init_schemes (and the score job on NB101 and
+NDS by config alone)."""
+
+import csv
+
+import jax
+import numpy as np
+import pytest
+
+from configs import deciles as deciles_config
+from configs import init_schemes as init_config
+from configs import rank_correlation as rc_config
+from configs import score as score_config
+from experiments import launch
+from ntkjax import ground_truth, scoring
+from ntkjax.spaces import nb101, nb201, nds
+from ntkjax.studies import deciles, init_schemes, rank_correlation, score
+from tests.conftest import SHARED, needs_shared
+
+pytestmark = pytest.mark.slow
+
+
+def test_score_job_writes_rows_resumes_and_refuses_another_config(tmp_path, tiny):
+  c = tiny(score_config.get_config("small"))
+  c.space.num_archs = 3
+  result = score.run(c, tmp_path)
+  rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+  assert len(rows) == 3 and [r["arch"] for r in rows] == [s.arch for s in result.scores]
+  for r in result.scores:
+    assert -1 <= r.values["lga_eval"] <= 1 and r.values["ncn_eval"] <= -1 and not r.nonfinite
+    assert r.params == nb201.num_params(r.arch, 10, C=4, N=1)
+  assert "lga_eval" in result.summary()
+  again = score.run(c, tmp_path)  # all on disk: the same rows
+  assert again.scores == result.scores
+  c.seed = 1
+  with pytest.raises(ValueError, match="different config"):
+    score.run(c, tmp_path)
+
+
+def test_score_job_with_ground_truth_gives_kendall_tau(tmp_path, tiny, truth_csv):
+  c = tiny(score_config.get_config("small"))
+  c.space.num_archs = 4
+  result = score.run(c, tmp_path)
+  assert "tau" in result.summary() and "rho" in result.summary()
+  assert all(r.benchmark_index is not None for r in result.scores)  # the official index, from the truth
+  idx = {r["arch"]: int(r["idx"]) for r in csv.DictReader(open(truth_csv))}
+  assert [r.benchmark_index for r in result.scores] == [idx[r.arch] for r in result.scores]
+  c.ground_truth.accuracy_column = "accuracy"
+  with pytest.raises(ValueError, match=r"no column\(s\) \['accuracy'\]"):
+    score.run(c, tmp_path / "w2")
+  assert not (tmp_path / "w2" / "config.json").exists()  # a bad start writes nothing
+
+
+@needs_shared
+def test_score_job_on_nb101_specs_of_the_benchmark(tmp_path, tiny):
+  c = tiny(score_config.get_config("small,nb101"))
+  c.space.num_archs = 2
+  result = score.run(c, tmp_path)
+  truth = ground_truth.read_nb101_json(c.ground_truth.path)
+  assert len(result.scores) == 2 and all(r.arch in truth for r in result.scores)
+  for r in result.scores:  # keys are graph hashes; params counted for the configured network
+    assert r.params == nb101.num_params(truth.universe[r.arch], stem_channels=8, num_stacks=2, modules_per_stack=1)
+    assert all(np.isfinite(v) for v in r.values.values())
+  assert "tau" in result.summary()
+
+
+def test_score_job_on_an_nds_space_compiles_per_arch(tmp_path, tiny):
+  c = tiny(score_config.get_config("small,nds_enas"))
+  c.space.num_archs = 2
+  result = score.run(c, tmp_path)
+  for r in result.scores:
+    arch = nds.decode(r.arch, "enas")
+    assert (arch.width, arch.depth) == (4, 3) and r.params == nds.num_params(arch)
+    assert r.values["fnorm_eval"] > 0 and -1 <= r.values["lga_eval"] <= 1
+  c2 = tiny(score_config.get_config("small"))
+  c2.space.name = "nds_foo"
+  c2.ground_truth.path = None
+  with pytest.raises(ValueError, match="unknown NDS space 'foo'"):
+    score.run(c2, tmp_path / "bad")
+  c3 = tiny(score_config.get_config("small"))
+  c3.space.name, c3.ground_truth.path = "nb101", None
+  with pytest.raises(ValueError, match="space 'nb101' samples from a benchmark"):
+    score.run(c3, tmp_path / "bad2")
+
+
+def test_rank_correlation_run_resume_and_outputs(tmp_path, tiny, monkeypatch):
+  c = tiny(rc_config.get_config("small"))
+  c.space.num_archs, c.space.sampling = 5, "index_order"
+  result = rank_correlation.run(c, tmp_path)
+  archs = (tmp_path / "archs.txt").read_text().split()
+  truth = ground_truth.read_csv(c.ground_truth.path, arch_column="arch", accuracy_column="acc", index_column="idx")
+  assert [truth.index[a] for a in archs] == [0, 1, 2, 3, 4]  # the first official indices
+  assert {r.metric for r in result.table} == set(scoring.metric_columns()) | {"params", "random"}
+  assert result.params_all.n == 15625 and result.params_reachable.n == 9445
+  written = launch.write_outputs(result, tmp_path)
+  assert {p.name for p in written} == {"summary.txt", "correlations.csv", "rank_correlation.png"}
+  assert all(p.stat().st_size > 0 for p in written)
+  calls = []
+  monkeypatch.setattr(scoring, "score_fn", lambda *a, **k: calls.append(1))
+  again = rank_correlation.run(c, tmp_path)  # everything is on disk: nothing to score
+  assert not calls and again.table == result.table
+
+
+def test_deciles_run(tmp_path, tiny):
+  c = tiny(deciles_config.get_config("small"))
+  c.per_decile, c.num_seeds = 3, 2
+  result = deciles.run(c, tmp_path)
+  assert {r.decile for r in result.rows} == set(deciles.LABELS)
+  totals = [r.correlation for r in result.rows if r.decile == "Total" and r.correlation.subset == "all"
+            and r.correlation.metric == "lga_eval"]
+  assert [r.n for r in totals] == [30, 30]
+  scored = list(csv.DictReader(open(tmp_path / "results.csv")))
+  assert len(scored) == len({r["arch"] for r in scored}) <= 60
+  assert (launch.write_outputs(result, tmp_path)[-1]).name == "deciles.png"
+
+
+def test_init_schemes_run(tmp_path, tiny):
+  c = tiny(init_config.get_config("small"))
+  c.space.num_archs, c.schemes = 4, ("xavier", "kaiming")
+  result = init_schemes.run(c, tmp_path)
+  assert {r.init for r in result.rows} == {"xavier", "kaiming"}
+  x = list(csv.DictReader(open(tmp_path / "results_xavier.csv")))
+  k = list(csv.DictReader(open(tmp_path / "results_kaiming.csv")))
+  assert [r["arch"] for r in x] == [r["arch"] for r in k]
+  assert any(r1["fnorm_eval"] != r2["fnorm_eval"] for r1, r2 in zip(x, k))  # the scheme matters
+  assert "Kendall tau by init scheme" in result.summary()
+
+
+def test_missing_ground_truth_and_bad_sampling(tmp_path, tiny):
+  c = tiny(rc_config.get_config("small"))
+  c.ground_truth.path = None
+  with pytest.raises(ValueError, match="needs ground_truth.path"):
+    rank_correlation.run(c, tmp_path / "a")
+  c = tiny(rc_config.get_config("small"))
+  c.space.sampling = "best_first"
+  with pytest.raises(ValueError, match="'best_first'"):
+    rank_correlation.run(c, tmp_path / "b")
+
+
+@needs_shared
+def test_rank_correlation_runs_on_nb101_by_config_alone(tmp_path, tiny):
+  c = tiny(rc_config.get_config("small,nb101"))
+  c.space.num_archs = 4
+  result = rank_correlation.run(c, tmp_path)
+  archs = (tmp_path / "archs.txt").read_text().split()
+  assert len(archs) == 4 and all(len(a) == 32 for a in archs)  # NB101 graph hashes
+  assert {"lga_eval", "ncn_train", "params", "random"} <= {r.metric for r in result.table if r.subset == "all"}
+  assert all(r.n == 4 and r.n_degenerate == 0 for r in result.table if r.subset == "all")
+  assert result.summary().startswith("nb101") and "params over all 1000 archs" in result.summary()

@@ -1,0 +1,71 @@
+"""The absl mains as a user runs them: from the checkout and, through the
+console scripts, from any directory."""
+
+import csv
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = ["--config.space.num_archs=2", "--config.space.C=4", "--config.space.N=1", "--config.data.batch_size=4"]
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args, cwd=ROOT, timeout=600):
+  return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_score_main_runs_lists_its_files_and_rejects_unknown_keys(tmp_path):
+  base = [sys.executable, "-m", "experiments.score", "--config", "configs/score.py:small"] + TINY
+  ok = _run(base + [f"--workdir={tmp_path}"])
+  assert ok.returncode == 0, ok.stderr[-2000:]
+  assert len(list(csv.DictReader(open(tmp_path / "results.csv")))) == 2
+  tail = ok.stdout[ok.stdout.index("Files written in"):]
+  assert str(tmp_path.resolve()) in tail
+  for name in ("config.json", "minibatch.csv", "results.csv", "summary.txt"):
+    assert f"  {name}\n" in tail
+  bad = _run(base + ["--config.space.nonsense=3", f"--workdir={tmp_path}/b"])
+  assert bad.returncode != 0 and "nonsense" in bad.stderr
+
+
+def test_a_bad_path_is_one_clear_line_and_the_workdir_stays_reusable(tmp_path):
+  base = [sys.executable, "-m", "experiments.score", "--config", "configs/score.py:small,cifar10"] + TINY
+  bad = _run(base + ["--config.data.root=/nowhere/cifar", f"--workdir={tmp_path}"])
+  assert bad.returncode == 2
+  assert bad.stderr.strip().splitlines()[-1] == "score.py: error: cifar10 root /nowhere/cifar does not exist"
+  assert not (tmp_path / "config.json").exists()
+
+
+def test_help_lists_the_flags_and_the_config_fields():
+  out = _run([sys.executable, "-m", "experiments.rank_correlation", "--help"])  # absl exits 1 after help
+  text = out.stdout + out.stderr
+  for word in ("--config", "--workdir", "space.num_archs", "ntk.implementation", "ground_truth.path"):
+    assert word in text, word
+
+
+@pytest.mark.skipif(shutil.which("ntkjax-score") is None, reason="not installed (pip install -e .)")
+def test_console_script_runs_from_any_directory_with_a_bare_variant(tmp_path):
+  out = _run(["ntkjax-score", "--config", "small"] + TINY + [f"--workdir={tmp_path / 'w'}"], cwd=tmp_path)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert (tmp_path / "w" / "results.csv").exists()
+
+
+def test_a_busy_workdir_is_refused_with_the_holders_pid(tmp_path):
+  holder = subprocess.Popen([sys.executable, "-c", (
+      "import sys, time; from ntkjax.results import WorkdirLock\n"
+      f"l = WorkdirLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)")],
+      cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    out = _run([sys.executable, "-m", "experiments.score", "--config", "configs/score.py:small"] + TINY +
+               [f"--workdir={tmp_path}"])
+    assert out.returncode == 2 and f"in use by another run (pid {holder.pid}" in out.stderr
+  finally:
+    holder.kill()
+    holder.wait()
+  assert not (tmp_path / "results.csv").exists()
