@@ -1,14 +1,29 @@
 """Empirical-NTK speed: ntkjax against torch.func and the TE-NAS-style loop.
 
-All methods compute the same kernel: NB201 arch
-|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|
-(1,288,506 params), sum_logits, all parameters, N images of H x H, side by
-side in one process. Run:
+Every method computes the same kernel on the same weights (the official
+xautodl network's, copied into ntkjax): NB201 arch
+|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|,
+sum_logits, N images of H x H, side by side in one process. Two
+conventions:
+
+* ``benchmark``: the NB201 benchmark network, all parameters; eval BN is
+  per-sample (independent), train BN couples the samples;
+* ``paper_code``: the paper code's network (cell BN always on batch
+  statistics, so both BN modes are coupled), ``weight`` parameters without
+  the classifier.
+
+ntkjax runs each implementation on the static network (the arch a Python
+string: one compilation per arch) and on the arch-as-data network (the op
+array traced: one compilation for every arch). Run:
 
     python -m benchmarks.ntk_speed --n 64 --out benchmarks/results/ntk_speed_cpu.json
 
+``--end_to_end K`` adds K distinct random archs under paper_code
+conventions, both BN modes, end to end (ntkjax's arch-as-data network, its
+one compilation included, against the loop on each official network).
+
 Needs torch and xautodl (``pip install torch==2.13.0 && pip install --no-deps
-xautodl``) for the PyTorch baselines; ``--skip_torch`` runs ntkjax alone.
+xautodl``) for the PyTorch baselines and the shared weights.
 """
 
 import argparse
@@ -24,6 +39,7 @@ from ntkjax import ntk
 from ntkjax.spaces import nb201
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+PARAM_FILTER = {"benchmark": "all", "paper_code": "paper_code"}
 
 
 def _time(fn, repeats):
@@ -35,77 +51,148 @@ def _time(fn, repeats):
   return statistics.median(times)
 
 
-def torch_baselines(x_nhwc, bn_modes, repeats):
-  import torch
-  from tests.torch_nb201 import official_network
-  from torch.func import functional_call, grad, vmap
-  torch.manual_seed(0)
-  device = "cuda" if torch.cuda.is_available() else "cpu"  # the same device kind as JAX's, on a GPU machine
-  net = official_network(ARCH, 16, 5, 10, "benchmark").to(device)
-  x = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).to(device)
-  params = [p for p in net.parameters()]
-  out = {"torch_device": device}
+class Torch:
+  """The official network of one arch and the two PyTorch kernels."""
 
-  def timed(fn):  # CUDA runs asynchronously: time to completion
-    return _time(lambda: (fn(), torch.cuda.synchronize() if device == "cuda" else None), repeats)
+  def __init__(self, arch, variant, seed=0):
+    import torch
+    from tests.torch_nb201 import official_network
+    self.torch = torch
+    torch.manual_seed(seed)
+    self.device = "cuda" if torch.cuda.is_available() else "cpu"  # JAX's device kind, on a GPU machine
+    self.net = official_network(arch, 16, 5, 10, variant).to(self.device)
+    self.variant, self.arch = variant, arch
 
-  def tenas_loop():
-    logits = net(x)[1]
-    rows = []
-    for i in range(x.shape[0]):
-      g = torch.autograd.grad(logits[i].sum(), params, retain_graph=True)
-      rows.append(torch.cat([a.reshape(-1) for a in g]))
-    g = torch.stack(rows)
-    return g @ g.T
+  def timed(self, fn, repeats):  # CUDA runs asynchronously: time to completion
+    cuda = self.device == "cuda"
+    return _time(lambda: (fn(), self.torch.cuda.synchronize() if cuda else None), repeats)
 
-  for bn in bn_modes:
-    net.train(bn == "train")
-    tenas_loop()
-    out[f"tenas_loop_{bn}"] = timed(tenas_loop)
+  def variables(self, x_nhwc):
+    from tests.torch_nb201 import copy_into
+    net = nb201.Network(variant=self.variant)
+    ops = jnp.asarray(nb201.decode(self.arch))  # every candidate op's params: static and arch-as-data calls
+    shell = jax.eval_shape(lambda: net.init(jax.random.key(0), jnp.asarray(x_nhwc[:1]), ops))
+    shell = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shell)
+    return jax.tree.map(jnp.asarray, copy_into(self.net.cpu(), shell, self.arch, 5)), self.net.to(self.device)
 
-  net.eval()
-  pdict = {k: v.detach() for k, v in net.named_parameters()}
-  bufs = {k: v for k, v in net.named_buffers()}
+  def loop(self, x_nhwc, bn):
+    """TE-NAS / the paper code: one backward of the batch per sample."""
+    torch = self.torch
+    x = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).to(self.device)
+    if self.variant == "paper_code":
+      params = [p for k, p in self.net.named_parameters() if "weight" in k and "classifier" not in k]
+    else:
+      params = list(self.net.parameters())
+    self.net.train(bn == "train")
 
-  def f(p, xi):
-    return functional_call(net, {**p, **bufs}, (xi[None],))[1].sum()
+    def run():
+      logits = self.net(x)[1]
+      rows = []
+      for i in range(x.shape[0]):
+        g = torch.autograd.grad(logits[i].sum(), params, retain_graph=True, allow_unused=True)
+        rows.append(torch.cat([a.reshape(-1) for a in g if a is not None]))
+      g = torch.stack(rows)
+      return g @ g.T
+    return run
 
-  def torch_func():
-    jac = vmap(grad(f), in_dims=(None, 0))(pdict, x)
-    g = torch.cat([j.reshape(x.shape[0], -1) for j in jac.values()], 1)
-    return g @ g.T
-  torch_func()
-  out["torch_func_eval"] = timed(torch_func)
+  def func(self, x_nhwc):
+    """torch.func ``vmap(grad)`` (per-sample; eval BN of the benchmark network)."""
+    from torch.func import functional_call, grad, vmap
+    torch = self.torch
+    x = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).to(self.device)
+    self.net.eval()
+    pdict = {k: v.detach() for k, v in self.net.named_parameters()}
+    bufs = dict(self.net.named_buffers())
+
+    def f(p, xi):
+      return functional_call(self.net, {**p, **bufs}, (xi[None],))[1].sum()
+
+    def run():
+      jac = vmap(grad(f), in_dims=(None, 0))(pdict, x)
+      g = torch.cat([j.reshape(x.shape[0], -1) for j in jac.values()], 1)
+      return g @ g.T
+    return run
+
+
+def ntkjax_kernel(variant, bn, impl, network, chunk_size=None):
+  """A jitted ``(variables, x, ops) -> Θ``; ``network='static'`` bakes ARCH in."""
+  net = nb201.Network(variant=variant)
+  fn = ntk.empirical_ntk_fn(net, bn=bn, param_filter=PARAM_FILTER[variant], implementation=impl,
+                            chunk_size=chunk_size)
+  if network == "static":
+    return jax.jit(lambda v, x, ops: fn(v, x, ARCH))
+  return jax.jit(fn)
+
+
+def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, chunk_size):
+  out, kernels = {}, {}
+  ops = jnp.asarray(nb201.decode(ARCH))
+  xj = jnp.asarray(x)
+  for variant in variants:
+    if skip_torch:
+      net = nb201.Network(variant=variant)
+      variables = jax.jit(net.init)(jax.random.key(0), xj[:1], ops)
+    else:
+      ref = Torch(ARCH, variant)
+      variables, _ = ref.variables(x)
+    for bn in bn_modes:
+      for impl in impls:
+        for network in networks:
+          name = f"ntkjax_{impl}_{network}_{variant}_{bn}"
+          fn = ntkjax_kernel(variant, bn, impl, network, chunk_size)
+          t = time.perf_counter()
+          k = np.asarray(fn(variables, xj, ops))
+          out[name + "_first_call"] = time.perf_counter() - t
+          out[name] = _time(lambda: fn(variables, xj, ops).block_until_ready(), repeats)
+          kernels[name] = k
+          print(f"{name}: {out[name]:.2f} s (first call {out[name + '_first_call']:.1f} s)", flush=True)
+      if skip_torch:
+        continue
+      loop = ref.loop(x, bn)
+      want = loop().double().cpu().numpy()
+      out[f"tenas_loop_{variant}_{bn}"] = ref.timed(loop, repeats)
+      print(f"tenas_loop_{variant}_{bn}: {out[f'tenas_loop_{variant}_{bn}']:.2f} s", flush=True)
+      for name, k in kernels.items():
+        if name.endswith(f"_{variant}_{bn}"):
+          out[name + "_rel_err_vs_loop"] = float(np.abs(k - want).max() / np.abs(want).max())
+          out[name + "_speedup_vs_tenas_loop"] = out[f"tenas_loop_{variant}_{bn}"] / out[name]
+      if variant == "benchmark" and bn == "eval":
+        func = ref.func(x)
+        func()
+        out["torch_func_benchmark_eval"] = ref.timed(func, repeats)
+        print(f"torch_func_benchmark_eval: {out['torch_func_benchmark_eval']:.2f} s", flush=True)
+        for name in kernels:
+          if name.endswith("_benchmark_eval"):
+            out[name + "_speedup_vs_torch_func"] = out["torch_func_benchmark_eval"] / out[name]
   return out
 
 
-def ntkjax_times(x, bn_modes, repeats, num_archs):
-  net = nb201.Network()
-  ops = jnp.asarray(nb201.decode(ARCH))
-  variables = jax.jit(net.init)(jax.random.key(0), x[:1], ops)
-  out = {}
-  for bn in bn_modes:
-    traces = []
-
-    def counted(v, xs, o, _bn=bn):
-      traces.append(1)
-      return ntk.empirical_ntk_fn(net, bn=_bn)(v, xs, o)
-    fn = jax.jit(counted)
+def end_to_end(x, num_archs, chunk_size, skip_torch):
+  """K distinct archs, paper_code conventions, both BN modes: ntkjax's
+  arch-as-data network (one compilation, counted) against the loop."""
+  archs = [nb201.encode(a) for a in nb201.sample(jax.random.key(11), num_archs)]
+  xj = jnp.asarray(x)
+  fns = {bn: ntkjax_kernel("paper_code", bn, "auto", "arch_as_data", chunk_size) for bn in ("train", "eval")}
+  net = nb201.Network(variant="paper_code")
+  init = jax.jit(net.init)
+  out = {"end_to_end_archs": archs}
+  t = time.perf_counter()
+  for arch in archs:
+    ops = jnp.asarray(nb201.decode(arch))
+    v = init(jax.random.key(0), xj[:1], ops)
+    for fn in fns.values():
+      fn(v, xj, ops).block_until_ready()
+  out["end_to_end_ntkjax"] = time.perf_counter() - t
+  print(f"end_to_end_ntkjax ({num_archs} archs): {out['end_to_end_ntkjax']:.1f} s", flush=True)
+  if not skip_torch:
     t = time.perf_counter()
-    fn(variables, x, ops).block_until_ready()
-    out[f"ntkjax_{bn}_first_call"] = time.perf_counter() - t
-    out[f"ntkjax_{bn}"] = _time(lambda: fn(variables, x, ops).block_until_ready(), repeats)
-    if bn == "eval" and num_archs:
-      archs = nb201.sample(jax.random.key(1), num_archs)
-      t = time.perf_counter()
-      for a in archs:
-        fn(variables, x, jnp.asarray(a)).block_until_ready()
-      out["ntkjax_eval_per_arch_over_distinct_archs"] = (time.perf_counter() - t) / num_archs
-      out["ntkjax_eval_compilations_for_distinct_archs"] = len(traces)
-      out["distinct_archs"] = num_archs
-  static = jax.jit(lambda v, xs: ntk.empirical_ntk_fn(net, bn="eval")(v, xs, ARCH))
-  static(variables, x).block_until_ready()
-  out["ntkjax_eval_static_arch"] = _time(lambda: static(variables, x).block_until_ready(), repeats)
+    for i, arch in enumerate(archs):
+      ref = Torch(arch, "paper_code", seed=i)
+      for bn in ("train", "eval"):
+        ref.loop(x, bn)()
+    out["end_to_end_tenas_loop"] = time.perf_counter() - t
+    out["end_to_end_speedup_vs_tenas_loop"] = out["end_to_end_tenas_loop"] / out["end_to_end_ntkjax"]
+    print(f"end_to_end_tenas_loop: {out['end_to_end_tenas_loop']:.1f} s", flush=True)
   return out
 
 
@@ -114,24 +201,26 @@ def main():
   p.add_argument("--n", type=int, default=64)
   p.add_argument("--hw", type=int, default=32)
   p.add_argument("--repeats", type=int, default=2)
-  p.add_argument("--num_archs", type=int, default=10)
+  p.add_argument("--variants", default="benchmark,paper_code")
   p.add_argument("--bn", default="eval,train")
+  p.add_argument("--impls", default="structured", help="comma list of ntk implementations")
+  p.add_argument("--networks", default="static,arch_as_data")
+  p.add_argument("--chunk_size", type=int, default=None)
+  p.add_argument("--end_to_end", type=int, default=0, help="distinct archs for the end-to-end comparison")
   p.add_argument("--skip_torch", action="store_true")
   p.add_argument("--out", default="")
   args = p.parse_args()
-  bn_modes = args.bn.split(",")
   x = np.asarray(jax.random.normal(jax.random.key(2), (args.n, args.hw, args.hw, 3)), np.float32)
-  res = {**report.environment(),
-         "n": args.n, "hw": args.hw, "params": nb201.num_params(ARCH)}
-  res.update(ntkjax_times(jnp.asarray(x), bn_modes, args.repeats, args.num_archs))
+  res = {**report.environment(), "n": args.n, "hw": args.hw, "arch": ARCH,
+         "params": {v: nb201.num_params(ARCH, variant=v) for v in args.variants.split(",")}}
   if not args.skip_torch:
     import torch
     res["torch"] = torch.__version__
-    res.update(torch_baselines(x, bn_modes, args.repeats))
-    for bn in bn_modes:
-      res[f"speedup_vs_tenas_loop_{bn}"] = res[f"tenas_loop_{bn}"] / res[f"ntkjax_{bn}"]
-    if "ntkjax_eval" in res:
-      res["speedup_vs_torch_func_eval"] = res["torch_func_eval"] / res["ntkjax_eval"]
+    res["torch_threads"] = torch.get_num_threads()
+  res.update(side_by_side(x, args.variants.split(","), args.bn.split(","), args.impls.split(","),
+                          args.networks.split(","), args.repeats, args.skip_torch, args.chunk_size))
+  if args.end_to_end:
+    res.update(end_to_end(x, args.end_to_end, args.chunk_size, args.skip_torch))
   report.emit(res, args.out)
 
 

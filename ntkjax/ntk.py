@@ -37,13 +37,25 @@ Implementations (``implementation=``):
 * ``'ntk_vector_products'``: never stores J; each column is
   Θ e = J (Jᵀ e), one VJP and one JVP of the batched network. Memory ~ P per
   column in flight; compute ~ N·K batched backward+forward passes.
-* ``'auto'``: Jacobian contraction unless J would exceed ``max_jacobian_bytes``.
+* ``'structured'``: per-layer Jacobians from each layer's recorded input and
+  output cotangent (``ntkjax.structured``), for Flax modules built of
+  ``ntkjax.layers`` (every space here). Independent samples cost one batched
+  backward per output column; coupled ones one per output row, without
+  autodiff through the weight gradients (on the CPU, NB201 coupled kernels
+  went from 0.09× to 0.8–1.05× the PyTorch per-sample loop; BENCHMARKS.md).
+  Memory ~ N·K·P, as Jacobian contraction.
+* ``'auto'``: NTK-vector products if J would exceed ``max_jacobian_bytes``,
+  else structured if taps cover every chosen parameter, else Jacobian
+  contraction.
 
 ``chunk_size`` bounds how many samples (independent) or output rows
-(coupled) or columns (NTK-vector products) are in flight at once: chunks run
-sequentially under ``lax.map``, each chunk vectorised with ``vmap``. Use it
-only when memory requires it: on XLA:CPU convolutions inside the loop body
-run ~10x slower (BENCHMARKS.md).
+(coupled) or columns (NTK-vector products) are in flight at once. For the
+structured implementation chunks are unrolled (rows of a coupled kernel,
+output columns of an independent one); without ``chunk_size`` coupled rows go
+in at most 8 chunks of at least 8. For the others chunks run sequentially
+under ``lax.map``, each vectorised with ``vmap``: use it only when memory
+requires it, since on XLA:CPU convolutions inside a loop body run ~10x
+slower (BENCHMARKS.md).
 
 ``param_filter`` restricts θ. Pass a callable ``(path: tuple[str, ...]) ->
 bool`` over paths in ``variables['params']`` or a preset name: ``'all'`` or
@@ -62,13 +74,15 @@ import jax.numpy as jnp
 from flax import traverse_util
 from jax import lax
 
+from ntkjax import structured
+
 __all__ = [
     "REDUCTIONS", "IMPLEMENTATIONS", "PARAM_FILTERS", "empirical_ntk_fn",
     "paper_code_filter", "resolve_param_filter", "split_params",
 ]
 
 Reduction = Literal["sum_logits", "trace", "full"]
-Implementation = Literal["auto", "jacobian_contraction", "ntk_vector_products"]
+Implementation = Literal["auto", "jacobian_contraction", "ntk_vector_products", "structured"]
 BNMode = Literal["eval", "train"]
 REDUCTIONS: tuple[str, ...] = get_args(Reduction)
 IMPLEMENTATIONS: tuple[str, ...] = get_args(Implementation)
@@ -206,9 +220,21 @@ def _ntk_vector_products(p: _Problem) -> jax.Array:
   return jnp.transpose(cols, (2, 0, 3, 1)) if p.reduction == "full" else jnp.einsum("jkik->ij", cols)
 
 
+def _structured(p: _Problem) -> jax.Array:
+  """Per-layer Jacobians from tapped layer inputs and output cotangents
+  (``ntkjax.structured``)."""
+  if not isinstance(p.module, nn.Module):
+    raise ValueError("implementation='structured' needs a Flax module built of ntkjax.layers, "
+                     f"not {p.module!r}")
+  return structured.structured_ntk(p.module, p.variables, p.x, p.args, train=p.train, chosen=p.theta,
+                                   reduce=p.reduce, reduction=p.reduction, independent=p.independent,
+                                   chunk_size=p.chunk_size)
+
+
 _IMPLEMENTATION_FNS: dict[str, Callable[[_Problem], jax.Array]] = {
     "jacobian_contraction": _jacobian_contraction,
     "ntk_vector_products": _ntk_vector_products,
+    "structured": _structured,
 }
 
 
@@ -235,8 +261,8 @@ def empirical_ntk_fn(
     param_filter: which entries of ``variables['params']`` are θ; the rest
       are held fixed. A callable on the path tuple, ``'all'`` or
       ``'paper_code'``.
-    implementation: ``'auto'``, ``'jacobian_contraction'`` or
-      ``'ntk_vector_products'``.
+    implementation: ``'auto'``, ``'structured'``, ``'jacobian_contraction'``
+      or ``'ntk_vector_products'``.
     chunk_size: at most this many samples/rows/columns vectorised at once.
     normalize_trace: divide the ``'trace'`` kernel by C (neural-tangents).
     vmap_axes: ``0`` (samples independent), ``None`` (coupled) or ``'auto'``.
@@ -288,11 +314,16 @@ def empirical_ntk_fn(
     n = x.shape[0]
     k = 1 if reduction == "sum_logits" else jax.eval_shape(lambda: logits(chosen, x)).shape[1]
     impl = implementation
+    module = apply_fn if isinstance(apply_fn, nn.Module) else None
     if impl == "auto":
       n_params = sum(math.prod(v.shape) for v in chosen.values())
       jac_bytes = n * k * n_params * jnp.dtype(x.dtype).itemsize
-      impl = "jacobian_contraction" if jac_bytes <= max_jacobian_bytes else "ntk_vector_products"
-    module = apply_fn if isinstance(apply_fn, nn.Module) else None
+      if jac_bytes > max_jacobian_bytes:
+        impl = "ntk_vector_products"
+      elif module is not None and structured.supports(module, variables, x, args, train=train, chosen=chosen):
+        impl = "structured"
+      else:
+        impl = "jacobian_contraction"
     kernel = _IMPLEMENTATION_FNS[impl](_Problem(logits, chosen, x, n, k, independent, chunk_size, reduction,
                                                 module, variables, args, train, reduce))
     if reduction == "trace" and normalize_trace:

@@ -97,7 +97,8 @@ class _Conv(nn.Module):
     def init(key, shape, dtype=jnp.float32):
       return draw(key, shape, dtype) * active.astype(dtype)
     kernel = self.param("kernel", init, (k, k, self.c_in, self.c_out))
-    return layers.conv2d(x, kernel, None, 1, k // 2)
+    y = layers.conv2d(x, kernel, None, 1, k // 2)
+    return layers.tap(self, "out", y, layers.conv_tap(x, kernel.shape, 1, k // 2, 1, 1, ("kernel",), None))
 
 
 class _ConvBNReLU(nn.Module):

@@ -246,16 +246,27 @@ class Edge(nn.Module):
     keep1 = (arr1[1].mean, arr1[1].var)
     keep3 = (arr3[1].mean, arr3[1].var)
 
-    def conv(arr, pad, keep):
-      y, s = layers.relu_conv_bn(x, arr, 1, pad, use_batch)
+    switched = not isinstance(op, (int, np.integer)) and self.select == "switch"
+
+    def tapper(prefix):
+      if switched:  # no variables can be touched inside lax.switch: no taps
+        return None
+
+      def tap(name, out, rec):
+        return layers.tap(self, f"{prefix}_{name}", out, rec.replace(
+            weight=(prefix,) + rec.weight, bias=None if rec.bias is None else (prefix,) + rec.bias))
+      return tap
+
+    def conv(arr, pad, keep, prefix):
+      y, s = layers.relu_conv_bn(x, arr, 1, pad, use_batch, tapper=tapper(prefix))
       return y, (keep if s is None else s)
 
     def conv1():
-      y, s = conv(arr1, 0, keep1)
+      y, s = conv(arr1, 0, keep1, "conv_1x1")
       return y, s, keep3
 
     def conv3():
-      y, s = conv(arr3, 1, keep3)
+      y, s = conv(arr3, 1, keep3, "conv_3x3")
       return y, keep1, s
 
     branches = (
@@ -267,7 +278,7 @@ class Edge(nn.Module):
     )
     if isinstance(op, (int, np.integer)):  # a static architecture
       y, new1, new3 = branches[int(op)]()
-    elif self.select == "switch":
+    elif switched:
       y, new1, new3 = lax.switch(op, branches)
     else:
       y, new1, new3 = self._masked(x, op, branches)

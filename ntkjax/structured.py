@@ -1,0 +1,255 @@
+"""The structured empirical NTK: per-layer Jacobians from one forward and
+the layers' output cotangents, never the whole Jacobian by autodiff.
+
+In the spirit of neural-tangents' structured derivatives (Novak et al.,
+ICML 2022): a layer's parameters act on the layer's input in a known way
+(``layers.Tap``), so the Jacobian of an output row with respect to them is a
+contraction of that input with the row's cotangent at the layer's output:
+
+* conv ``y = conv(x, W) + b``: ∂row/∂W = Σ_pixels patches(x)ᵀ δ (im2col
+  from padding and strided slices), ∂row/∂b = Σ_pixels δ;
+* dense ``y = x W + b``: x ⊗ δ and δ;
+* affine BatchNorm ``y = x̂ s + b``: Σ_pixels x̂ δ and Σ_pixels δ.
+
+One batched forward records every tapped layer's input and adds a zero
+perturbation to its output (``layers.TAPS``, ``layers.PERTURBATIONS``). The
+VJP with respect to the perturbations then gives every layer's output
+cotangent δ:
+
+* samples independent (eval BN): one backward per output column (one for
+  ``sum_logits``) gives every sample's own cotangent at once, and the
+  per-sample Jacobian of a layer is one einsum;
+* samples coupled (train BN, or the paper code's cell BN): each output row
+  needs its own batched backward (vmapped over rows, ``chunk_size`` rows at a
+  time, chunks unrolled: XLA:CPU runs convolutions in loop bodies slowly);
+  the row's Jacobian sums the contraction over the batch, one GEMM per layer
+  against the layer's im2col built once for all rows.
+
+Θ = Σ_l G_l G_lᵀ, accumulated layer by layer. Parameters that no tap covers
+(e.g. NB201's ``select='switch'`` network, whose edges cannot tap inside
+``lax.switch``) are an error naming them; the other implementations handle
+any network.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import traverse_util
+
+from ntkjax import layers
+
+__all__ = ["structured_ntk", "covered_params", "supports", "default_chunk"]
+
+_MUTABLE_STATS = "batch_stats"
+_MIN_CHUNK = 8
+_MAX_CHUNKS = 8
+
+
+def _patches(rec: layers.Tap) -> jax.Array:
+  """im2col of a conv tap's input: [n, Ho, Wo, kh*kw, C_in]."""
+  x = rec.inputs
+  (kh, kw), (sh, sw), (ph, pw), d = rec.kernel_size, rec.stride, rec.padding, rec.dilation
+  if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and (ph, pw) == (0, 0):
+    return x[:, :, :, None, :]
+  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+  ho = (x.shape[1] + 2 * ph - d * (kh - 1) - 1) // sh + 1
+  wo = (x.shape[2] + 2 * pw - d * (kw - 1) - 1) // sw + 1
+  cols = [xp[:, i * d: i * d + sh * (ho - 1) + 1: sh, j * d: j * d + sw * (wo - 1) + 1: sw, :]
+          for i in range(kh) for j in range(kw)]
+  return jnp.stack(cols, axis=3)
+
+
+def _rows_operand(rec: layers.Tap) -> jax.Array:
+  """A coupled tap's input laid out for one GEMM over every row: conv
+  [kh*kw*C_in, n*Ho*Wo] (groups == 1) or the grouped patches, dense
+  [n, D_in], affine [n, H, W, C]. Built once per tap, shared by all rows."""
+  if rec.kind == "conv":
+    p = _patches(rec)
+    if rec.groups == 1:
+      return jnp.transpose(p, (3, 4, 0, 1, 2)).reshape(p.shape[3] * p.shape[4], -1)
+    return p
+  return rec.inputs
+
+
+def _jacobians(rec: layers.Tap, operand: jax.Array, delta: jax.Array, *, per_sample: bool, want_weight: bool,
+               want_bias: bool) -> list[jax.Array]:
+  """The layer's Jacobian blocks for every row: [rows..., P] arrays.
+
+  ``delta`` is the output cotangent, [k, n, ...] (``per_sample``: row (i, c)
+  is sample i's own cotangent for output c) or [r, n, ...] (each row's
+  cotangent over the whole batch; ``operand`` from ``_rows_operand``).
+  Returns [n, k, P] or [r, P] blocks.
+  """
+  out = []
+  lead = "kn" if per_sample else "rn"
+  res = "nk" if per_sample else "r"
+  spatial = tuple(range(2, delta.ndim - 1))
+  if want_weight:
+    if rec.kind == "conv" and not per_sample and rec.groups == 1:
+      # One GEMM [kh*kw*C_in, n*H*W] x [n*H*W, rows*C_out]: XLA:CPU runs it at
+      # close to matmul speed, where the einsum's batched form is half as fast.
+      r, c_out = delta.shape[0], delta.shape[-1]
+      rows = jnp.moveaxis(delta, 0, -2).reshape(-1, r * c_out)
+      j = (operand @ rows).reshape(-1, r, c_out).transpose(1, 0, 2)
+    elif rec.kind == "conv":
+      p = _patches(rec) if per_sample else operand
+      g = rec.groups
+      p = p.reshape(p.shape[:4] + (g, p.shape[-1] // g))
+      dl = delta.reshape(delta.shape[:-1] + (g, delta.shape[-1] // g))
+      j = jnp.einsum(f"nhwtgc,{lead}hwgo->{res}tgco", p, dl)
+    elif rec.kind == "dense":
+      j = jnp.einsum(f"ni,{lead}o->{res}io", rec.inputs, delta)
+    elif rec.kind == "affine":
+      j = jnp.einsum(f"nhwc,{lead}hwc->{res}c", rec.inputs, delta)
+    else:
+      raise ValueError(f"unknown tap kind {rec.kind!r}")
+    out.append(j)
+  if want_bias:
+    b = delta.sum(axis=spatial) if spatial else delta  # [k|r, n, C]
+    out.append(jnp.swapaxes(b, 0, 1) if per_sample else b.sum(axis=1))
+  return [a.reshape(a.shape[:2] + (-1,)) if per_sample else a.reshape(a.shape[0], -1) for a in out]
+
+
+def _flat_taps(taps) -> dict[tuple, layers.Tap]:
+  out = {}
+  for key, recs in traverse_util.flatten_dict(taps).items():
+    if len(recs) != 1:
+      raise ValueError(f"layer {'/'.join(key[:-1])} was applied {len(recs)} times in one call; the structured "
+                       "NTK needs each tapped layer used once (use implementation='jacobian_contraction')")
+    out[key] = recs[0]
+  return out
+
+
+def covered_params(taps: dict[tuple, layers.Tap]) -> dict[tuple, tuple[tuple, str]]:
+  """Param path -> (tap key, 'weight' | 'bias') for every tapped parameter."""
+  out = {}
+  for key, rec in taps.items():
+    for role in ("weight", "bias"):
+      rel = getattr(rec, role)
+      if rel is not None:
+        out[tuple(key[:-1]) + tuple(rel)] = (key, role)
+  return out
+
+
+def _used(module, variables, x, args, train, stats, paths) -> list[tuple]:
+  """The parameters among ``paths`` that the forward pass reads."""
+  flat = traverse_util.flatten_dict(variables["params"])
+  rest = {k: v for k, v in flat.items() if k not in set(paths)}
+
+  def forward(selected):
+    params = traverse_util.unflatten_dict({**rest, **dict(zip(paths, selected))})
+    return module.apply({**variables, "params": params}, x, *args, train=train, mutable=stats)
+
+  jaxpr = jax.make_jaxpr(forward)([flat[k] for k in paths]).jaxpr
+  read = {id(v) for eqn in jaxpr.eqns for v in eqn.invars} | {id(v) for v in jaxpr.outvars}
+  return [k for k, var in zip(paths, jaxpr.invars) if id(var) in read]
+
+
+def _shapes(module, base, x, args, train, stats):
+  return jax.eval_shape(lambda: module.apply(base, x, *args, train=train,
+                                             mutable=[layers.TAPS, layers.PERTURBATIONS] + stats))[1]
+
+
+def _base(variables):
+  return {c: v for c, v in variables.items() if c not in (layers.TAPS, layers.PERTURBATIONS)}
+
+
+def _stats(train, base):
+  return [_MUTABLE_STATS] if train and _MUTABLE_STATS in base else []
+
+
+def _coverage(module, base, x, args, train, stats, chosen) -> tuple[dict, dict, dict]:
+  """(perturbation shapes, taps, covered params); raises ValueError naming
+  the first chosen parameter no tap covers."""
+  shapes = _shapes(module, base, x, args, train, stats)
+  if layers.PERTURBATIONS not in shapes:
+    raise ValueError(f"{type(module).__name__} has no tapped layers (ntkjax.layers); the structured NTK "
+                     "cannot see its parameters")
+  taps = _flat_taps(shapes[layers.TAPS])
+  covered = covered_params(taps)
+  missing = [k for k in chosen if tuple(k) not in covered]
+  if missing:  # a parameter the forward never reads (an op a static arch leaves out) has a zero Jacobian
+    missing = _used(module, base, x, args, train, stats, missing)
+  if missing:
+    raise ValueError(f"the structured NTK sees no tap for {len(missing)} parameter(s), e.g. {'/'.join(missing[0])}; "
+                     "use implementation='jacobian_contraction' (or 'auto')")
+  return shapes[layers.PERTURBATIONS], taps, covered
+
+
+def supports(module, variables: dict, x: jax.Array, args: Sequence, *, train: bool,
+             chosen: dict[tuple, jax.Array]) -> bool:
+  """Whether every parameter in ``chosen`` is covered by a tap (at trace
+  time: only shapes are evaluated)."""
+  base = _base(variables)
+  try:
+    _coverage(module, base, x, args, train, _stats(train, base), chosen)
+  except ValueError:
+    return False
+  return True
+
+
+def default_chunk(rows: int) -> int:
+  """Coupled rows per batched backward when ``chunk_size`` is None: at most
+  ``_MAX_CHUNKS`` unrolled chunks of at least ``_MIN_CHUNK`` rows. On a
+  2-core CPU (N = 64, NB201) chunks of 4 and 8 ran alike and all 64 at once
+  ran out of cache; more chunks only cost compile time (BENCHMARKS.md)."""
+  return min(rows, max(_MIN_CHUNK, -(-rows // _MAX_CHUNKS)))
+
+
+def structured_ntk(module, variables: dict, x: jax.Array, args: Sequence, *, train: bool,
+                   chosen: dict[tuple, jax.Array], reduce: Callable[[jax.Array], jax.Array], reduction: str,
+                   independent: bool, chunk_size: int | None) -> jax.Array:
+  """Θ of ``module`` (a Flax module built of tapping layers) over the
+  parameters ``chosen`` (flat by path), for ``ntk.empirical_ntk_fn``."""
+  base = _base(variables)
+  stats = _stats(train, base)
+  perturbation_shapes, _, covered = _coverage(module, base, x, args, train, stats, chosen)
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), perturbation_shapes)
+  wanted = {covered[tuple(k)] for k in chosen if tuple(k) in covered}
+
+  def forward(perturbations):
+    out, state = module.apply({**base, layers.PERTURBATIONS: perturbations}, x, *args, train=train,
+                              mutable=[layers.TAPS] + stats)
+    return reduce(out), state[layers.TAPS]
+
+  logits, vjp_fn, taps = jax.vjp(forward, zeros, has_aux=True)
+  taps = _flat_taps(taps)
+  n, k = logits.shape
+
+  used = {key: ((key, "weight") in wanted, (key, "bias") in wanted) for key in taps}
+  used = {key: wb for key, wb in used.items() if any(wb)}
+  operands = {key: None if independent else _rows_operand(taps[key]) for key in used}
+
+  def blocks(cotangents):
+    """Jacobian blocks of every wanted parameter for a stack of cotangents."""
+    deltas = traverse_util.flatten_dict(jax.vmap(lambda c: vjp_fn(c)[0])(cotangents))
+    out = []
+    for key, (want_w, want_b) in used.items():
+      out += _jacobians(taps[key], operands[key], deltas[key], per_sample=independent, want_weight=want_w,
+                        want_bias=want_b)
+    return out
+
+  if independent:  # output column c of every sample at once: [k, n, k] cotangents, [n, k, P_l] blocks
+    step = k if chunk_size is None else min(chunk_size, k)
+    parts = []
+    for lo in range(0, k, step):
+      cols = jnp.arange(lo, min(lo + step, k))
+      parts.append(blocks(jnp.broadcast_to(jax.nn.one_hot(cols, k, dtype=logits.dtype)[:, None, :],
+                                           (len(cols), n, k))))
+    jac = [jnp.concatenate(p, axis=1) for p in zip(*parts)]
+  else:
+    rows = n * k
+    step = default_chunk(rows) if chunk_size is None else min(chunk_size, rows)
+    parts = []
+    for lo in range(0, rows, step):  # unrolled: XLA:CPU runs convolutions in loops slowly
+      idx = jnp.arange(lo, min(lo + step, rows))
+      parts.append(blocks(jax.nn.one_hot(idx, rows, dtype=logits.dtype).reshape(-1, n, k)))
+    jac = [jnp.concatenate(p, axis=0).reshape(n, k, -1) for p in zip(*parts)]
+  kernel = None
+  for j in jac:
+    term = jnp.einsum("iap,jbp->ijab", j, j) if reduction == "full" else jnp.einsum("ikp,jkp->ij", j, j)
+    kernel = term if kernel is None else kernel + term
+  return kernel

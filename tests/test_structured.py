@@ -1,0 +1,203 @@
+"""The structured NTK (per-layer Jacobians from taps) against the Jacobian
+contraction and the explicit float64 Jacobian, on every space."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import flax.linen as nn
+
+from ntkjax import layers, ntk, structured
+from ntkjax.spaces import nb101, nb201, nds
+from ntkjax.spaces import nb101_masked as masked
+from tests.test_ntk import ARCHS, MIXED, TinyBNNet, _explicit, _setup, _tiny
+
+
+class TappedTiny(nn.Module):
+  """TinyBNNet from ntkjax.layers (tapped): grouped strided conv with bias,
+  affine BN, dense."""
+
+  def couples_samples(self, train):
+    return train
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    x = layers.Conv(2, 4, 3, stride=2, padding=1, groups=2, use_bias=True)(x)
+    x = layers.BatchNorm(4)(x, train)
+    x = layers.Conv(4, 3, 1)(jax.nn.relu(x))
+    return layers.Dense(3, 3)(jax.nn.relu(x).mean(axis=(1, 2)))
+
+
+def _tapped():
+  return _tiny(TappedTiny())
+
+
+def _f64(tree):
+  return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tree)
+
+
+def _pair64(net, v, x, args, **kw):
+  """(structured, jacobian_contraction) kernels in float64."""
+  with jax.enable_x64(True):
+    v64, x64 = _f64(v), jnp.asarray(np.asarray(x), jnp.float64)
+    out = []
+    for impl in ("structured", "jacobian_contraction"):
+      fn = ntk.empirical_ntk_fn(net, implementation=impl, **kw)
+      out.append(np.asarray(jax.jit(lambda v_, x_, a_: fn(v_, x_, *args[:len(args) - len(a_)], *a_))(
+          v64, x64, tuple(a for a in args if not isinstance(a, str)))))
+    return out
+
+
+def _close(got, want, rtol=1e-10):
+  assert np.abs(want).max() > 0
+  np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("bn", ["eval", "train"])
+@pytest.mark.parametrize("reduction", ntk.REDUCTIONS)
+def test_matches_explicit_float64_jacobian(bn, reduction):
+  net, v, x = _tapped()
+  want = _explicit(net, v, x, bn, reduction)
+  for chunk in (None, 2):
+    with jax.enable_x64(True):
+      fn = jax.jit(ntk.empirical_ntk_fn(net, bn=bn, reduction=reduction, implementation="structured",
+                                        chunk_size=chunk))
+      _close(np.asarray(fn(_f64(v), jnp.asarray(x, jnp.float64))), want)
+
+
+def test_param_filters_select_the_same_blocks():
+  net, v, x = _tapped()
+  for pf in ("paper_code", lambda path: path[-1] == "bias"):
+    for bn in ("eval", "train"):
+      got, want = _pair64(net, v, x, (), bn=bn, param_filter=pf, reduction="trace")
+      _close(got, want)
+
+
+def test_auto_picks_structured_only_where_taps_cover_the_parameters():
+  net, v, x = _tapped()
+  flax_net = TinyBNNet()
+  fv = flax_net.init(jax.random.key(0), x)
+  assert structured.supports(net, v, x, (), train=True, chosen=ntk.split_params(v["params"], lambda p: True)[0])
+  assert not structured.supports(flax_net, fv, x, (), train=True,
+                                 chosen=ntk.split_params(fv["params"], lambda p: True)[0])
+  # flax.linen.Conv has no tap: named error when asked for, Jacobian contraction under 'auto'
+  with pytest.raises(ValueError, match="no tapped layers"):
+    ntk.empirical_ntk_fn(flax_net, implementation="structured")(fv, x)
+  auto = ntk.empirical_ntk_fn(flax_net, bn="train")(fv, x)
+  ref = ntk.empirical_ntk_fn(flax_net, bn="train", implementation="jacobian_contraction")(fv, x)
+  np.testing.assert_array_equal(auto, ref)
+
+
+def test_a_layer_applied_twice_is_refused():
+  class Twice(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+      dense = layers.Dense(3, 3)
+      return dense(jax.nn.relu(dense(x)))
+  net = Twice()
+  x = jnp.ones((2, 3))
+  v = net.init(jax.random.key(0), x)
+  with pytest.raises(ValueError, match="applied 2 times"):
+    ntk.empirical_ntk_fn(net, implementation="structured")(v, x)
+  assert ntk.empirical_ntk_fn(net)(v, x).shape == (2, 2)  # auto falls back
+
+
+def test_default_chunks_bound_the_unrolled_backwards():
+  assert structured.default_chunk(4) == 4
+  assert structured.default_chunk(64) == 8
+  assert structured.default_chunk(256) == 32
+
+
+@pytest.mark.slow
+def test_nb201_arch_as_data_coupled_paper_code():
+  net, v, x, ops = _setup("paper_code")
+  _close(*_pair64(net, v, x, (jnp.asarray(ops),), bn="eval", param_filter="paper_code", chunk_size=3))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", nb201.VARIANTS)
+def test_nb201_static_and_arch_as_data(variant):
+  net, v, x, ops = _setup(variant)
+  # static arch string / traced op array, crossed with BN mode, filter, reduction and chunking
+  for args, bn, pf, red in (((MIXED,), "eval", "all", "sum_logits"), ((MIXED,), "train", "paper_code", "trace"),
+                            ((jnp.asarray(ops),), "train", "all", "full"),
+                            ((jnp.asarray(ops),), "eval", "paper_code", "sum_logits")):
+    _close(*_pair64(net, v, x, args, bn=bn, param_filter=pf, reduction=red, chunk_size=3))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", nb201.VARIANTS)
+def test_nb201_random_archs(variant):
+  """Property check over seeded random archs (a degenerate one included):
+  one compilation per BN mode serves them all."""
+  net, v, x, _ = _setup(variant)
+  archs = [nb201.decode(a) for a in ARCHS] + list(nb201.sample(jax.random.key(7), 3))
+  archs.append(nb201.decode("|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|"))
+  with jax.enable_x64(True):
+    v64, x64 = _f64(v), jnp.asarray(np.asarray(x), jnp.float64)
+    for bn in ("eval", "train"):
+      fns = [jax.jit(ntk.empirical_ntk_fn(net, bn=bn, implementation=impl, param_filter="paper_code"))
+             for impl in ("structured", "jacobian_contraction")]
+      for ops in archs:
+        got, want = (np.asarray(f(v64, x64, jnp.asarray(ops))) for f in fns)
+        if np.abs(want).max() == 0:
+          np.testing.assert_array_equal(got, want)
+        else:
+          _close(got, want)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bn", ["eval", "train"])
+def test_nb101_per_graph_and_masked(bn):
+  from tests.spaces.test_nb101 import INCEPTION
+  kw = dict(stem_channels=4, num_stacks=2, modules_per_stack=1)
+  x = jax.random.normal(jax.random.key(0), (3, 8, 8, 3))
+  per_graph = nb101.Network(INCEPTION, **kw)
+  v = per_graph.init(jax.random.key(1), x[:1])
+  _close(*_pair64(per_graph, v, x, (), bn=bn, reduction="trace"))
+  net = masked.MaskedNetwork(**kw)
+  arch = masked.encode(INCEPTION, stem_channels=4, num_stacks=2)
+  mv = net.init(jax.random.key(2), x[:1], arch)
+  _close(*_pair64(net, mv, x, (arch,), bn=bn, param_filter="paper_code"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", sorted(nds.SPACES))
+def test_nds_spaces(space):
+  arch = nds.sample(jax.random.key(3), space, 1, width=4, depth=3)[0]
+  net = nds.Network(arch)
+  x = jax.random.normal(jax.random.key(0), (3, 8, 8, 3))
+  v = net.init(jax.random.key(1), x[:1])
+  bn = ("eval", "train")[sorted(nds.SPACES).index(space) % 2]  # both modes over the five spaces
+  _close(*_pair64(net, v, x, (), bn=bn, reduction="trace"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", nb201.VARIANTS)
+@pytest.mark.parametrize("bn", ["eval", "train"])
+def test_nb201_equals_official_torch_loop_in_float64(variant, bn):
+  """The TE-NAS/paper-code per-sample loop on xautodl's network, in double."""
+  torch = pytest.importorskip("torch")
+  pytest.importorskip("xautodl")
+  from tests import torch_nb201
+  C, N = 4, 1
+  net = nb201.Network(C=C, N=N, variant=variant)
+  x = np.random.default_rng(0).normal(size=(4, 8, 8, 3))
+  for i, arch in enumerate(ARCHS):
+    torch.manual_seed(i)
+    ref = torch_nb201.official_network(arch, C, N, 10, variant).double()
+    torch_nb201.randomize_bn(ref, seed=i)
+    ops = nb201.decode(arch)
+    v = torch_nb201.copy_into(ref, net.init(jax.random.key(0), x.astype(np.float32), ops), arch, N)
+    ref.train(bn == "train")
+    weights = [p for name, p in ref.named_parameters() if "weight" in name and "classifier" not in name]
+    logits = ref(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))[1]
+    rows = []
+    for s in range(x.shape[0]):
+      grads = torch.autograd.grad(logits[s].sum(), weights, retain_graph=True, allow_unused=True)
+      rows.append(torch.cat([g.reshape(-1) for g in grads if g is not None]).numpy())
+    g = np.stack(rows)
+    with jax.enable_x64(True):
+      fn = jax.jit(ntk.empirical_ntk_fn(net, bn=bn, param_filter="paper_code", implementation="structured"))
+      got = np.asarray(fn(_f64(v), jnp.asarray(x), jnp.asarray(ops)))
+    _close(got, g @ g.T, rtol=1e-9)
