@@ -209,3 +209,62 @@ def test_nb301_naslib_cells():
   acc = np.array(list(truth.accuracy.values()))
   assert 91.2 < acc.min() < acc.max() < 94.5
   assert all(a.width == 32 and a.depth == 8 for a in archs.values())
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_accuracies_are_refused_with_file_and_line(tmp_path, value):
+  a = nb201.all_archs()
+  p = tmp_path / "gt.csv"
+  p.write_text(f"arch,acc\n{a[0]},0.5\n{a[1]},{value}\n")
+  with pytest.raises(ValueError, match=rf"gt.csv: line 3: accuracy .*{value}.* not a finite number"):
+    ground_truth.read_csv(p, arch_column="arch", accuracy_column="acc")
+
+
+def test_a_repeated_arch_is_refused_naming_both_lines(tmp_path):
+  a = nb201.all_archs()
+  p = tmp_path / "gt.csv"
+  p.write_text(f"arch,acc\n{a[0]},0.5\n{a[1]},0.6\n{a[0]},0.7\n")
+  with pytest.raises(ValueError, match=r"gt.csv: line 4: .* listed twice \(first at line 2\)"):
+    ground_truth.read_csv(p, arch_column="arch", accuracy_column="acc")
+
+
+@pytest.mark.parametrize("fmt,name", [("nb201", "gt.csv"), ("nb101_json", "gt.json"), ("nds_json", "gt.json")])
+def test_a_binary_file_is_named_not_a_unicode_traceback(tmp_path, fmt, name):
+  p = tmp_path / name
+  p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 20)
+  extra = {"nds_space": "darts"} if fmt == "nds_json" else {}
+  with pytest.raises(ValueError, match=name) as err:
+    ground_truth.read(p, format=fmt, **extra)
+  assert not isinstance(err.value, UnicodeDecodeError)
+
+
+def _nb101_columns(n=2):
+  adjacency = [[[0, 1, 1], [0, 0, 1], [0, 0, 0]]] * n
+  operations = [[-1, 0, -2]] * n
+  return {"adjacency": adjacency, "operations": operations, "key": [f"h{i}" for i in range(n)],
+          "108_final_validation_accuracy": [0.9 + 0.01 * i for i in range(n)]}
+
+
+def test_nb101_json_layout_errors_name_the_field_and_record(tmp_path):
+  p = tmp_path / "nb101.json"
+  p.write_text(json.dumps(_nb101_columns()))
+  assert ground_truth.read_nb101_json(p)["h1"] == pytest.approx(91.0)
+  cols = _nb101_columns()
+  del cols["key"]
+  p.write_text(json.dumps(cols))
+  with pytest.raises(ValueError, match=r"nb101.json has no column 'key'"):
+    ground_truth.read_nb101_json(p)
+  cols = _nb101_columns()
+  cols["operations"] = cols["operations"][:1]  # was silently truncated by zip
+  p.write_text(json.dumps(cols))
+  with pytest.raises(ValueError, match=r"nb101.json: columns have different lengths .*'operations': 1"):
+    ground_truth.read_nb101_json(p)
+  record = {"module_adjacency": [[0, 1], [0, 0]], "module_operations": ["input", "output"],
+            "runs_108": [{"final_validation_accuracy": 0.9}, {"final_test_accuracy": 0.8}]}
+  p.write_text(json.dumps({"abc": record}))
+  with pytest.raises(ValueError, match=r"nb101.json: record abc runs_108\[1\].*final_validation_accuracy"):
+    ground_truth.read_nb101_json(p)
+  del record["module_operations"]
+  p.write_text(json.dumps({"abc": record}))
+  with pytest.raises(ValueError, match=r"nb101.json: record abc.*module_operations"):
+    ground_truth.read_nb101_json(p)
