@@ -28,7 +28,7 @@ from ntkjax.progress import Progress
 from ntkjax.results import ResultsCSV
 from ntkjax.spaces import api
 
-__all__ = ["METRICS", "BN_MODES", "ARCH_FIELDS", "MetricKey", "metric_keys", "metric_columns", "ArchScore",
+__all__ = ["METRICS", "BN_MODES", "ARCH_FIELDS", "MetricKey", "metric_keys", "metric_columns", "ArchScore", "metrics_fn", "is_nonfinite",
            "arch_fields", "score_fn", "score_architectures"]
 
 METRICS = ("fnorm", "mean", "ncn", "lga")
@@ -115,6 +115,17 @@ def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
   def kernels(variables, x, *args):
     return {bn: fn(variables, x, *args) for bn, fn in kernel_fns.items()}
 
+  of_kernels = metrics_fn(bn_modes, compat)
+
+  def f(variables, x, labels, *args):
+    return of_kernels(kernels(variables, x, *args), labels)
+  return f
+
+
+def metrics_fn(bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax") -> Callable:
+  """Jitted ``g({bn: Θ}, labels) -> {'<metric>_<bn>': scalar, 'finite_<bn>': bool}``."""
+  metric_keys(bn_modes)
+
   @jax.jit
   def of_kernels(ks, labels):
     out = {}
@@ -125,13 +136,11 @@ def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
       out[f"lga_{bn}"] = metrics.label_gradient_alignment(k, labels, compat=compat)
       out[f"finite_{bn}"] = jnp.isfinite(k).all()
     return out
-
-  def f(variables, x, labels, *args):
-    return of_kernels(kernels(variables, x, *args), labels)
-  return f
+  return of_kernels
 
 
-def _is_nonfinite(values: Mapping[str, float], bn_modes) -> bool:
+def is_nonfinite(values: Mapping[str, float], bn_modes) -> bool:
+  """Whether a kernel had a non-finite entry or a metric is NaN."""
   kernels_finite = all(bool(values[f"finite_{bn}"]) for bn in bn_modes)
   return not kernels_finite or any(math.isnan(float(values[c])) for c in metric_columns(bn_modes))
 
@@ -174,7 +183,7 @@ def score_architectures(
       inst = pool.get(arch, i)
       values = jax.device_get(inst.fns["score"](inst.variables, x, y, *inst.args))
       seconds = time.perf_counter() - t0
-      row = {**arch_fields(arch, i, seed, space, nonfinite=_is_nonfinite(values, bn_modes)),
+      row = {**arch_fields(arch, i, seed, space, nonfinite=is_nonfinite(values, bn_modes)),
              "seconds": f"{seconds:.3f}", **{c: repr(float(values[c])) for c in columns}}
       table.append(row)
       pool.release(inst)

@@ -8,8 +8,8 @@ import pytest
 from configs import common
 
 STUDIES = ("score", "rank_correlation", "deciles", "init_schemes", "post_training", "kernel_evolution",
-           "trajectories", "search")
-NB201_ONLY = ("deciles", "init_schemes")
+           "trajectories", "search", "sweep")
+NB201_ONLY = ("deciles", "init_schemes", "sweep")
 
 
 @pytest.mark.parametrize("name", STUDIES)
@@ -56,9 +56,38 @@ def test_study_defaults_finish_on_a_cpu_and_full_is_explicit():
 
 
 def test_nb201_only_studies_refuse_other_spaces():
-  from configs import deciles
+  from configs import deciles, sweep
   with pytest.raises(ValueError, match="runs on nb201, not 'nds_darts'"):
     deciles.get_config("small,nds_darts")
+  with pytest.raises(ValueError, match="runs on nb201, not 'nb101'"):
+    sweep.get_config("nb101")
+
+
+def test_sweep_sizes_and_arch_lists(tmp_path):
+  from configs import sweep as sweep_config
+  from ntkjax.spaces import nb201
+  from ntkjax.studies import sweep
+  full = sweep_config.get_config("full")
+  assert (full.sweep.num_archs, full.data.name, full.space.C, full.space.N) == (None, "cifar10", 16, 5)
+  assert len(sweep.sweep_archs(full)) == 15625
+  small = sweep_config.get_config("small")
+  assert small.data.name == "digits16" and small.ground_truth.path is None
+  picked = sweep.sweep_archs(small)
+  assert picked == nb201.all_archs()[::976][:16] and len(set(picked)) == 16
+  listed = tmp_path / "archs.txt"
+  a = nb201.all_archs()
+  listed.write_text(f"{a[5]}\n\n{a[2]}\n")
+  small.sweep.archs, small.sweep.num_archs = str(listed), None
+  assert sweep.sweep_archs(small) == [a[5], a[2]]
+  listed.write_text(f"{a[5]}\n|bogus~0|\n")
+  with pytest.raises(ValueError, match=r"archs.txt:2: .*bogus"):
+    sweep.sweep_archs(small)
+  listed.write_text(f"{a[5]}\n{a[5]}\n")
+  with pytest.raises(ValueError, match="lists an arch twice"):
+    sweep.sweep_archs(small)
+  small.sweep.archs = str(tmp_path / "none.txt")
+  with pytest.raises(FileNotFoundError, match="none.txt"):
+    sweep.sweep_archs(small)
 
 
 def test_documented_variants_keep_their_fields():
