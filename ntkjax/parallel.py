@@ -132,9 +132,7 @@ def score_sharded(results_path, archs: Sequence[str], positions: Sequence[int], 
       seconds = (time.perf_counter() - t0) / len(batch)
       for j, (p, arch) in enumerate(batch):
         values = jax.device_get(of_kernels({bn: k[j] for bn, k in ks.items()}, y))
-        row = {**scoring.arch_fields(arch, p, seed, space, nonfinite=scoring.is_nonfinite(values, bn_modes)),
-               "seconds": f"{seconds:.3f}", **{c: repr(float(values[c])) for c in columns}}
-        table.append(row)
+        table.append(scoring.result_row(arch, p, seed, space, values, bn_modes, seconds))
         if progress is not None:
           progress.tick(arch, seconds, compiled=lo == 0 and j == 0)
   by_arch = table.by_key()

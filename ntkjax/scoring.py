@@ -28,7 +28,7 @@ from ntkjax.progress import Progress
 from ntkjax.results import ResultsCSV
 from ntkjax.spaces import api
 
-__all__ = ["METRICS", "BN_MODES", "ARCH_FIELDS", "MetricKey", "metric_keys", "metric_columns", "ArchScore", "metrics_fn", "is_nonfinite",
+__all__ = ["METRICS", "BN_MODES", "ARCH_FIELDS", "MetricKey", "metric_keys", "metric_columns", "ArchScore", "metrics_fn", "is_nonfinite", "result_row",
            "arch_fields", "score_fn", "score_architectures"]
 
 METRICS = ("fnorm", "mean", "ncn", "lga")
@@ -139,6 +139,14 @@ def metrics_fn(bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax") -> Ca
   return of_kernels
 
 
+def result_row(arch: str, position: int, seed: int, space: api.Space, values: Mapping, bn_modes,
+               seconds: float) -> dict:
+  """One results-CSV row: the arch fields, the metric columns of ``values``
+  (``metrics_fn``'s output) and the seconds it took."""
+  return {**arch_fields(arch, position, seed, space, nonfinite=is_nonfinite(values, bn_modes)),
+          "seconds": f"{seconds:.3f}", **{c: repr(float(values[c])) for c in metric_columns(bn_modes)}}
+
+
 def is_nonfinite(values: Mapping[str, float], bn_modes) -> bool:
   """Whether a kernel had a non-finite entry or a metric is NaN."""
   kernels_finite = all(bool(values[f"finite_{bn}"]) for bn in bn_modes)
@@ -183,8 +191,7 @@ def score_architectures(
       inst = pool.get(arch, i)
       values = jax.device_get(inst.fns["score"](inst.variables, x, y, *inst.args))
       seconds = time.perf_counter() - t0
-      row = {**arch_fields(arch, i, seed, space, nonfinite=is_nonfinite(values, bn_modes)),
-             "seconds": f"{seconds:.3f}", **{c: repr(float(values[c])) for c in columns}}
+      row = result_row(arch, i, seed, space, values, bn_modes, seconds)
       table.append(row)
       pool.release(inst)
       if progress is not None:
