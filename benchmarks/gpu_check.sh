@@ -26,4 +26,4 @@ timeout 180 $py -m benchmarks.train_speed --batch 1024 --steps 10 --modes scan,l
 # Compile against steady NTK per space at N=256 (and NB101's masked network).
 timeout 240 $py -m benchmarks.compile_vs_run --n 256 --archs 2 --width 16 --depth 8 --out "$OUT/compile_vs_run_gpu.json" 2>&1 | tee "$OUT/compile_vs_run.log"
 # The sweep's throughput on the real devices (archs/s, full NB201, N=256, 8 archs per device per call).
-timeout 240 $py -m benchmarks.sweep_speed --host_devices 0 --archs_per_device 8 --batches 2 --n 256 --hw 32 --C 16 --N 5 --out "$OUT/sweep_speed_gpu.json" 2>&1 | tee "$OUT/sweep_speed.log"
+timeout 240 $py -m benchmarks.sweep_speed --host_devices 0 --archs_per_device 8 --batches 2 --n 256 --hw 32 --C 16 --N 5 --flops --out "$OUT/sweep_speed_gpu.json" 2>&1 | tee "$OUT/sweep_speed.log"

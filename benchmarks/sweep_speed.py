@@ -8,7 +8,12 @@ start); on a GPU/TPU host ``--host_devices 0`` uses the real devices. Run:
     python -m benchmarks.sweep_speed --host_devices 1,2,4 --out benchmarks/results/sweep_speed_cpu.json
 
 Throughput counts steady batches only (the first batch compiles); the first
-batch's time is reported apart.
+batch's time is reported apart. ``--flops`` adds XLA's flop count for one
+arch's kernels (both BN modes) at the measured size and at the full sweep's
+(C=16, N=5, 256 images of 32x32), read off the lowered program without
+compiling it, and from them and the measured rate an estimate for the full
+table on one H100 (a range over assumed sustained FP32 rates, not a
+measurement).
 """
 
 import argparse
@@ -56,6 +61,38 @@ def measure(args) -> dict:
           "total_s": total}
 
 
+H100_FP32_PEAK = 67e12  # SXM, non-tensor FP32 flop/s (NVIDIA's datasheet)
+FULL = dict(C=16, N=5, n=256, hw=32)
+NUM_ARCHS = 15625
+
+
+def flops_per_arch(C, N, n, hw, variant) -> float:
+  """XLA's flop count of one arch's kernels in both BN modes (one device,
+  one arch per call), from the lowered program."""
+  import jax
+  import jax.numpy as jnp
+  from ntkjax import parallel
+  from ntkjax.spaces import api
+  space = api.NB201Space(C=C, N=N, variant=variant)
+  net = space.candidate(space.sample(jax.random.key(0), 1)[0]).net
+  fn = parallel.batched_kernels(net, mesh=parallel.arch_mesh(jax.devices()[:1]),
+                                param_filter="paper_code" if variant == "paper_code" else "all")
+  x = jax.ShapeDtypeStruct((n, hw, hw, 3), jnp.float32)
+  v = jax.eval_shape(lambda: net.init(jax.random.key(0), jnp.zeros((1, hw, hw, 3)), jnp.zeros(6, jnp.int32)))
+  return float(fn.lower(v, x, (jax.ShapeDtypeStruct((1, 6), jnp.int32),)).cost_analysis()["flops"])
+
+
+def estimate(res: dict) -> dict:
+  """The full table's hours on one H100 at 10-50% of its FP32 peak, and the
+  CPU's own sustained rate for scale."""
+  here = flops_per_arch(res["C"], res["N"], res["n"], res["hw"], res["variant"])
+  full = flops_per_arch(**FULL, variant=res["variant"])
+  best = max(r["steady_archs_per_s"] for r in res["runs"])
+  hours = {f"{int(f * 100)}%": NUM_ARCHS * full / (f * H100_FP32_PEAK) / 3600 for f in (0.1, 0.25, 0.5)}
+  return {"flops_per_arch_measured_size": here, "flops_per_arch_full": full,
+          "cpu_sustained_flops_per_s": here * best, "h100_hours_full_table_at_fraction_of_fp32_peak": hours}
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--host_devices", default="1,2,4", help="forced CPU device counts; 0 = the real devices")
@@ -66,6 +103,8 @@ def main():
   p.add_argument("--C", type=int, default=8)
   p.add_argument("--N", type=int, default=1)
   p.add_argument("--variant", default="benchmark")
+  p.add_argument("--flops", action="store_true", help="add flop counts and the H100 estimate")
+  p.add_argument("--reuse", action="store_true", help="take the runs from --out instead of measuring again")
   p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--out", default="")
   args = p.parse_args()
@@ -74,17 +113,23 @@ def main():
     return
   res = {**report.environment(), **{k: getattr(args, k) for k in ("archs_per_device", "n", "hw", "C", "N",
                                                                    "variant")}, "runs": []}
-  for count in [int(c) for c in args.host_devices.split(",")]:
-    env = dict(os.environ)
-    if count:
-      env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}".strip()
-    cmd = [sys.executable, "-m", "benchmarks.sweep_speed", "--child"] + [
-        f"--{k}={getattr(args, k)}" for k in ("archs_per_device", "batches", "n", "hw", "C", "N", "variant")]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    run = json.loads(out.strip().splitlines()[-1])
-    res["runs"].append(run)
-    print(f"{run['devices']} device(s): {run['steady_archs_per_s']:.3g} archs/s steady, "
-          f"first batch {run['first_batch_s']:.1f} s", flush=True)
+  if args.reuse:
+    res["runs"] = json.loads(open(args.out).read())["runs"]
+  else:
+    for count in [int(c) for c in args.host_devices.split(",")]:
+      env = dict(os.environ)
+      if count:
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}".strip()
+      cmd = [sys.executable, "-m", "benchmarks.sweep_speed", "--child"] + [
+          f"--{k}={getattr(args, k)}" for k in ("archs_per_device", "batches", "n", "hw", "C", "N", "variant")]
+      out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+      run = json.loads(out.strip().splitlines()[-1])
+      res["runs"].append(run)
+      print(f"{run['devices']} device(s): {run['steady_archs_per_s']:.3g} archs/s steady, "
+            f"first batch {run['first_batch_s']:.1f} s", flush=True)
+  if args.flops:
+    res["estimate"] = estimate(res)
+    print(f"full table on one H100: {res['estimate']['h100_hours_full_table_at_fraction_of_fp32_peak']} hours")
   report.emit(res, args.out)
 
 

@@ -14,11 +14,11 @@ Variants (``configs/common.py`` vocabulary):
 * ``small``: 16 archs evenly spaced through the space, a reduced NB201
   (C=4, N=1) on 16 embedded digits images: 100 s on the 2-core CPU (while
   a test run shared it), ~60 s of it compilation; ~5 archs/s steady.
-* (default) ``cpu``: 256 archs evenly spaced, C=8, N=1, 32 digits images
-  (not timed yet).
+* (default) ``cpu``: 256 archs evenly spaced, C=8, N=1, 32 digits images:
+  275 s on the idle 2-core CPU, 1.2 archs/s steady, 2.2 GiB peak memory.
 * ``full``: all 15,625 archs of the full NB201 (C=16, N=5) on 256 CIFAR-10
-  images, 8 archs per device per call: GPU scale (BENCHMARKS.md gives the
-  measured throughput and the estimate for one H100).
+  images, 8 archs per device per call: GPU scale (BENCHMARKS.md estimates
+  9-44 hours on one H100 from XLA's flop count; not yet measured on a GPU).
 * ``paper_code``: the paper code's network, parameter filter and
   degenerate values.
 

@@ -109,7 +109,7 @@ def main(run: Callable, config_name: str) -> None:
       logging.debug("run failed", exc_info=True)
       print(f"{pathlib.Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
       sys.exit(2)
-    write_outputs(result, workdir)
+    write_outputs(result, getattr(result, "output_dir", None) or workdir)
     print(result.summary())
     after = _snapshot(workdir)
     written = sorted(p for p, m in after.items() if before.get(p) != m and p.name != results.LOCK_FILE)

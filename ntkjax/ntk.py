@@ -77,8 +77,8 @@ from jax import lax
 from ntkjax import structured
 
 __all__ = [
-    "REDUCTIONS", "IMPLEMENTATIONS", "PARAM_FILTERS", "empirical_ntk_fn",
-    "paper_code_filter", "resolve_param_filter", "split_params",
+    "REDUCTIONS", "IMPLEMENTATIONS", "PARAM_FILTERS", "empirical_ntk_fn", "jacobian_blocks_fn",
+    "contract_blocks", "paper_code_filter", "resolve_param_filter", "split_params",
 ]
 
 Reduction = Literal["sum_logits", "trace", "full"]
@@ -152,10 +152,11 @@ def _chunked_vmap(fn, xs, chunk_size: int | None):
   return jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:])[:n], out)
 
 
-def _contract(jac_a, jac_b, reduction: str):
-  """Σ over parameter leaves of J_a J_bᵀ; leaves are [N, K, ...]."""
+def contract_blocks(blocks_a, blocks_b, reduction: str):
+  """Σ_l A_l B_lᵀ over Jacobian blocks [n, K, P_l] (``jacobian_blocks_fn``):
+  [n_a, n_b] for ``sum_logits``/``trace``, [n_a, n_b, K, K] for ``full``."""
   total = None
-  for a, b in zip(jax.tree_util.tree_leaves(jac_a), jax.tree_util.tree_leaves(jac_b)):
+  for a, b in zip(jax.tree_util.tree_leaves(blocks_a), jax.tree_util.tree_leaves(blocks_b)):
     a = a.reshape(a.shape[:2] + (-1,))
     b = b.reshape(b.shape[:2] + (-1,))
     if reduction == "full":
@@ -182,18 +183,23 @@ class _Problem(NamedTuple):
   args: tuple
   train: bool
   reduce: Callable      # logits [n, C] -> [n, k]
+  first: Any = 0        # coupled: J's rows are those of samples first..first+count-1
+  count: int | None = None
 
 
-def _one_hot_rows(p: _Problem):
-  """Row indices 0..n*k-1 and ``r -> e_r`` as an [n, k] cotangent, built per
-  row inside the mapped function so memory stays bounded by chunk_size."""
+def _one_hot_rows(p: _Problem, all_rows: bool = False):
+  """Row indices (those of samples ``first..first+count-1``, or all n*k) and
+  ``r -> e_r`` as an [n, k] cotangent, built per row inside the mapped
+  function so memory stays bounded by chunk_size."""
   size = p.n * p.k
-  return jnp.arange(size), lambda r: jax.nn.one_hot(r, size, dtype=p.x.dtype).reshape(p.n, p.k)
+  count = p.n if all_rows or p.count is None else p.count
+  first = 0 if all_rows else p.first
+  return first * p.k + jnp.arange(count * p.k), lambda r: jax.nn.one_hot(r, size, dtype=p.x.dtype).reshape(p.n, p.k)
 
 
-def _jacobian_contraction(p: _Problem) -> jax.Array:
-  """Materialises J (per sample when independent, by batched VJPs over the
-  output basis when coupled) and contracts it."""
+def _jacobian_blocks(p: _Problem) -> list[jax.Array]:
+  """J by autodiff (per sample when independent, by batched VJPs over the
+  output basis when coupled), as blocks [n, k, P_l] per parameter."""
   if p.independent:
     def per_sample(xi):
       if p.k == 1:  # a plain gradient, without jacrev's basis vmap
@@ -204,14 +210,14 @@ def _jacobian_contraction(p: _Problem) -> jax.Array:
   else:
     rows_idx, one_hot = _one_hot_rows(p)
     _, vjp_fn = jax.vjp(lambda t: p.logits(t, p.x), p.theta)
-    rows = _chunked_vmap(lambda r: vjp_fn(one_hot(r))[0], rows_idx, p.chunk_size)  # [N*K, ...]
-    jac = jax.tree_util.tree_map(lambda a: a.reshape((p.n, p.k) + a.shape[1:]), rows)
-  return _contract(jac, jac, p.reduction)
+    rows = _chunked_vmap(lambda r: vjp_fn(one_hot(r))[0], rows_idx, p.chunk_size)  # [count*K, ...]
+    jac = jax.tree_util.tree_map(lambda a: a.reshape((-1, p.k) + a.shape[1:]), rows)
+  return [a.reshape(a.shape[:2] + (-1,)) for a in jax.tree_util.tree_leaves(jac)]
 
 
 def _ntk_vector_products(p: _Problem) -> jax.Array:
   """Θ column by column, J (Jᵀ e), without storing J."""
-  rows_idx, one_hot = _one_hot_rows(p)
+  rows_idx, one_hot = _one_hot_rows(p, all_rows=True)
   # One forward pass: the VJP is the transpose of the linearised map.
   _, jvp_fn = jax.linearize(lambda t: p.logits(t, p.x), p.theta)
   vjp_fn = jax.linear_transpose(jvp_fn, p.theta)
@@ -220,22 +226,91 @@ def _ntk_vector_products(p: _Problem) -> jax.Array:
   return jnp.transpose(cols, (2, 0, 3, 1)) if p.reduction == "full" else jnp.einsum("jkik->ij", cols)
 
 
-def _structured(p: _Problem) -> jax.Array:
+def _structured_blocks(p: _Problem) -> list[jax.Array]:
   """Per-layer Jacobians from tapped layer inputs and output cotangents
   (``ntkjax.structured``)."""
   if not isinstance(p.module, nn.Module):
     raise ValueError("implementation='structured' needs a Flax module built of ntkjax.layers, "
                      f"not {p.module!r}")
-  return structured.structured_ntk(p.module, p.variables, p.x, p.args, train=p.train, chosen=p.theta,
-                                   reduce=p.reduce, reduction=p.reduction, independent=p.independent,
-                                   chunk_size=p.chunk_size)
+  return structured.structured_jacobian(p.module, p.variables, p.x, p.args, train=p.train, chosen=p.theta,
+                                        reduce=p.reduce, independent=p.independent, chunk_size=p.chunk_size,
+                                        first=p.first, count=p.count)
 
 
-_IMPLEMENTATION_FNS: dict[str, Callable[[_Problem], jax.Array]] = {
-    "jacobian_contraction": _jacobian_contraction,
-    "ntk_vector_products": _ntk_vector_products,
-    "structured": _structured,
+_BLOCK_FNS: dict[str, Callable[[_Problem], list[jax.Array]]] = {
+    "jacobian_contraction": _jacobian_blocks,
+    "structured": _structured_blocks,
 }
+
+
+class _Options(NamedTuple):
+  """An NTK function's options, validated once when it is built."""
+  apply: Callable
+  module: Any
+  train: bool
+  independent: bool
+  select: PathFilter | None
+  reduction: str
+  implementation: str
+  chunk_size: int | None
+  max_jacobian_bytes: int
+
+
+def _options(apply_fn, bn, reduction, param_filter, implementation, chunk_size, vmap_axes,
+             max_jacobian_bytes) -> _Options:
+  if bn not in ("eval", "train"):
+    raise ValueError(f"bn must be 'eval' or 'train', got {bn!r}")
+  if reduction not in REDUCTIONS:
+    raise ValueError(f"unknown reduction {reduction!r}; known: {', '.join(REDUCTIONS)}")
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(f"unknown implementation {implementation!r}; known: {', '.join(IMPLEMENTATIONS)}")
+  if chunk_size is not None and chunk_size < 1:
+    raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+  train = bn == "train"
+  f, declared = _as_apply(apply_fn)
+  if vmap_axes == "auto":
+    independent = declared is not None and not declared(train)
+  elif vmap_axes in (0, None):
+    independent = vmap_axes == 0
+  else:
+    raise ValueError(f"vmap_axes must be 0, None or 'auto', got {vmap_axes!r}")
+  module = apply_fn if isinstance(apply_fn, nn.Module) else None
+  return _Options(f, module, train, independent, resolve_param_filter(param_filter), reduction, implementation,
+                  chunk_size, max_jacobian_bytes)
+
+
+def _problem(o: _Options, variables, x, args, samples=None) -> tuple[_Problem, str]:
+  """The problem for one call and the implementation that will solve it.
+  ``samples=(first, count)`` keeps J's rows of those samples only."""
+  chosen, frozen = split_params(variables["params"], o.select)
+  first, count = (0, None) if samples is None else samples
+  if o.independent and samples is not None:  # independent rows need only their own samples
+    x = lax.dynamic_slice_in_dim(x, first, count)
+    first, count = 0, None
+
+  def reduce(out):
+    if out.ndim != 2:
+      raise ValueError(f"apply_fn must return logits [N, C], got shape {out.shape}")
+    return out.sum(axis=1, keepdims=True) if o.reduction == "sum_logits" else out
+
+  def logits(theta, xs):
+    params = traverse_util.unflatten_dict({**frozen, **theta})
+    return reduce(o.apply({**variables, "params": params}, xs, *args, train=o.train))
+
+  n = x.shape[0]
+  k = 1 if o.reduction == "sum_logits" else jax.eval_shape(lambda: logits(chosen, x)).shape[1]
+  impl = o.implementation
+  if impl == "auto":
+    n_params = sum(math.prod(v.shape) for v in chosen.values())
+    jac_bytes = n * k * n_params * jnp.dtype(x.dtype).itemsize
+    if jac_bytes > o.max_jacobian_bytes:
+      impl = "ntk_vector_products"
+    elif o.module is not None and structured.supports(o.module, variables, x, args, train=o.train, chosen=chosen):
+      impl = "structured"
+    else:
+      impl = "jacobian_contraction"
+  return _Problem(logits, chosen, x, n, k, o.independent, o.chunk_size, o.reduction, o.module, variables, args,
+                  o.train, reduce, first, count), impl
 
 
 def empirical_ntk_fn(
@@ -281,53 +356,51 @@ def empirical_ntk_fn(
   >>> ntk_fn(variables, x, ops).shape
   (4, 4)
   """
-  if bn not in ("eval", "train"):
-    raise ValueError(f"bn must be 'eval' or 'train', got {bn!r}")
-  if reduction not in REDUCTIONS:
-    raise ValueError(f"unknown reduction {reduction!r}; known: {', '.join(REDUCTIONS)}")
-  if implementation not in IMPLEMENTATIONS:
-    raise ValueError(f"unknown implementation {implementation!r}; known: {', '.join(IMPLEMENTATIONS)}")
-  if chunk_size is not None and chunk_size < 1:
-    raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
-  train = bn == "train"
-  f, declared = _as_apply(apply_fn)
-  if vmap_axes == "auto":
-    independent = declared is not None and not declared(train)
-  elif vmap_axes in (0, None):
-    independent = vmap_axes == 0
-  else:
-    raise ValueError(f"vmap_axes must be 0, None or 'auto', got {vmap_axes!r}")
-  select = resolve_param_filter(param_filter)
+  o = _options(apply_fn, bn, reduction, param_filter, implementation, chunk_size, vmap_axes, max_jacobian_bytes)
 
   def ntk_fn(variables, x, *args):
-    chosen, frozen = split_params(variables["params"], select)
-
-    def reduce(out):
-      if out.ndim != 2:
-        raise ValueError(f"apply_fn must return logits [N, C], got shape {out.shape}")
-      return out.sum(axis=1, keepdims=True) if reduction == "sum_logits" else out
-
-    def logits(theta, xs):
-      params = traverse_util.unflatten_dict({**frozen, **theta})
-      return reduce(f({**variables, "params": params}, xs, *args, train=train))
-
-    n = x.shape[0]
-    k = 1 if reduction == "sum_logits" else jax.eval_shape(lambda: logits(chosen, x)).shape[1]
-    impl = implementation
-    module = apply_fn if isinstance(apply_fn, nn.Module) else None
-    if impl == "auto":
-      n_params = sum(math.prod(v.shape) for v in chosen.values())
-      jac_bytes = n * k * n_params * jnp.dtype(x.dtype).itemsize
-      if jac_bytes > max_jacobian_bytes:
-        impl = "ntk_vector_products"
-      elif module is not None and structured.supports(module, variables, x, args, train=train, chosen=chosen):
-        impl = "structured"
-      else:
-        impl = "jacobian_contraction"
-    kernel = _IMPLEMENTATION_FNS[impl](_Problem(logits, chosen, x, n, k, independent, chunk_size, reduction,
-                                                module, variables, args, train, reduce))
+    p, impl = _problem(o, variables, x, args)
+    if impl == "ntk_vector_products":
+      kernel = _ntk_vector_products(p)
+    else:
+      blocks = _BLOCK_FNS[impl](p)
+      kernel = contract_blocks(blocks, blocks, reduction)
     if reduction == "trace" and normalize_trace:
-      kernel = kernel / k
+      kernel = kernel / p.k
     return kernel
 
   return ntk_fn
+
+
+def jacobian_blocks_fn(
+    apply_fn,
+    *,
+    bn: BNMode = "eval",
+    reduction: Reduction = "sum_logits",
+    param_filter: PathFilter | str | None = None,
+    implementation: Implementation = "auto",
+    chunk_size: int | None = None,
+    vmap_axes: Literal[0, None, "auto"] = "auto",
+) -> Callable[..., list[jax.Array]]:
+  """Returns ``blocks_fn(variables, x, *args, samples=None) -> [J_l]``, the
+  rows of J that ``empirical_ntk_fn`` (same options) contracts, as one
+  [n, K, P_l] block per parameter (structured: per tapped weight or bias),
+  so that ``Θ = contract_blocks(blocks, blocks, reduction)``.
+
+  ``samples=(first, count)`` (``first`` may be traced, ``count`` is static)
+  keeps the rows of samples ``first..first+count-1``: with independent
+  samples only those are run; with coupled ones (train BN) every row is still
+  a VJP of the whole batch ``x``. This is what splits one large kernel's rows
+  over devices (``ntkjax.kernel_sharding``). ``'auto'`` picks structured
+  where taps cover the parameters, else Jacobian contraction.
+  """
+  if implementation == "ntk_vector_products":
+    raise ValueError("implementation='ntk_vector_products' never forms J; use 'auto', 'structured' or "
+                     "'jacobian_contraction'")
+  o = _options(apply_fn, bn, reduction, param_filter, implementation, chunk_size, vmap_axes, math.inf)
+
+  def blocks_fn(variables, x, *args, samples=None):
+    p, impl = _problem(o, variables, x, args, samples)
+    return _BLOCK_FNS[impl](p)
+
+  return blocks_fn

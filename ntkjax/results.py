@@ -1,5 +1,6 @@
-"""Results on disk: append-only CSV tables keyed by a column, the pinned
-config of a workdir, and a lock that keeps two runs out of one workdir.
+"""Results on disk: append-only CSV tables keyed by a column, typed Parquet
+copies of finished tables, the pinned config of a workdir, and a lock that
+keeps two runs out of one workdir.
 
 Each row is flushed and fsynced as soon as it is written, so an interrupted
 run loses at most the row in flight, and a rerun skips keys already present.
@@ -14,7 +15,7 @@ import os
 import pathlib
 from typing import Iterable, Mapping, Sequence
 
-__all__ = ["ResultsCSV", "write_csv", "pin_config", "holds_results", "WorkdirLock", "WorkdirInUse",
+__all__ = ["ResultsCSV", "write_csv", "write_parquet", "pin_config", "holds_results", "WorkdirLock", "WorkdirInUse",
            "CONFIG_FILE", "LOCK_FILE"]
 
 CONFIG_FILE = "config.json"
@@ -77,6 +78,35 @@ def write_csv(path, rows: Sequence[Mapping], fields: Sequence[str]) -> pathlib.P
     w.writeheader()
     for r in rows:
       w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else ("" if v is None else v)) for k, v in r.items()})
+  os.replace(tmp, path)
+  return path
+
+
+def _typed_column(values: Sequence[str]):
+  """A CSV column as int64 (blanks null), else float64, else strings."""
+  import pyarrow as pa  # noqa: PLC0415  (only the Parquet writer needs it)
+  for kind, parse in ((pa.int64(), int), (pa.float64(), float)):
+    try:
+      return pa.array([parse(v) if v != "" else None for v in values], type=kind)
+    except ValueError:
+      continue
+  return pa.array(list(values), type=pa.string())
+
+
+def write_parquet(path, rows: Sequence[Mapping[str, str]], fields: Sequence[str],
+                  metadata: Mapping[str, str] | None = None) -> pathlib.Path:
+  """Writes CSV-style string rows as one typed Parquet table (tmp + rename):
+  each column is int64 where every value is an integer or blank (null),
+  else float64 where every value parses as a float, else string.
+  ``metadata`` (e.g. the pinned config as JSON) goes into the schema."""
+  import pyarrow as pa  # noqa: PLC0415
+  import pyarrow.parquet as pq  # noqa: PLC0415
+  path = pathlib.Path(path)
+  table = pa.table({f: _typed_column([str(r.get(f, "")) for r in rows]) for f in fields})
+  if metadata:
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **dict(metadata)})
+  tmp = path.with_name(path.name + ".tmp")
+  pq.write_table(table, tmp)
   os.replace(tmp, path)
   return path
 

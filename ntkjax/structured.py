@@ -25,7 +25,7 @@ cotangent δ:
   the row's Jacobian sums the contraction over the batch, one GEMM per layer
   against the layer's im2col built once for all rows.
 
-Θ = Σ_l G_l G_lᵀ, accumulated layer by layer. Parameters that no tap covers
+Θ = Σ_l G_l G_lᵀ over the returned blocks G_l (``ntk.contract_blocks``). Parameters that no tap covers
 (e.g. NB201's ``select='switch'`` network, whose edges cannot tap inside
 ``lax.switch``) are an error naming them; the other implementations handle
 any network.
@@ -41,7 +41,7 @@ from flax import traverse_util
 
 from ntkjax import layers
 
-__all__ = ["structured_ntk", "covered_params", "supports", "default_chunk"]
+__all__ = ["structured_jacobian", "covered_params", "supports", "default_chunk"]
 
 _MUTABLE_STATS = "batch_stats"
 _MIN_CHUNK = 8
@@ -199,11 +199,14 @@ def default_chunk(rows: int) -> int:
   return min(rows, max(_MIN_CHUNK, -(-rows // _MAX_CHUNKS)))
 
 
-def structured_ntk(module, variables: dict, x: jax.Array, args: Sequence, *, train: bool,
-                   chosen: dict[tuple, jax.Array], reduce: Callable[[jax.Array], jax.Array], reduction: str,
-                   independent: bool, chunk_size: int | None) -> jax.Array:
-  """Θ of ``module`` (a Flax module built of tapping layers) over the
-  parameters ``chosen`` (flat by path), for ``ntk.empirical_ntk_fn``."""
+def structured_jacobian(module, variables: dict, x: jax.Array, args: Sequence, *, train: bool,
+                        chosen: dict[tuple, jax.Array], reduce: Callable[[jax.Array], jax.Array], independent: bool,
+                        chunk_size: int | None, first=0, count: int | None = None) -> list[jax.Array]:
+  """J of ``module`` (a Flax module built of tapping layers) over the
+  parameters ``chosen`` (flat by path), as one [n, k, P_l] block per tapped
+  weight or bias, for ``ntk.empirical_ntk_fn`` and
+  ``ntk.jacobian_blocks_fn``. Coupled samples: only the rows of samples
+  ``first..first+count-1`` (default all), each a VJP of the whole batch."""
   base = _base(variables)
   stats = _stats(train, base)
   perturbation_shapes, _, covered = _coverage(module, base, x, args, train, stats, chosen)
@@ -239,17 +242,11 @@ def structured_ntk(module, variables: dict, x: jax.Array, args: Sequence, *, tra
       cols = jnp.arange(lo, min(lo + step, k))
       parts.append(blocks(jnp.broadcast_to(jax.nn.one_hot(cols, k, dtype=logits.dtype)[:, None, :],
                                            (len(cols), n, k))))
-    jac = [jnp.concatenate(p, axis=1) for p in zip(*parts)]
-  else:
-    rows = n * k
-    step = default_chunk(rows) if chunk_size is None else min(chunk_size, rows)
-    parts = []
-    for lo in range(0, rows, step):  # unrolled: XLA:CPU runs convolutions in loops slowly
-      idx = jnp.arange(lo, min(lo + step, rows))
-      parts.append(blocks(jax.nn.one_hot(idx, rows, dtype=logits.dtype).reshape(-1, n, k)))
-    jac = [jnp.concatenate(p, axis=0).reshape(n, k, -1) for p in zip(*parts)]
-  kernel = None
-  for j in jac:
-    term = jnp.einsum("iap,jbp->ijab", j, j) if reduction == "full" else jnp.einsum("ikp,jkp->ij", j, j)
-    kernel = term if kernel is None else kernel + term
-  return kernel
+    return [jnp.concatenate(p, axis=1) for p in zip(*parts)]
+  rows = (n if count is None else count) * k
+  step = default_chunk(rows) if chunk_size is None else min(chunk_size, rows)
+  parts = []
+  for lo in range(0, rows, step):  # unrolled: XLA:CPU runs convolutions in loops slowly
+    idx = first * k + jnp.arange(lo, min(lo + step, rows))
+    parts.append(blocks(jax.nn.one_hot(idx, n * k, dtype=logits.dtype).reshape(-1, n, k)))
+  return [jnp.concatenate(p, axis=0).reshape(-1, k, p[0].shape[-1]) for p in zip(*parts)]

@@ -12,6 +12,8 @@
 * ``train``: epochs with per-epoch loss/accuracy, a checkpoint after every
   epoch (resumed on rerun) and a callback so that metrics at t = 1, 3, 5, 10
   come from one training run.
+* ``train_archs``: the same for several archs at once (NB201, masked NB101:
+  the arch is data), vmapped and split over the devices of a mesh.
 
 Checkpoints are flax msgpack files written atomically (tmp + rename): one
 small file per epoch kept, with no background threads, which is all a
@@ -31,12 +33,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import PartitionSpec
 
 from ntkjax import data as data_lib
 
 __all__ = ["TrainState", "EpochStats", "sgd", "cross_entropy", "init_state", "make_step", "make_epoch",
-           "train",
-           "default_padding"]
+           "train", "train_archs", "default_padding"]
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -116,8 +118,24 @@ def make_step(net, tx: optax.GradientTransformation, *, mean: Sequence[float], s
   return step
 
 
+def _over_archs(fn: Callable, mesh, per_arch: Sequence[bool]) -> Callable:
+  """``fn`` vmapped over a leading arch axis of the arguments marked in
+  ``per_arch`` and of any trailing ones (the network's inputs), the others
+  shared, and the archs split over ``mesh``'s first axis with
+  ``shard_map``. Not jitted."""
+  by_arch, whole = PartitionSpec(mesh.axis_names[0]), PartitionSpec()
+
+  def lifted(*a):
+    marks = tuple(per_arch) + (True,) * (len(a) - len(per_arch))
+    local = jax.vmap(fn, in_axes=tuple(0 if m else None for m in marks))
+    specs = tuple(by_arch if m else whole for m in marks)
+    return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=by_arch, check_vma=False)(*a)
+  return lifted
+
+
 def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: Sequence[float],
-               std: Sequence[float], padding: int, augment: bool = True, mode: str = "auto") -> Callable:
+               std: Sequence[float], padding: int, augment: bool = True, mode: str = "auto",
+               mesh=None) -> Callable:
   """``epoch(state, images, labels, key, *args) -> (state, (loss_sum, correct))``.
 
   ``images`` are uint8 pixels [n, H, W, 3] already on device; the batch order
@@ -134,12 +152,19 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
 
   Both modes give the same result. ``epoch.cache_size()`` counts the
   compilations of the per-batch computation.
+
+  With a ``mesh`` (e.g. ``parallel.arch_mesh()``) the epoch trains A archs
+  at once: ``state``, ``key`` and ``args`` carry a leading arch axis (A a
+  multiple of the mesh size; ``train_archs`` builds them), the images and
+  labels are shared, the archs are split over the devices, and each arch's
+  result equals a single-arch epoch with its own key.
   """
   if mode == "auto":
     mode = "loop" if jax.default_backend() == "cpu" else "scan"
   if mode not in ("scan", "loop"):
     raise ValueError(f"unknown epoch mode {mode!r}; use 'auto', 'scan' or 'loop'")
   step = make_step(net, tx, mean=mean, std=std, padding=padding, augment=augment)
+  lift = (lambda fn, per_arch: fn) if mesh is None else functools.partial(_over_archs, mesh=mesh)  # noqa: E731
 
   def batch(state, images, labels, perm, i, k_aug, *args):
     idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
@@ -150,10 +175,11 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
     idx = perm[full * batch_size:]
     return step(state, images[idx], labels[idx], jax.random.fold_in(k_aug, full), *args)
 
-  @functools.partial(jax.jit, static_argnums=1)
-  def shuffle(key, n):
+  def shuffle_one(key, n):
     k_perm, k_aug = jax.random.split(key)
     return jax.random.permutation(k_perm, n), k_aug
+
+  shuffle = jax.jit(lambda key, n: lift(lambda k: shuffle_one(k, n), per_arch=(True,))(key), static_argnums=1)
 
   def accumulate(batch_fn, carry, i, images, labels, perm, k_aug, *args):
     state, loss_sum, correct = carry
@@ -164,40 +190,51 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
     body = lambda c, i: (accumulate(batch, c, i, *args), None)  # noqa: E731
     return jax.lax.scan(body, carry, jnp.arange(full))[0] if full else carry
 
-  batch_jit = jax.jit(batch)
+  batch_jit = jax.jit(lift(batch, per_arch=(True, False, False, True, False, True)))
 
   def looped(carry, full, *args):
     for i in range(full):  # dispatched asynchronously: no host sync per step
       carry = accumulate(batch_jit, carry, jnp.int32(i), *args)
     return carry
 
-  full_batches, last_batch = (scanned, remainder) if mode == "scan" else (looped, jax.jit(remainder))
-
   def epoch(state, images, labels, key, *args):
     full, rest = divmod(images.shape[0], batch_size)
-    perm, k_aug = shuffle(key, images.shape[0])
-    carry = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
-    state, loss_sum, correct = full_batches(carry, full, images, labels, perm, k_aug, *args)
+    perm, k_aug = shuffle_one(key, images.shape[0]) if mode == "scan" else shuffle(key, images.shape[0])
+    carry = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))  # broadcast to [A] over archs
+    if mode == "scan":
+      state, loss_sum, correct = scanned(carry, full, images, labels, perm, k_aug, *args)
+    else:
+      state, loss_sum, correct = looped(carry, full, images, labels, perm, k_aug, *args)
     if rest:
-      state, (l, c) = last_batch(state, images, labels, perm, k_aug, *args)
+      last = remainder if mode == "scan" else remainder_jit
+      state, (l, c) = last(state, images, labels, perm, k_aug, *args)
       loss_sum, correct = loss_sum + l, correct + c
     return state, (loss_sum, correct)
 
-  if mode == "scan":
-    epoch = jax.jit(epoch)
-    epoch.cache_size = epoch._cache_size
-  else:
-    epoch.cache_size = batch_jit._cache_size
+  remainder_jit = jax.jit(lift(remainder, per_arch=(True, False, False, True, True)))
+  if mode == "scan":  # the whole epoch per arch, lifted over archs as one program
+    whole = jax.jit(lift(epoch, per_arch=(True, False, False, True)))
+    whole.cache_size = whole._cache_size
+    return whole
+  epoch.cache_size = batch_jit._cache_size
   return epoch
 
 
-def _save(path: pathlib.Path, state: TrainState, history: list[EpochStats]):
+def _to_json(entry):
+  return [s._asdict() for s in entry] if isinstance(entry, list) else entry._asdict()
+
+
+def _from_json(obj):
+  return [EpochStats(**s) for s in obj] if isinstance(obj, list) else EpochStats(**obj)
+
+
+def _save(path: pathlib.Path, state: TrainState, history: list):
   tmp = path.with_name(path.name + ".tmp")
   tmp.write_bytes(flax.serialization.to_bytes(state))
   os.replace(tmp, path)
   meta = path.with_suffix(".json")
   tmp = meta.with_name(meta.name + ".tmp")
-  tmp.write_text(json.dumps([s._asdict() for s in history]))
+  tmp.write_text(json.dumps([_to_json(h) for h in history]))
   os.replace(tmp, meta)
 
 
@@ -206,6 +243,44 @@ def _latest(checkpoint_dir: pathlib.Path, epochs: int):
                 if p.with_suffix(".json").exists())
   done = [e for e in done if e <= epochs]
   return done[-1] if done else 0
+
+
+def _as_args(args) -> tuple:
+  args = (args,) if hasattr(args, "shape") else tuple(args)
+  return jax.tree.map(jnp.asarray, args)  # args may be pytrees (nb101_masked.Arch)
+
+
+def _epochs(state: TrainState, epoch_fn: Callable, dataset: data_lib.Dataset, args: tuple, epochs: int,
+            epoch_key: Callable[[int], jax.Array], stats: Callable, checkpoint_dir, keep_epochs: Sequence[int],
+            on_epoch: Callable | None):
+  """The epoch loop of ``train`` and ``train_archs``: resume from the last
+  checkpoint, run the rest, record ``stats(loss_sum, correct, n)`` per epoch."""
+  history: list = []
+  start = 0
+  ckpt = pathlib.Path(checkpoint_dir) if checkpoint_dir else None
+  if ckpt:
+    ckpt.mkdir(parents=True, exist_ok=True)
+    start = _latest(ckpt, epochs)
+    if start:
+      path = ckpt / f"epoch_{start}.msgpack"
+      state = flax.serialization.from_bytes(state, path.read_bytes())
+      history = [_from_json(h) for h in json.loads(path.with_suffix(".json").read_text())]
+  images, labels = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
+  n = images.shape[0]
+  for e in range(start, epochs):
+    state, (loss_sum, correct) = epoch_fn(state, images, labels, epoch_key(e), *args)
+    loss_sum, correct = jax.device_get((loss_sum, correct))  # one host sync per epoch
+    history.append(stats(loss_sum, correct, n))
+    if on_epoch:  # before the checkpoint: a crash in between retrains the epoch, never skips it
+      on_epoch(e + 1, state.variables)
+    if ckpt:
+      _save(ckpt / f"epoch_{e + 1}.msgpack", state, history)
+      for old in ckpt.glob("epoch_*.msgpack"):
+        t = int(old.stem.split("_")[1])
+        if t < e + 1 and t not in keep_epochs:
+          old.unlink()
+          old.with_suffix(".json").unlink(missing_ok=True)
+  return state.variables, history
 
 
 def train(net, variables, args, dataset: data_lib.Dataset, epochs: int, key: jax.Array, *,
@@ -238,32 +313,40 @@ def train(net, variables, args, dataset: data_lib.Dataset, epochs: int, key: jax
   padding = default_padding(dataset.image_size) if padding is None else padding
   epoch_fn = epoch_fn or make_epoch(net, tx, batch_size=batch_size, mean=dataset.mean,
                                     std=dataset.std, padding=padding)
-  state = init_state(variables, tx)
-  history: list[EpochStats] = []
-  start = 0
-  ckpt = pathlib.Path(checkpoint_dir) if checkpoint_dir else None
-  if ckpt:
-    ckpt.mkdir(parents=True, exist_ok=True)
-    start = _latest(ckpt, epochs)
-    if start:
-      path = ckpt / f"epoch_{start}.msgpack"
-      state = flax.serialization.from_bytes(state, path.read_bytes())
-      history = [EpochStats(**h) for h in json.loads(path.with_suffix(".json").read_text())]
-  images, labels = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
-  args = (args,) if hasattr(args, "shape") else tuple(args)
-  args = jax.tree.map(jnp.asarray, args)  # args may be pytrees (nb101_masked.Arch)
-  n = images.shape[0]
-  for e in range(start, epochs):
-    state, (loss_sum, correct) = epoch_fn(state, images, labels, jax.random.fold_in(key, e), *args)
-    loss_sum, correct = jax.device_get((loss_sum, correct))  # one host sync per epoch
-    history.append(EpochStats(float(loss_sum) / n, 100.0 * float(correct) / n))
-    if on_epoch:  # before the checkpoint: a crash in between retrains the epoch, never skips it
-      on_epoch(e + 1, state.variables)
-    if ckpt:
-      _save(ckpt / f"epoch_{e + 1}.msgpack", state, history)
-      for old in ckpt.glob("epoch_*.msgpack"):
-        t = int(old.stem.split("_")[1])
-        if t < e + 1 and t not in keep_epochs:
-          old.unlink()
-          old.with_suffix(".json").unlink(missing_ok=True)
-  return state.variables, history
+  stats = lambda loss_sum, correct, n: EpochStats(float(loss_sum) / n, 100.0 * float(correct) / n)  # noqa: E731
+  return _epochs(init_state(variables, tx), epoch_fn, dataset, _as_args(args), epochs,
+                 lambda e: jax.random.fold_in(key, e), stats, checkpoint_dir, keep_epochs, on_epoch)
+
+
+def train_archs(net, variables, args, dataset: data_lib.Dataset, epochs: int, keys: jax.Array, *, mesh,
+                batch_size: int = 1024, tx: optax.GradientTransformation | None = None,
+                padding: int | None = None, checkpoint_dir=None, keep_epochs: Sequence[int] = (),
+                on_epoch: Callable[[int, dict], None] | None = None, epoch_fn: Callable | None = None):
+  """Trains A archs of a network that takes the arch as data (NB201, masked
+  NB101) at once, split over the devices of ``mesh``
+  (``parallel.arch_mesh()``): arch a's result equals
+  ``train(net, variables[a], args[a], dataset, epochs, keys[a], ...)``.
+
+  ``variables``, ``args`` and ``keys`` carry a leading arch axis (A a
+  multiple of ``mesh.size``; e.g. ``jax.vmap(net.init)`` over per-arch
+  keys, or one init broadcast). ``checkpoint_dir`` holds one checkpoint of
+  all A archs per epoch; ``on_epoch(t, variables)`` gets the stacked
+  variables. Returns ``(variables, histories)``: stacked variables and one
+  list of ``EpochStats`` per arch.
+  """
+  num = jax.tree.leaves(keys)[0].shape[0]
+  if num % mesh.size:
+    raise ValueError(f"{num} archs do not split evenly over {mesh.size} devices")
+  tx = tx or sgd()
+  padding = default_padding(dataset.image_size) if padding is None else padding
+  epoch_fn = epoch_fn or make_epoch(net, tx, batch_size=batch_size, mean=dataset.mean, std=dataset.std,
+                                    padding=padding, mesh=mesh)
+  state = jax.vmap(lambda v: init_state(v, tx))(variables)
+
+  def stats(loss_sum, correct, n):
+    return [EpochStats(float(l) / n, 100.0 * float(c) / n) for l, c in zip(loss_sum, correct)]
+
+  variables, history = _epochs(state, epoch_fn, dataset, _as_args(args), epochs,
+                               lambda e: jax.vmap(jax.random.fold_in, (0, None))(keys, e), stats, checkpoint_dir,
+                               keep_epochs, on_epoch)
+  return variables, [list(h) for h in zip(*history)] if history else [[] for _ in range(num)]

@@ -153,6 +153,7 @@ def test_paper_code_param_filter_selects_weights_without_classifier():
     ntk.empirical_ntk_fn(net, param_filter="weights")
 
 
+@pytest.mark.slow  # 27 s; the structured tests' random-arch checks cover masked edges in the fast set too
 def test_inactive_ops_get_exactly_zero_gradient_and_do_not_change_the_ntk():
   net, v, x, ops = _setup()
   grads = jax.grad(lambda p: net.apply({**v, "params": p}, x, jnp.asarray(ops)).sum())(v["params"])

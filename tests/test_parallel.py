@@ -3,6 +3,7 @@ same numbers as the single-device path on 4 forced host devices and with
 two jax.distributed processes."""
 
 import csv
+import json
 import os
 import pathlib
 import socket
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import textwrap
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from ntkjax import parallel, scoring
@@ -127,9 +130,17 @@ def test_two_distributed_processes_merge_to_the_single_process_table(tmp_path):
   for p in procs:
     assert p.wait(timeout=1200) == 0, p.stderr.read()[-3000:]
   assert (tmp_path / "multi" / "process-1-of-2" / "results.csv").exists()
+  # each process writes its own summary, so they never race on one file
+  for i in range(2):
+    assert f"process {i} of 2" in (tmp_path / "multi" / f"process-{i}-of-2" / "summary.txt").read_text()
+  assert not (tmp_path / "multi" / "summary.txt").exists()
   shard1 = _table(tmp_path / "multi" / "process-1-of-2" / "results.csv")
   assert [r["position"] for r in shard1] == ["1", "3", "5"]
   want, got = _table(tmp_path / "single" / "results.csv"), _table(tmp_path / "multi" / "results.csv")
+  typed = pq.read_table(tmp_path / "multi" / "results.parquet")
+  assert typed.column("arch").to_pylist() == [r["arch"] for r in got]
+  assert typed.schema.field("lga_eval").type == pa.float64() and typed.schema.field("position").type == pa.int64()
+  assert json.loads(typed.schema.metadata[b"config"])["sweep"]["num_archs"] == 6
   assert [r["arch"] for r in got] == [r["arch"] for r in want] and len(got) == 6
   for w, g in zip(want, got):
     for k in w:

@@ -73,3 +73,17 @@ def test_workdir_lock_names_the_holder_and_is_released(tmp_path):
 def test_write_csv_formats_floats_and_blanks_none(tmp_path):
   path = results.write_csv(tmp_path / "t.csv", [{"a": 0.123456789, "b": None, "c": "s"}], ["a", "b", "c"])
   assert path.read_text().splitlines() == ["a,b,c", "0.123457,,s"]
+
+
+def test_write_parquet_types_columns_keeps_nulls_and_metadata(tmp_path):
+  pq = pytest.importorskip("pyarrow.parquet")
+  rows = [{"arch": "a", "benchmark_index": "3", "lga_eval": "0.25", "nonfinite": "0"},
+          {"arch": "b", "benchmark_index": "", "lga_eval": "nan", "nonfinite": "1"}]
+  fields = ["arch", "benchmark_index", "lga_eval", "nonfinite"]
+  path = results.write_parquet(tmp_path / "t.parquet", rows, fields, {"config": '{"seed": 7}'})
+  table = pq.read_table(path)
+  assert [str(table.schema.field(f).type) for f in fields] == ["string", "int64", "double", "int64"]
+  assert table.column("benchmark_index").to_pylist() == [3, None]
+  assert table.column("lga_eval").to_pylist()[0] == 0.25 and table.column("nonfinite").to_pylist() == [0, 1]
+  assert table.schema.metadata[b"config"] == b'{"seed": 7}'
+  assert not (tmp_path / "t.parquet.tmp").exists()

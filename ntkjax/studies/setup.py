@@ -36,7 +36,9 @@ __all__ = ["StudyResult", "Job", "prepare", "truth_from_config", "space_from_con
 
 class StudyResult(Protocol):
   """What a study returns; the launcher prints ``summary()`` and writes
-  ``summary.txt``, each table as CSV and each figure as PNG in the workdir."""
+  ``summary.txt``, each table as CSV and each figure as PNG in the workdir
+  (or in ``output_dir``, where a result has one: each process of a
+  distributed sweep writes into its own directory)."""
 
   def summary(self) -> str:
     ...

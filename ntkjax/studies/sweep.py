@@ -6,7 +6,9 @@ over processes.
 Process k of n works in ``workdir/process-k-of-n/`` (its own lock, pinned
 config and resumable ``results.csv``, so each resumes on its own after
 ``kill -9``); process 0 then waits for every shard and merges them into
-``workdir/results.csv``, one row per arch in sweep order.
+``workdir/results.csv``, one row per arch in sweep order, and its typed
+columnar copy ``workdir/results.parquet`` (config in the schema metadata;
+loading 15,625 rows took 0.012 s against the CSV's 0.21 s, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ntkjax import parallel, scoring
+from ntkjax import parallel, results, scoring
 from ntkjax.spaces import nb201
 from ntkjax.studies import setup
 
@@ -64,6 +66,7 @@ class SweepResult(NamedTuple):
   devices: int
   steady_archs_per_second: float  # this process, compilation excluded (nan when nothing was computed)
   merged: pathlib.Path | None
+  output_dir: pathlib.Path         # where the launcher writes summary.txt: this process's own directory
 
   def summary(self) -> str:
     n = len(self.rows)
@@ -73,7 +76,8 @@ class SweepResult(NamedTuple):
       lines.append(f"steady throughput {self.steady_archs_per_second:.3g} archs/s")
     lines.append(f"degenerate {sum(r.degenerate for r in self.rows)}, "
                  f"non-finite {sum(r.nonfinite for r in self.rows)}")
-    lines.append(f"merged table: {self.merged}" if self.merged else "merged table: written by process 0")
+    lines.append(f"merged table: {self.merged} (typed copy: {self.merged.with_suffix('.parquet').name})"
+                 if self.merged else "merged table: written by process 0")
     return "\n".join(lines)
 
   def tables(self):
@@ -84,12 +88,17 @@ class SweepResult(NamedTuple):
 
 
 def _wait_and_merge(workdir: pathlib.Path, archs: Sequence[str], count: int, columns: list[str],
-                    timeout_s: float) -> pathlib.Path:
+                    timeout_s: float, config: ml_collections.ConfigDict) -> pathlib.Path:
+  """Merges the shards into ``results.csv`` and its typed copy
+  ``results.parquet`` (the config in the schema metadata), once every
+  process has written its share."""
   shards = [process_workdir(workdir, i, count) / "results.csv" for i in range(count)]
   deadline = time.monotonic() + timeout_s
   while True:
     try:
-      parallel.merge_shards(shards, workdir / "results.csv", archs, columns)
+      rows = parallel.merge_shards(shards, workdir / "results.csv", archs, columns)
+      results.write_parquet(workdir / "results.parquet", rows, columns,
+                            {"config": config.to_json(), "processes": str(count)})
       return workdir / "results.csv"
     except (ValueError, FileNotFoundError):
       if time.monotonic() > deadline:
@@ -114,7 +123,8 @@ def run(config: ml_collections.ConfigDict, workdir) -> SweepResult:
     rows = parallel.score_sharded(job.workdir / "results.csv", [archs[i] for i in mine], mine, mesh=mesh,
                                   archs_per_device=config.sweep.archs_per_device, **options)
   columns = list(scoring.ARCH_FIELDS) + scoring.metric_columns(config.bn_modes) + ["seconds"]
-  merged = _wait_and_merge(workdir, archs, count, columns, config.sweep.merge_timeout_s) if index == 0 else None
+  merged = (_wait_and_merge(workdir, archs, count, columns, config.sweep.merge_timeout_s, config) if index == 0
+            else None)
   rate = 1.0 / float(np.mean(progress.steady)) if progress.steady else float("nan")
   return SweepResult(len(archs), rows, scoring.metric_columns(config.bn_modes), index, count, mesh.size, rate,
-                     merged)
+                     merged, workdir if count == 1 else process_workdir(workdir, index, count))

@@ -1,0 +1,158 @@
+"""One kernel's rows and several archs' training split over devices: the
+same numbers as the single-device path (Jacobian rows by sample block in
+the main process; 4 forced host devices in a subprocess)."""
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkjax import data, layers, ntk, parallel, train
+from ntkjax.kernel_sharding import rows_mesh, sharded_ntk_fn
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+class Gated(nn.Module):
+  """A tapped conv/BN/dense net whose second branch is weighted by an arch
+  input, so that archs are data as in NB201."""
+
+  @nn.compact
+  def __call__(self, x, gate, train: bool = False):
+    y = layers.Conv(x.shape[-1], 4, 3, 1, 1, name="conv")(x)
+    y = layers.BatchNorm(4, name="bn")(y, train)
+    y = nn.relu(y) + gate * layers.Conv(4, 4, 1, 1, 0, name="branch")(nn.relu(y))
+    return layers.Dense(4, 3, name="classifier")(y.mean(axis=(1, 2)))
+
+  def couples_samples(self, train: bool) -> bool:
+    return train
+
+
+def _setup(n=6):
+  x = jax.random.normal(jax.random.key(1), (n, 6, 6, 3))
+  net = Gated()
+  v = net.init(jax.random.key(0), x, jnp.float32(0.5))
+  return net, v, x
+
+
+@pytest.mark.parametrize("bn,implementation,reduction", [
+    ("eval", "structured", "sum_logits"), ("train", "structured", "full"),
+    ("eval", "jacobian_contraction", "full"), ("train", "jacobian_contraction", "sum_logits")])
+def test_jacobian_blocks_of_a_sample_range_are_those_rows_of_the_kernel(bn, implementation, reduction):
+  net, v, x = _setup()
+  kw = dict(bn=bn, implementation=implementation, reduction=reduction)
+  blocks_fn = ntk.jacobian_blocks_fn(net, **kw)
+  theta = jax.jit(ntk.empirical_ntk_fn(net, **kw))(v, x, 0.5)
+  rows = jax.jit(lambda v_, x_, first: blocks_fn(v_, x_, 0.5, samples=(first, 2)))
+  whole = blocks_fn(v, x, 0.5)
+  np.testing.assert_allclose(ntk.contract_blocks(whole, whole, reduction), theta, rtol=1e-5, atol=1e-5)
+  for first in (0, 2, 4):  # a traced first sample, as each device passes it
+    mine = rows(v, x, first)
+    assert mine[0].shape[0] == 2
+    np.testing.assert_allclose(ntk.contract_blocks(mine, whole, reduction), theta[first:first + 2],
+                               rtol=1e-5, atol=1e-5 * float(jnp.abs(theta).max()))
+
+
+def test_one_device_rows_mesh_gives_the_kernel_and_rejects_bad_options():
+  net, v, x = _setup()
+  mesh = rows_mesh(jax.devices()[:1])
+  for bn in ("eval", "train"):
+    want = jax.jit(ntk.empirical_ntk_fn(net, bn=bn, reduction="trace", normalize_trace=True))(v, x, 0.5)
+    got = sharded_ntk_fn(net, mesh=mesh, bn=bn, reduction="trace", normalize_trace=True)(v, x, 0.5)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="never forms J"):
+    sharded_ntk_fn(net, mesh=mesh, implementation="ntk_vector_products")
+
+
+def _toy_data(n=20):
+  rng = np.random.default_rng(0)
+  return data.Dataset(rng.integers(0, 256, (n, 6, 6, 3), dtype=np.uint8), rng.integers(0, 3, n).astype(np.int32),
+                      3, "toy", (0.5,) * 3, (0.25,) * 3)
+
+
+@pytest.mark.parametrize("mode", ["loop", pytest.param("scan", marks=pytest.mark.slow)])
+def test_training_archs_at_once_equals_training_each(mode, tmp_path):
+  net, ds = Gated(), _toy_data()
+  gates = jnp.array([0.0, 0.5, 1.0, -1.0])
+  keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(5), i))(jnp.arange(4))
+  inits = jax.vmap(lambda k, g: net.init(k, jnp.zeros((1, 6, 6, 3)), g))(keys, gates)
+  mesh = parallel.arch_mesh(jax.devices()[:1])
+  kw = dict(batch_size=8, padding=2)
+  epoch = train.make_epoch(net, train.sgd(), mean=ds.mean, std=ds.std, mode=mode, mesh=mesh, **kw)
+  got, histories = train.train_archs(net, inits, (gates,), ds, 2, keys, mesh=mesh, epoch_fn=epoch, **kw)
+  single = train.make_epoch(net, train.sgd(), mean=ds.mean, std=ds.std, mode=mode, **kw)
+  for a in range(4):
+    want, history = train.train(net, jax.tree.map(lambda l: l[a], inits), (gates[a],), ds, 2, keys[a],
+                                epoch_fn=single, **kw)
+    for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+      np.testing.assert_allclose(g[a], w, rtol=1e-4, atol=1e-5)
+    assert [h.accuracy for h in histories[a]] == [h.accuracy for h in history]
+    np.testing.assert_allclose([h.loss for h in histories[a]], [h.loss for h in history], rtol=1e-5)
+  # resumed from the epoch-1 checkpoint of all four archs: the same result
+  train.train_archs(net, inits, (gates,), ds, 1, keys, mesh=mesh, epoch_fn=epoch, checkpoint_dir=tmp_path, **kw)
+  resumed, again = train.train_archs(net, inits, (gates,), ds, 2, keys, mesh=mesh, epoch_fn=epoch,
+                                     checkpoint_dir=tmp_path, **kw)
+  assert again == histories
+  for r, g in zip(jax.tree.leaves(resumed), jax.tree.leaves(got)):
+    np.testing.assert_array_equal(r, g)
+  with pytest.raises(ValueError, match="3 archs do not split evenly over 2 devices"):
+    two = parallel.arch_mesh(jax.devices()[:1] * 2) if len(jax.devices()) < 2 else parallel.arch_mesh(jax.devices()[:2])
+    train.train_archs(net, jax.tree.map(lambda l: l[:3], inits), (gates[:3],), ds, 1, keys[:3], mesh=two, **kw)
+
+
+_DEVICES_SCRIPT = textwrap.dedent("""
+    import sys, jax, jax.numpy as jnp, numpy as np
+    from ntkjax import data, ntk, parallel, train
+    from ntkjax.kernel_sharding import rows_mesh, sharded_ntk_fn
+    from ntkjax.spaces import api
+    assert len(jax.devices()) == 4, jax.devices()
+    space = api.NB201Space(C=4, N=1, num_classes=3)
+    archs = space.sample(jax.random.key(0), 4)
+    cands = [space.candidate(a) for a in archs]
+    net = cands[0].net
+    x = jax.random.normal(jax.random.key(1), (8, 8, 8, 3))
+    v = net.init(jax.random.key(2), x, *cands[0].args)
+    with jax.enable_x64(True):  # rows split over 4 devices: the single-device kernel to float64 precision
+      v64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), v)
+      x64 = jnp.asarray(np.asarray(x), jnp.float64)
+      for bn, impl, red in (("eval", "structured", "sum_logits"), ("train", "structured", "full"),
+                            ("train", "jacobian_contraction", "sum_logits")):
+        kw = dict(bn=bn, implementation=impl, reduction=red, param_filter="paper_code")
+        want = jax.jit(ntk.empirical_ntk_fn(net, **kw))(v64, x64, *cands[0].args)
+        got = sharded_ntk_fn(net, mesh=rows_mesh(), **kw)(v64, x64, *cands[0].args)
+        assert got.sharding.spec == jax.sharding.PartitionSpec("rows"), got.sharding
+        assert {s.data.shape[0] for s in got.addressable_shards} == {2}
+        err = float(jnp.abs(got - want).max() / jnp.abs(want).max())
+        assert err < 1e-12, (bn, impl, red, err)
+    # four archs trained at once, one per device (loop mode: the CPU's)
+    rng = np.random.default_rng(0)
+    ds = data.Dataset(rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8), rng.integers(0, 3, 20).astype(np.int32),
+                      3, "toy", (0.5,) * 3, (0.25,) * 3)
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(5), i))(jnp.arange(4))
+    args = tuple(jnp.stack(a) for a in zip(*[c.args for c in cands]))
+    inits = jax.vmap(lambda k, *a: net.init(k, x[:1], *a))(keys, *args)
+    got, hist = train.train_archs(net, inits, args, ds, 1, keys, mesh=parallel.arch_mesh(), batch_size=8)
+    single = train.make_epoch(net, train.sgd(), batch_size=8, mean=ds.mean, std=ds.std, padding=2)
+    for a, c in enumerate(cands):
+      want, h = train.train(net, jax.tree.map(lambda l: l[a], inits), c.args, ds, 1, keys[a], batch_size=8,
+                            epoch_fn=single)
+      for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+        np.testing.assert_allclose(g[a], w, rtol=1e-4, atol=1e-4)
+      np.testing.assert_allclose([e.loss for e in hist[a]], [e.loss for e in h], rtol=1e-4)
+    print("ok")
+""")
+
+
+@pytest.mark.slow
+def test_four_host_devices_split_kernel_rows_and_train_archs_exactly():
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(ROOT)}
+  proc = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True,
+                        timeout=1200)
+  assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
