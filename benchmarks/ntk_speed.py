@@ -114,6 +114,24 @@ class Torch:
     return run
 
 
+  def batched_backward(self, x_nhwc):
+    """One backward of the whole batch (eval BN): the floor of any eval kernel."""
+    torch = self.torch
+    x = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).to(self.device)
+    self.net.eval()
+    params = list(self.net.parameters())
+    return lambda: torch.autograd.grad(self.net(x)[1].sum(), params)
+
+
+def jax_batched_grad(variables, x):
+  """``jax.grad`` of the batch's summed logits (eval BN, static ARCH): the
+  floor of any eval kernel on the same network."""
+  net = nb201.Network(variant="benchmark")
+  fn = jax.jit(jax.grad(lambda p, x: net.apply({**variables, "params": p}, x, ARCH, train=False).sum()))
+  fn(variables["params"], x)
+  return lambda: jax.block_until_ready(fn(variables["params"], x))
+
+
 def ntkjax_kernel(variant, bn, impl, network, chunk_size=None):
   """A jitted ``(variables, x, ops) -> Θ``; ``network='static'`` bakes ARCH in."""
   net = nb201.Network(variant=variant)
@@ -161,6 +179,13 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
         func()
         out["torch_func_benchmark_eval"] = ref.timed(func, repeats)
         print(f"torch_func_benchmark_eval: {out['torch_func_benchmark_eval']:.2f} s", flush=True)
+        # The floor: one batched gradient, the work of a kernel's backward alone.
+        out["jax_batched_grad_benchmark_eval"] = _time(jax_batched_grad(variables, xj), repeats)
+        back = ref.batched_backward(x)
+        back()
+        out["torch_batched_backward_benchmark_eval"] = ref.timed(back, repeats)
+        print(f"floor: jax batched grad {out['jax_batched_grad_benchmark_eval']:.2f} s, torch batched backward "
+              f"{out['torch_batched_backward_benchmark_eval']:.2f} s", flush=True)
         for name in kernels:
           if name.endswith("_benchmark_eval"):
             out[name + "_speedup_vs_torch_func"] = out["torch_func_benchmark_eval"] / out[name]

@@ -46,6 +46,7 @@ __all__ = ["structured_jacobian", "covered_params", "supports", "default_chunk"]
 _MUTABLE_STATS = "batch_stats"
 _MIN_CHUNK = 8
 _MAX_CHUNKS = 8
+_GROUPED_MIN_PIXELS = 64  # output pixels from which per-sample conv grads use the grouped conv
 
 
 def _patches(rec: layers.Tap) -> jax.Array:
@@ -60,6 +61,31 @@ def _patches(rec: layers.Tap) -> jax.Array:
   cols = [xp[:, i * d: i * d + sh * (ho - 1) + 1: sh, j * d: j * d + sw * (wo - 1) + 1: sw, :]
           for i in range(kh) for j in range(kw)]
   return jnp.stack(cols, axis=3)
+
+
+def _per_sample_conv_grads(rec: layers.Tap, delta: jax.Array) -> jax.Array:
+  """Per-sample weight gradients of a conv (groups == 1) as one convolution
+  grouped over the samples: [n, k, kh, kw, C_in, C_out] from the input and
+  the cotangents ``delta`` [k, n, Ho, Wo, C_out].
+
+  The samples become feature groups (lhs [C_in, H, W, n], rhs [Ho, Wo, 1,
+  n·k·C_out]), the original stride the rhs dilation and the original
+  dilation the window stride, so no im2col is built. On the 2-core CPU, N =
+  64, one layer alone: 24 ms against 44 ms for im2col at 32x32x16, 17
+  against 30 ms at 16x16x32, 13 against 7.6 ms at 8x8x64. In the whole
+  NB201 eval kernel (N = 64) it compiles in 9.9 s instead of 15-18 s and
+  runs in 2.20 s instead of 2.31-2.51 s, with 8x8 layers included
+  (``_GROUPED_MIN_PIXELS``); XLA fuses the im2col there better than alone."""
+  x = rec.inputs
+  (kh, kw), (sh, sw), (ph, pw), d = rec.kernel_size, rec.stride, rec.padding, rec.dilation
+  k, n, ho, wo, c_out = delta.shape
+  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+  lhs = jnp.transpose(xp, (3, 1, 2, 0))
+  rhs = jnp.transpose(delta, (2, 3, 1, 0, 4)).reshape(ho, wo, 1, n * k * c_out)
+  out = jax.lax.conv_general_dilated(lhs, rhs, (d, d), "VALID", rhs_dilation=(sh, sw),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=n)
+  out = out[:, :kh, :kw].reshape(x.shape[-1], kh, kw, n, k, c_out)
+  return jnp.transpose(out, (3, 4, 1, 2, 0, 5))
 
 
 def _rows_operand(rec: layers.Tap) -> jax.Array:
@@ -94,6 +120,9 @@ def _jacobians(rec: layers.Tap, operand: jax.Array, delta: jax.Array, *, per_sam
       r, c_out = delta.shape[0], delta.shape[-1]
       rows = jnp.moveaxis(delta, 0, -2).reshape(-1, r * c_out)
       j = (operand @ rows).reshape(-1, r, c_out).transpose(1, 0, 2)
+    elif (rec.kind == "conv" and per_sample and rec.groups == 1 and rec.kernel_size != (1, 1)
+          and delta.shape[2] * delta.shape[3] >= _GROUPED_MIN_PIXELS):
+      j = _per_sample_conv_grads(rec, delta)
     elif rec.kind == "conv":
       p = _patches(rec) if per_sample else operand
       g = rec.groups

@@ -65,6 +65,33 @@ def test_matches_explicit_float64_jacobian(bn, reduction):
       _close(np.asarray(fn(_f64(v), jnp.asarray(x, jnp.float64))), want)
 
 
+class StridedDilated(nn.Module):
+  """Plain (groups = 1) 3x3 convs, strided and dilated, with a bias: the
+  per-sample gradients the grouped convolution computes."""
+
+  def couples_samples(self, train):
+    return train
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    x = layers.Conv(2, 3, 3, stride=2, padding=1, use_bias=True)(x)  # 7x7 -> 4x4: an odd leftover row
+    x = layers.Conv(3, 4, 3, padding=2, dilation=2)(jax.nn.relu(x))
+    x = layers.Conv(4, 3, (3, 1), stride=(1, 2), padding=(1, 0))(jax.nn.relu(x))
+    return layers.Dense(3, 3)(jax.nn.relu(x).mean(axis=(1, 2)))
+
+
+@pytest.mark.parametrize("reduction", ["sum_logits", "full"])
+def test_grouped_conv_per_sample_gradients_match_the_explicit_jacobian(reduction, monkeypatch):
+  monkeypatch.setattr(structured, "_GROUPED_MIN_PIXELS", 0)  # every conv here is below the size threshold
+  net = StridedDilated()
+  x = jax.random.normal(jax.random.key(1), (5, 7, 7, 2))
+  v = net.init(jax.random.key(0), x)
+  want = _explicit(net, v, x, "eval", reduction)
+  with jax.enable_x64(True):
+    fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval", reduction=reduction, implementation="structured"))
+    _close(np.asarray(fn(_f64(v), jnp.asarray(x, jnp.float64))), want)
+
+
 def test_param_filters_select_the_same_blocks():
   net, v, x = _tapped()
   for pf in ("paper_code", lambda path: path[-1] == "bias"):
