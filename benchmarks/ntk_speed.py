@@ -27,7 +27,6 @@ xautodl``) for the PyTorch baselines and the shared weights.
 """
 
 import argparse
-import statistics
 import time
 
 import jax
@@ -40,15 +39,6 @@ from ntkjax.spaces import nb201
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 PARAM_FILTER = {"benchmark": "all", "paper_code": "paper_code"}
-
-
-def _time(fn, repeats):
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t)
-  return statistics.median(times)
 
 
 class Torch:
@@ -65,7 +55,7 @@ class Torch:
 
   def timed(self, fn, repeats):  # CUDA runs asynchronously: time to completion
     cuda = self.device == "cuda"
-    return _time(lambda: (fn(), self.torch.cuda.synchronize() if cuda else None), repeats)
+    return report.median_seconds(lambda: (fn(), self.torch.cuda.synchronize() if cuda else None), repeats)
 
   def variables(self, x_nhwc):
     from tests.torch_nb201 import copy_into
@@ -161,7 +151,7 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
           t = time.perf_counter()
           k = np.asarray(fn(variables, xj, ops))
           out[name + "_first_call"] = time.perf_counter() - t
-          out[name] = _time(lambda: fn(variables, xj, ops).block_until_ready(), repeats)
+          out[name] = report.median_seconds(lambda: fn(variables, xj, ops).block_until_ready(), repeats)
           kernels[name] = k
           print(f"{name}: {out[name]:.2f} s (first call {out[name + '_first_call']:.1f} s)", flush=True)
       if skip_torch:
@@ -180,7 +170,8 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
         out["torch_func_benchmark_eval"] = ref.timed(func, repeats)
         print(f"torch_func_benchmark_eval: {out['torch_func_benchmark_eval']:.2f} s", flush=True)
         # The floor: one batched gradient, the work of a kernel's backward alone.
-        out["jax_batched_grad_benchmark_eval"] = _time(jax_batched_grad(variables, xj), repeats)
+        out["jax_batched_grad_benchmark_eval"] = report.median_seconds(jax_batched_grad(variables, xj),
+                                                                       repeats)
         back = ref.batched_backward(x)
         back()
         out["torch_batched_backward_benchmark_eval"] = ref.timed(back, repeats)

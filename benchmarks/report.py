@@ -6,6 +6,8 @@ import json
 import os
 import pathlib
 import platform
+import statistics
+import time
 
 import jax
 
@@ -13,6 +15,17 @@ import jax
 def environment() -> dict:
   return {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
           "cpus": os.cpu_count(), "device": str(jax.devices()[0]), "jax": jax.__version__}
+
+
+def median_seconds(fn, repeats: int) -> float:
+  """The median wall time of ``repeats`` calls of ``fn`` (which must block
+  until its work is done)."""
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+  return statistics.median(times)
 
 
 def emit(res: dict, out: str = "") -> None:

@@ -10,9 +10,7 @@ without it).
 
 import argparse
 import csv
-import statistics
 import tempfile
-import time
 
 import numpy as np
 
@@ -41,15 +39,6 @@ def _load_csv(path, columns):
           for c in columns}
 
 
-def _time(fn, repeats):
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t)
-  return statistics.median(times)
-
-
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--rows", type=int, default=15625)
@@ -58,9 +47,10 @@ def main():
   args = p.parse_args()
   table, columns = _table(args.rows)
   res = {**report.environment(), "rows": args.rows, "columns": len(columns)}
+  timed = report.median_seconds
   with tempfile.TemporaryDirectory() as d:
-    res["csv_write_s"] = _time(lambda: results.write_csv(f"{d}/t.csv", table, columns), args.repeats)
-    res["csv_load_s"] = _time(lambda: _load_csv(f"{d}/t.csv", columns), args.repeats)
+    res["csv_write_s"] = timed(lambda: results.write_csv(f"{d}/t.csv", table, columns), args.repeats)
+    res["csv_load_s"] = timed(lambda: _load_csv(f"{d}/t.csv", columns), args.repeats)
     try:
       import pyarrow as pa
       import pyarrow.parquet as pq
@@ -68,13 +58,13 @@ def main():
       res["parquet"] = "pyarrow not installed"
     else:
       res["pyarrow"] = pa.__version__
-      res["parquet_write_s"] = _time(lambda: pq.write_table(pa.Table.from_pylist(table), f"{d}/t.parquet"),
+      res["parquet_write_s"] = timed(lambda: pq.write_table(pa.Table.from_pylist(table), f"{d}/t.parquet"),
                                      args.repeats)
 
       def load_parquet():
         t = pq.read_table(f"{d}/t.parquet")
         return {c: t.column(c).to_numpy() for c in columns}
-      res["parquet_load_s"] = _time(load_parquet, args.repeats)
+      res["parquet_load_s"] = timed(load_parquet, args.repeats)
   report.emit(res, args.out)
 
 
