@@ -175,11 +175,9 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
     idx = perm[full * batch_size:]
     return step(state, images[idx], labels[idx], jax.random.fold_in(k_aug, full), *args)
 
-  def shuffle_one(key, n):
+  def shuffle(key, n):
     k_perm, k_aug = jax.random.split(key)
     return jax.random.permutation(k_perm, n), k_aug
-
-  shuffle = jax.jit(lambda key, n: lift(lambda k: shuffle_one(k, n), per_arch=(True,))(key), static_argnums=1)
 
   def accumulate(batch_fn, carry, i, images, labels, perm, k_aug, *args):
     state, loss_sum, correct = carry
@@ -197,22 +195,24 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
       carry = accumulate(batch_jit, carry, jnp.int32(i), *args)
     return carry
 
+  if mode == "scan":  # everything below runs inside one jitted (and, with a mesh, lifted) epoch
+    shuffled, full_batches, last_batch = shuffle, scanned, remainder
+  else:
+    shuffled = jax.jit(lambda key, n: lift(lambda k: shuffle(k, n), per_arch=(True,))(key), static_argnums=1)
+    full_batches = looped
+    last_batch = jax.jit(lift(remainder, per_arch=(True, False, False, True, True)))
+
   def epoch(state, images, labels, key, *args):
     full, rest = divmod(images.shape[0], batch_size)
-    perm, k_aug = shuffle_one(key, images.shape[0]) if mode == "scan" else shuffle(key, images.shape[0])
+    perm, k_aug = shuffled(key, images.shape[0])
     carry = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))  # broadcast to [A] over archs
-    if mode == "scan":
-      state, loss_sum, correct = scanned(carry, full, images, labels, perm, k_aug, *args)
-    else:
-      state, loss_sum, correct = looped(carry, full, images, labels, perm, k_aug, *args)
+    state, loss_sum, correct = full_batches(carry, full, images, labels, perm, k_aug, *args)
     if rest:
-      last = remainder if mode == "scan" else remainder_jit
-      state, (l, c) = last(state, images, labels, perm, k_aug, *args)
+      state, (l, c) = last_batch(state, images, labels, perm, k_aug, *args)
       loss_sum, correct = loss_sum + l, correct + c
     return state, (loss_sum, correct)
 
-  remainder_jit = jax.jit(lift(remainder, per_arch=(True, False, False, True, True)))
-  if mode == "scan":  # the whole epoch per arch, lifted over archs as one program
+  if mode == "scan":
     whole = jax.jit(lift(epoch, per_arch=(True, False, False, True)))
     whole.cache_size = whole._cache_size
     return whole
