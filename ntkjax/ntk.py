@@ -48,6 +48,10 @@ Implementations (``implementation=``):
   else structured if taps cover every chosen parameter, else Jacobian
   contraction.
 
+``jacobian_blocks_fn`` returns the rows of J that the kernel contracts, by
+sample block (``samples=(first, count)``), so that one kernel's rows can be
+split over devices (``ntkjax.kernel_sharding``).
+
 ``chunk_size`` bounds how many samples (independent) or output rows
 (coupled) or columns (NTK-vector products) are in flight at once. For the
 structured implementation chunks are unrolled (rows of a coupled kernel,
