@@ -65,10 +65,14 @@ class Torch:
     shell = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shell)
     return jax.tree.map(jnp.asarray, copy_into(self.net.cpu(), shell, self.arch, 5)), self.net.to(self.device)
 
+  def images(self, x_nhwc):
+    """NHWC NumPy images as an NCHW tensor on the torch device."""
+    return self.torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).to(self.device)
+
   def loop(self, x_nhwc, bn):
     """TE-NAS / the paper code: one backward of the batch per sample."""
     torch = self.torch
-    x = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).to(self.device)
+    x = self.images(x_nhwc)
     if self.variant == "paper_code":
       params = [p for k, p in self.net.named_parameters() if "weight" in k and "classifier" not in k]
     else:
@@ -89,7 +93,7 @@ class Torch:
     """torch.func ``vmap(grad)`` (per-sample; eval BN of the benchmark network)."""
     from torch.func import functional_call, grad, vmap
     torch = self.torch
-    x = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).to(self.device)
+    x = self.images(x_nhwc)
     self.net.eval()
     pdict = {k: v.detach() for k, v in self.net.named_parameters()}
     bufs = dict(self.net.named_buffers())
@@ -103,14 +107,12 @@ class Torch:
       return g @ g.T
     return run
 
-
   def batched_backward(self, x_nhwc):
     """One backward of the whole batch (eval BN): the floor of any eval kernel."""
-    torch = self.torch
-    x = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).to(self.device)
+    x = self.images(x_nhwc)
     self.net.eval()
     params = list(self.net.parameters())
-    return lambda: torch.autograd.grad(self.net(x)[1].sum(), params)
+    return lambda: self.torch.autograd.grad(self.net(x)[1].sum(), params)
 
 
 def jax_batched_grad(variables, x):

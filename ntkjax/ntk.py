@@ -191,14 +191,13 @@ class _Problem(NamedTuple):
   count: int | None = None
 
 
-def _one_hot_rows(p: _Problem, all_rows: bool = False):
-  """Row indices (those of samples ``first..first+count-1``, or all n*k) and
-  ``r -> e_r`` as an [n, k] cotangent, built per row inside the mapped
-  function so memory stays bounded by chunk_size."""
+def _one_hot_rows(p: _Problem):
+  """Row indices (those of samples ``first..first+count-1``, default all
+  n*k) and ``r -> e_r`` as an [n, k] cotangent, built per row inside the
+  mapped function so memory stays bounded by chunk_size."""
   size = p.n * p.k
-  count = p.n if all_rows or p.count is None else p.count
-  first = 0 if all_rows else p.first
-  return first * p.k + jnp.arange(count * p.k), lambda r: jax.nn.one_hot(r, size, dtype=p.x.dtype).reshape(p.n, p.k)
+  count = p.n if p.count is None else p.count
+  return p.first * p.k + jnp.arange(count * p.k), lambda r: jax.nn.one_hot(r, size, dtype=p.x.dtype).reshape(p.n, p.k)
 
 
 def _jacobian_blocks(p: _Problem) -> list[jax.Array]:
@@ -221,7 +220,7 @@ def _jacobian_blocks(p: _Problem) -> list[jax.Array]:
 
 def _ntk_vector_products(p: _Problem) -> jax.Array:
   """Θ column by column, J (Jᵀ e), without storing J."""
-  rows_idx, one_hot = _one_hot_rows(p, all_rows=True)
+  rows_idx, one_hot = _one_hot_rows(p)  # never a sample block: empirical_ntk_fn passes none
   # One forward pass: the VJP is the transpose of the linearised map.
   _, jvp_fn = jax.linearize(lambda t: p.logits(t, p.x), p.theta)
   vjp_fn = jax.linear_transpose(jvp_fn, p.theta)

@@ -250,6 +250,10 @@ def _as_args(args) -> tuple:
   return jax.tree.map(jnp.asarray, args)  # args may be pytrees (nb101_masked.Arch)
 
 
+def _epoch_stats(loss_sum, correct, n: int) -> EpochStats:
+  return EpochStats(float(loss_sum) / n, 100.0 * float(correct) / n)
+
+
 def _epochs(state: TrainState, epoch_fn: Callable, dataset: data_lib.Dataset, args: tuple, epochs: int,
             epoch_key: Callable[[int], jax.Array], stats: Callable, checkpoint_dir, keep_epochs: Sequence[int],
             on_epoch: Callable | None):
@@ -313,9 +317,8 @@ def train(net, variables, args, dataset: data_lib.Dataset, epochs: int, key: jax
   padding = default_padding(dataset.image_size) if padding is None else padding
   epoch_fn = epoch_fn or make_epoch(net, tx, batch_size=batch_size, mean=dataset.mean,
                                     std=dataset.std, padding=padding)
-  stats = lambda loss_sum, correct, n: EpochStats(float(loss_sum) / n, 100.0 * float(correct) / n)  # noqa: E731
   return _epochs(init_state(variables, tx), epoch_fn, dataset, _as_args(args), epochs,
-                 lambda e: jax.random.fold_in(key, e), stats, checkpoint_dir, keep_epochs, on_epoch)
+                 lambda e: jax.random.fold_in(key, e), _epoch_stats, checkpoint_dir, keep_epochs, on_epoch)
 
 
 def train_archs(net, variables, args, dataset: data_lib.Dataset, epochs: int, keys: jax.Array, *, mesh,
@@ -334,9 +337,9 @@ def train_archs(net, variables, args, dataset: data_lib.Dataset, epochs: int, ke
   variables. Returns ``(variables, histories)``: stacked variables and one
   list of ``EpochStats`` per arch.
   """
-  num = jax.tree.leaves(keys)[0].shape[0]
-  if num % mesh.size:
-    raise ValueError(f"{num} archs do not split evenly over {mesh.size} devices")
+  num, devices = keys.shape[0], mesh.shape[mesh.axis_names[0]]
+  if num % devices:
+    raise ValueError(f"{num} archs do not split evenly over {devices} devices")
   tx = tx or sgd()
   padding = default_padding(dataset.image_size) if padding is None else padding
   epoch_fn = epoch_fn or make_epoch(net, tx, batch_size=batch_size, mean=dataset.mean, std=dataset.std,
@@ -344,7 +347,7 @@ def train_archs(net, variables, args, dataset: data_lib.Dataset, epochs: int, ke
   state = jax.vmap(lambda v: init_state(v, tx))(variables)
 
   def stats(loss_sum, correct, n):
-    return [EpochStats(float(l) / n, 100.0 * float(c) / n) for l, c in zip(loss_sum, correct)]
+    return [_epoch_stats(l, c, n) for l, c in zip(loss_sum, correct)]
 
   variables, history = _epochs(state, epoch_fn, dataset, _as_args(args), epochs,
                                lambda e: jax.vmap(jax.random.fold_in, (0, None))(keys, e), stats, checkpoint_dir,
