@@ -44,7 +44,8 @@ def _setup(n=6):
 
 @pytest.mark.parametrize("bn,implementation,reduction", [
     ("eval", "structured", "sum_logits"), ("train", "structured", "full"),
-    ("eval", "jacobian_contraction", "full"), ("train", "jacobian_contraction", "sum_logits")])
+    pytest.param("eval", "jacobian_contraction", "full", marks=pytest.mark.slow),
+    pytest.param("train", "jacobian_contraction", "sum_logits", marks=pytest.mark.slow)])
 def test_jacobian_blocks_of_a_sample_range_are_those_rows_of_the_kernel(bn, implementation, reduction):
   net, v, x = _setup()
   kw = dict(bn=bn, implementation=implementation, reduction=reduction)
@@ -79,7 +80,7 @@ def _toy_data(n=20):
 
 @pytest.mark.parametrize("mode", ["loop", pytest.param("scan", marks=pytest.mark.slow)])
 def test_training_archs_at_once_equals_training_each(mode, tmp_path):
-  net, ds = Gated(), _toy_data()
+  net, ds = Gated(), _toy_data(16)  # two full batches: the remainder step is the 4-device test's (20 images)
   gates = jnp.array([0.0, 0.5, 1.0, -1.0])
   keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(5), i))(jnp.arange(4))
   inits = jax.vmap(lambda k, g: net.init(k, jnp.zeros((1, 6, 6, 3)), g))(keys, gates)

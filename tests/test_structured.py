@@ -80,7 +80,7 @@ class StridedDilated(nn.Module):
     return layers.Dense(3, 3)(jax.nn.relu(x).mean(axis=(1, 2)))
 
 
-@pytest.mark.parametrize("reduction", ["sum_logits", "full"])
+@pytest.mark.parametrize("reduction", [pytest.param("sum_logits", marks=pytest.mark.slow), "full"])
 def test_grouped_conv_per_sample_gradients_match_the_explicit_jacobian(reduction, monkeypatch):
   monkeypatch.setattr(structured, "_GROUPED_MIN_PIXELS", 0)  # every conv here is below the size threshold
   net = StridedDilated()
