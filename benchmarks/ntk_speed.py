@@ -19,8 +19,11 @@ array traced: one compilation for every arch). Run:
     python -m benchmarks.ntk_speed --n 64 --out benchmarks/results/ntk_speed_cpu.json
 
 ``--end_to_end K`` adds K distinct random archs under paper_code
-conventions, both BN modes, end to end (ntkjax's arch-as-data network, its
-one compilation included, against the loop on each official network).
+conventions, both BN modes, end to end (ntkjax's arch-as-data network,
+``select='switch'`` unless ``--end_to_end_network arch_as_data``, its one
+compilation included, against the loop on each official network).
+``--networks`` takes ``static``, ``arch_as_data`` (the masked network) and
+``switch``.
 
 Needs torch and xautodl (``pip install torch==2.13.0 && pip install --no-deps
 xautodl``) for the PyTorch baselines and the shared weights.
@@ -124,9 +127,16 @@ def jax_batched_grad(variables, x):
   return lambda: jax.block_until_ready(fn(variables["params"], x))
 
 
+NETWORKS = ("static", "arch_as_data", "switch")
+
+
 def ntkjax_kernel(variant, bn, impl, network, chunk_size=None):
-  """A jitted ``(variables, x, ops) -> Θ``; ``network='static'`` bakes ARCH in."""
-  net = nb201.Network(variant=variant)
+  """A jitted ``(variables, x, ops) -> Θ``. ``network``: ``'static'`` bakes
+  ARCH in; ``'arch_as_data'`` traces the ops with ``select='mask'``,
+  ``'switch'`` with ``select='switch'``."""
+  if network not in NETWORKS:
+    raise ValueError(f"unknown network {network!r}; known: {NETWORKS}")
+  net = nb201.Network(variant=variant, select="switch" if network == "switch" else "mask")
   fn = ntk.empirical_ntk_fn(net, bn=bn, param_filter=PARAM_FILTER[variant], implementation=impl,
                             chunk_size=chunk_size)
   if network == "static":
@@ -185,15 +195,18 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
   return out
 
 
-def end_to_end(x, num_archs, chunk_size, skip_torch):
+def end_to_end(x, num_archs, chunk_size, skip_torch, network):
   """K distinct archs, paper_code conventions, both BN modes: ntkjax's
-  arch-as-data network (one compilation, counted) against the loop."""
+  arch-as-data network (``network``: ``'switch'`` or ``'arch_as_data'``,
+  the mask; one compilation, counted) against the loop."""
   archs = [nb201.encode(a) for a in nb201.sample(jax.random.key(11), num_archs)]
   xj = jnp.asarray(x)
-  fns = {bn: ntkjax_kernel("paper_code", bn, "auto", "arch_as_data", chunk_size) for bn in ("train", "eval")}
+  if network == "static":
+    raise ValueError("the end-to-end run compiles once: network must be 'switch' or 'arch_as_data'")
+  fns = {bn: ntkjax_kernel("paper_code", bn, "auto", network, chunk_size) for bn in ("train", "eval")}
   net = nb201.Network(variant="paper_code")
   init = jax.jit(net.init)
-  out = {"end_to_end_archs": archs}
+  out = {"end_to_end_archs": archs, "end_to_end_network": network}
   t = time.perf_counter()
   for arch in archs:
     ops = jnp.asarray(nb201.decode(arch))
@@ -222,9 +235,10 @@ def main():
   p.add_argument("--variants", default="benchmark,paper_code")
   p.add_argument("--bn", default="eval,train")
   p.add_argument("--impls", default="structured", help="comma list of ntk implementations")
-  p.add_argument("--networks", default="static,arch_as_data")
+  p.add_argument("--networks", default="static,arch_as_data,switch")
   p.add_argument("--chunk_size", type=int, default=None)
   p.add_argument("--end_to_end", type=int, default=0, help="distinct archs for the end-to-end comparison")
+  p.add_argument("--end_to_end_network", default="switch", choices=("switch", "arch_as_data"))
   p.add_argument("--skip_torch", action="store_true")
   p.add_argument("--out", default="")
   args = p.parse_args()
@@ -238,7 +252,7 @@ def main():
   res.update(side_by_side(x, args.variants.split(","), args.bn.split(","), args.impls.split(","),
                           args.networks.split(","), args.repeats, args.skip_torch, args.chunk_size))
   if args.end_to_end:
-    res.update(end_to_end(x, args.end_to_end, args.chunk_size, args.skip_torch))
+    res.update(end_to_end(x, args.end_to_end, args.chunk_size, args.skip_torch, args.end_to_end_network))
   report.emit(res, args.out)
 
 

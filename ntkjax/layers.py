@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from ntkjax import initializers
 
@@ -57,7 +58,13 @@ class Tap(struct.PyTreeNode):
   (``y = inputs @ weight + bias``) or ``'affine'`` (``y = inputs * weight +
   bias`` per channel, BatchNorm's scale and shift on its normalised input).
   ``weight`` and ``bias`` are the parameters' paths relative to the module
-  that taps (None where absent).
+  that taps (None where absent). ``active`` is None, or a traced boolean
+  that is False where the layer is one of an arch-as-data network's
+  unselected ops: its output cotangent is then zero and the structured NTK
+  skips the layer at run time. ``perturbation`` names the perturbation
+  (in the tapping module) whose cotangent is the layer's output cotangent,
+  where it is not the tap's own name: alternative ops that can never both
+  be selected share one.
   """
   inputs: jax.Array
   kind: str = struct.field(pytree_node=False)
@@ -68,6 +75,8 @@ class Tap(struct.PyTreeNode):
   padding: tuple = struct.field(pytree_node=False, default=(0, 0))
   dilation: int = struct.field(pytree_node=False, default=1)
   groups: int = struct.field(pytree_node=False, default=1)
+  active: jax.Array | None = None
+  perturbation: str | None = struct.field(pytree_node=False, default=None)
 
 
 def tap(module: nn.Module, name: str, y: jax.Array, record: Tap) -> jax.Array:
@@ -98,13 +107,60 @@ def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation: int = 1, groups:
   """NHWC conv with HWIO kernel and symmetric zero padding, like ``nn.Conv2d``.
 
   ``stride`` and ``padding`` are an int or an (H, W) pair; ``groups=c_in``
-  with a [kh, kw, 1, c_out] kernel is a depthwise conv.
+  with a [kh, kw, 1, c_out] kernel is a depthwise conv. Ungrouped convs
+  differentiate through ``_conv`` (canonical backward convolutions).
   """
   (ph, pw) = _pair(padding)
-  y = lax.conv_general_dilated(
-      x, kernel, _pair(stride), ((ph, ph), (pw, pw)), rhs_dilation=(dilation, dilation),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
+  geometry = (_pair(stride), ((ph, ph), (pw, pw)), (dilation, dilation))
+  if groups == 1:
+    y = _conv(x, kernel, geometry)
+  else:
+    y = _plain_conv(x, kernel, geometry, groups)
   return y if bias is None else y + bias
+
+
+def _plain_conv(x, kernel, geometry, groups=1):
+  stride, padding, dilation = geometry
+  return lax.conv_general_dilated(x, kernel, stride, padding, rhs_dilation=dilation,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _conv(x, kernel, geometry):
+  """An ungrouped NHWC/HWIO conv whose JVP is written so that JAX's
+  transposes of it (the backward pass) are NHWC/HWIO convolutions too.
+
+  XLA:CPU rewrites a convolution into that canonical form (its fast Eigen
+  path) only in the entry computation; inside ``lax.switch``, ``scan`` or
+  ``while`` bodies the autodiff transposes (kernel ``01oi``, input
+  ``f01b``) run as naive loops, 20-25x slower (``BUILD.md``). Here the
+  tangent terms take pre-transposed operands (kernel as [kh, kw, O, I];
+  input as [C, H, W, N] with the kernel tangent as [I, kh, kw, O]), whose
+  transposes are canonical. Values and derivatives are those of the plain
+  conv (tests/test_layers.py)."""
+  return _plain_conv(x, kernel, geometry)
+
+
+def _conv_jvp(geometry, primals, tangents):
+  (x, kernel), (dx, dkernel) = primals, tangents
+  stride, padding, dilation = geometry
+  y = _conv(x, kernel, geometry)
+  terms = []
+  if not isinstance(dx, SymbolicZero):
+    terms.append(lax.conv_general_dilated(dx, jnp.transpose(kernel, (0, 1, 3, 2)), stride, padding,
+                                      rhs_dilation=dilation, dimension_numbers=("NHWC", "HWOI", "NHWC")))
+  if not isinstance(dkernel, SymbolicZero):
+    # x as lhs [C, H, W, N] (batch C, features N), dkernel as rhs [I, kh, kw,
+    # O], output [Ho, Wo, N, O]: the transpose for the kernel is then the
+    # conv [C, H, W, N] x [Ho, Wo, N, O] -> [C, kh, kw, O].
+    numbers = lax.ConvDimensionNumbers((3, 0, 1, 2), (3, 0, 1, 2), (2, 3, 0, 1))
+    dk = lax.conv_general_dilated(jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(dkernel, (2, 0, 1, 3)), stride,
+                                  padding, rhs_dilation=dilation, dimension_numbers=numbers)
+    terms.append(jnp.transpose(dk, (2, 0, 1, 3)))
+  return y, sum(terms[1:], terms[0])
+
+
+_conv.defjvp(_conv_jvp, symbolic_zeros=True)
 
 
 class BNState(NamedTuple):

@@ -25,10 +25,12 @@ cotangent δ:
   the row's Jacobian sums the contraction over the batch, one GEMM per layer
   against the layer's im2col built once for all rows.
 
-Θ = Σ_l G_l G_lᵀ over the returned blocks G_l (``ntk.contract_blocks``). Parameters that no tap covers
-(e.g. NB201's ``select='switch'`` network, whose edges cannot tap inside
-``lax.switch``) are an error naming them; the other implementations handle
-any network.
+Θ = Σ_l G_l G_lᵀ over the returned blocks G_l (``ntk.contract_blocks``).
+A tap whose ``active`` flag is False (an op the arch does not select) is
+skipped with ``lax.cond``; with NB201's ``select='switch'`` the forward and
+every row's backward run only the selected ops too. Parameters that no tap
+covers are an error naming them; the other implementations handle any
+network.
 """
 
 from __future__ import annotations
@@ -142,6 +144,16 @@ def _jacobians(rec: layers.Tap, operand: jax.Array, delta: jax.Array, *, per_sam
   return [a.reshape(a.shape[:2] + (-1,)) if per_sample else a.reshape(a.shape[0], -1) for a in out]
 
 
+def _if_active(rec: layers.Tap, fn: Callable[[], list]) -> list:
+  """``fn()`` for a selected layer; for an unselected op of an arch-as-data
+  network (``rec.active`` False) zeros, without running ``fn`` (a batched
+  ``active``, e.g. archs under vmap, runs both)."""
+  if rec.active is None:
+    return fn()
+  zeros = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn))
+  return jax.lax.cond(rec.active, fn, zeros)
+
+
 def _flat_taps(taps) -> dict[tuple, layers.Tap]:
   out = {}
   for key, recs in traverse_util.flatten_dict(taps).items():
@@ -253,15 +265,18 @@ def structured_jacobian(module, variables: dict, x: jax.Array, args: Sequence, *
 
   used = {key: ((key, "weight") in wanted, (key, "bias") in wanted) for key in taps}
   used = {key: wb for key, wb in used.items() if any(wb)}
-  operands = {key: None if independent else _rows_operand(taps[key]) for key in used}
+  operands = {key: None if independent else _if_active(taps[key], lambda key=key: _rows_operand(taps[key]))
+              for key in used}
 
   def blocks(cotangents):
     """Jacobian blocks of every wanted parameter for a stack of cotangents."""
     deltas = traverse_util.flatten_dict(jax.vmap(lambda c: vjp_fn(c)[0])(cotangents))
+    deltas = {key: deltas[key if taps[key].perturbation is None else key[:-1] + (taps[key].perturbation,)]
+              for key in used}
     out = []
     for key, (want_w, want_b) in used.items():
-      out += _jacobians(taps[key], operands[key], deltas[key], per_sample=independent, want_weight=want_w,
-                        want_bias=want_b)
+      out += _if_active(taps[key], lambda key=key, want_w=want_w, want_b=want_b: _jacobians(
+          taps[key], operands[key], deltas[key], per_sample=independent, want_weight=want_w, want_bias=want_b))
     return out
 
   if independent:  # output column c of every sample at once: [k, n, k] cotangents, [n, k, P_l] blocks

@@ -135,6 +135,26 @@ def test_default_chunks_bound_the_unrolled_backwards():
   assert structured.default_chunk(256) == 32
 
 
+@pytest.mark.parametrize("variant,bn", [("paper_code", "eval"), pytest.param("paper_code", "train", marks=pytest.mark.slow),
+                                        pytest.param("benchmark", "train", marks=pytest.mark.slow),
+                                        pytest.param("benchmark", "eval", marks=pytest.mark.slow)])
+def test_nb201_switch_network_taps_inside_lax_switch(variant, bn):
+  """select='switch' runs only the selected ops (taps sown after the switch,
+  unselected ops skipped by lax.cond); its kernel equals the Jacobian
+  contraction of the network built for that arch alone, in float64 (both
+  conv ops selected)."""
+  both = "|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+  net, v, x, _ = _setup(variant)
+  switch = nb201.Network(C=4, N=1, variant=variant, select="switch")
+  with jax.enable_x64(True):
+    v64, x64 = _f64(v), jnp.asarray(np.asarray(x), jnp.float64)
+    got = jax.jit(ntk.empirical_ntk_fn(switch, bn=bn, implementation="structured", chunk_size=3))
+    want = ntk.empirical_ntk_fn(net, bn=bn, implementation="jacobian_contraction")
+    for arch in (both,) if (variant, bn) == ("paper_code", "eval") else (both, MIXED):  # the fast case: one arch
+      static = jax.jit(lambda v_, x_: want(v_, x_, arch))  # the network built for this arch alone
+      _close(np.asarray(got(v64, x64, jnp.asarray(nb201.decode(arch)))), np.asarray(static(v64, x64)))
+
+
 @pytest.mark.slow
 def test_nb201_arch_as_data_coupled_paper_code():
   net, v, x, ops = _setup("paper_code")

@@ -8,8 +8,11 @@ edges 0->1, 0->2, 1->2, 0->3, 1->3, 2->3, with op indices from ``OPS``.
 ``Network`` holds the variables of *every* op on every edge and takes the op
 array as an input, so one XLA compilation serves all 15,625 architectures.
 Each edge evaluates its candidate ops and sums them weighted by one-hot(op)
-(``select='mask'``, fastest on CPU and GPU) or picks one with ``lax.switch``
-(``select='switch'``). Either way unselected ops receive exactly zero gradient,
+(``select='mask'``, the default; vmaps over archs) or runs only the selected
+op with ``lax.switch`` (``select='switch'``: for one arch at a time, e.g. the
+batch-coupled structured NTK, where each of its N backward passes then
+costs about what the static network's does; BENCHMARKS.md). Either way
+unselected ops receive exactly zero gradient,
 so the network computes the same function and the same NTK as a network
 built for that architecture alone (tests/spaces/test_nb201.py,
 tests/test_ntk.py). Passing a concrete arch (string, tuple or NumPy array)
@@ -224,7 +227,10 @@ class Edge(nn.Module):
 
   ``select`` says how a traced ``op`` picks: ``'mask'`` evaluates all ops and
   sums them weighted by one-hot(op); ``'switch'`` uses ``lax.switch`` and
-  evaluates one. A concrete ``op`` (Python int) builds only that op.
+  evaluates one (its taps are sown outside the switch, with the two conv ops
+  sharing one perturbation per tapped layer). A concrete ``op`` (Python int)
+  builds only that op. Under ``vmap`` over archs a switch computes every
+  branch, so batched archs want ``'mask'``.
   """
   channels: int
   variant: str
@@ -245,41 +251,67 @@ class Edge(nn.Module):
     # tracked), unchanged unless it is that op: one output structure.
     keep1 = (arr1[1].mean, arr1[1].var)
     keep3 = (arr3[1].mean, arr3[1].var)
+    static = isinstance(op, (int, np.integer))
+    switched = not static and self.select == "switch"
+    # Inside lax.switch no variable can be touched, so a switched edge reads
+    # its perturbations before the switch, its branches return their taps'
+    # inputs and the taps are sown after it. The two conv ops, never both
+    # selected, share one perturbation and one input per tapped layer, so
+    # the switch carries no zeros for the op not taken.
+    tapping = switched and not self.is_initializing() and self.is_mutable_collection(layers.TAPS)
+    layer_names = ("conv_out",) if self.variant == "paper_code" else ("conv_out", "bn_out")
+    taps = {(prefix, layer): f"{prefix}_{layer}" for prefix in ("conv_1x1", "conv_3x3") for layer in layer_names}
+    chooses = lambda prefix: op == OPS.index(f"nor_{prefix}")
+    if tapping:
+      perturbations = {k: self.perturb(k, jnp.zeros_like(x), collection=layers.PERTURBATIONS) for k in layer_names}
+    records = {}
 
-    switched = not isinstance(op, (int, np.integer)) and self.select == "switch"
-
-    def tapper(prefix):
-      if switched:  # no variables can be touched inside lax.switch: no taps
+    def tapper(prefix, inputs):
+      if switched and not tapping:
         return None
 
       def tap(name, out, rec):
-        return layers.tap(self, f"{prefix}_{name}", out, rec.replace(
-            weight=(prefix,) + rec.weight, bias=None if rec.bias is None else (prefix,) + rec.bias))
+        key = f"{prefix}_{name}"
+        rec = rec.replace(weight=(prefix,) + rec.weight, bias=None if rec.bias is None else (prefix,) + rec.bias)
+        if not tapping:
+          return layers.tap(self, key, out, rec.replace(active=None if static else chooses(prefix)))
+        records[key] = rec.replace(inputs=None, perturbation=name)  # static fields; the inputs leave the branch
+        inputs[name] = rec.inputs
+        return out + perturbations[name]
       return tap
 
-    def conv(arr, pad, keep, prefix):
-      y, s = layers.relu_conv_bn(x, arr, 1, pad, use_batch, tapper=tapper(prefix))
+    def branch(fn):
+      def run():
+        inputs = {}
+        y, new1, new3 = fn(inputs)
+        return y, new1, new3, {k: inputs.get(k, jnp.zeros_like(x)) for k in (layer_names if tapping else ())}
+      return run
+
+    def conv(arr, pad, keep, prefix, inputs):
+      y, s = layers.relu_conv_bn(x, arr, 1, pad, use_batch, tapper=tapper(prefix, inputs))
       return y, (keep if s is None else s)
 
-    def conv1():
-      y, s = conv(arr1, 0, keep1, "conv_1x1")
+    def conv1(inputs):
+      y, s = conv(arr1, 0, keep1, "conv_1x1", inputs)
       return y, s, keep3
 
-    def conv3():
-      y, s = conv(arr3, 1, keep3, "conv_3x3")
+    def conv3(inputs):
+      y, s = conv(arr3, 1, keep3, "conv_3x3", inputs)
       return y, keep1, s
 
-    branches = (
-        lambda: (jnp.zeros_like(x), keep1, keep3),
-        lambda: (x, keep1, keep3),
+    branches = tuple(branch(fn) for fn in (
+        lambda _: (jnp.zeros_like(x), keep1, keep3),
+        lambda _: (x, keep1, keep3),
         conv1,
         conv3,
-        lambda: (layers.avg_pool_3x3(x), keep1, keep3),
-    )
-    if isinstance(op, (int, np.integer)):  # a static architecture
-      y, new1, new3 = branches[int(op)]()
+        lambda _: (layers.avg_pool_3x3(x), keep1, keep3),
+    ))
+    if static:  # a static architecture
+      y, new1, new3, _ = branches[int(op)]()
     elif switched:
-      y, new1, new3 = lax.switch(op, branches)
+      y, new1, new3, inputs = lax.switch(op, branches)
+      for (prefix, layer), key in taps.items() if tapping else ():
+        self.sow(layers.TAPS, key, records[key].replace(inputs=inputs[layer], active=chooses(prefix)))
     else:
       y, new1, new3 = self._masked(x, op, branches)
     if train:
@@ -299,7 +331,7 @@ class Edge(nn.Module):
     cells and XLA:CPU fuses a stage's whole backward into giant fusions that
     recompute shared terms (~10x slower gradients; BUILD.md).
     """
-    outs = [b() for b in branches]
+    outs = [b()[:3] for b in branches]
     w = jax.nn.one_hot(op, len(OPS), dtype=x.dtype)
     eye = jnp.eye(x.shape[-1], dtype=x.dtype)[None, None]
     skip = lax.conv_general_dilated(
