@@ -10,8 +10,8 @@ array as an input, so one XLA compilation serves all 15,625 architectures.
 Each edge evaluates its candidate ops and sums them weighted by one-hot(op)
 (``select='mask'``, the default; vmaps over archs) or runs only the selected
 op with ``lax.switch`` (``select='switch'``: for one arch at a time, e.g. the
-batch-coupled structured NTK, where each of its N backward passes then
-costs about what the static network's does; BENCHMARKS.md). Either way
+batch-coupled structured NTK, whose N backward passes then cost ~1.35x
+the static network's rather than 3-7x; BENCHMARKS.md). Either way
 unselected ops receive exactly zero gradient,
 so the network computes the same function and the same NTK as a network
 built for that architecture alone (tests/spaces/test_nb201.py,
