@@ -103,6 +103,7 @@ def score_sharded(results_path, archs: Sequence[str], positions: Sequence[int], 
   """
   if not space.shares_compilation:
     raise ValueError(f"space {space.name!r} compiles each graph; score it with scoring.score_architectures")
+  space = space.batched()
   if len(archs) != len(positions):
     raise ValueError(f"{len(archs)} archs but {len(positions)} positions")
   columns = scoring.metric_columns(bn_modes)

@@ -95,6 +95,7 @@ def test_documented_variants_keep_their_fields():
   from configs import deciles, init_schemes, kernel_evolution, post_training, rank_correlation, search
   rc = rank_correlation.get_config("cpu,paper_code")
   assert (rc.space.num_archs, rc.data.batch_size, rc.space.C, rc.space.N) == (200, 16, 16, 5)
+  assert rc.space.select == "switch"  # one arch at a time: only the selected ops run
   assert rank_correlation.get_config("cpu,nb101").space.stem_channels == 16
   d = deciles.get_config("cpu")
   assert (d.per_decile, d.num_seeds, tuple(d.bn_modes), d.data.batch_size) == (10, 5, ("eval",), 16)

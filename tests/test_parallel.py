@@ -68,7 +68,8 @@ _DEVICES_SCRIPT = textwrap.dedent("""
     from ntkjax import parallel, scoring
     from ntkjax.spaces import api, nb201
     assert len(jax.devices()) == 4, jax.devices()
-    space = api.NB201Space(C=4, N=1, num_classes=3)
+    # one arch at a time through lax.switch; the sharded runs vmap its batched() (masked) form
+    space = api.NB201Space(C=4, N=1, num_classes=3, select="switch")
     archs = space.sample(jax.random.key(0), 8)
     x = jax.random.normal(jax.random.key(1), (6, 8, 8, 3))
     y = jnp.array([0, 1, 2, 0, 1, 2])

@@ -108,6 +108,9 @@ class _OneNetworkSpace:
   def candidate(self, arch):
     return api.Candidate(self.net, (), "toy")
 
+  def batched(self):
+    return self
+
 
 @pytest.mark.parametrize("compat", ["ntkjax", "paper_code"])
 def test_an_overflowed_kernel_is_flagged_and_keeps_its_values(tmp_path, compat):

@@ -81,6 +81,10 @@ class Space(Protocol):
   def candidate(self, arch: str) -> Candidate:
     """The network, its extra inputs and its compilation cache key."""
 
+  def batched(self) -> "Space":
+    """This space as code that vmaps over archs should use it (itself,
+    unless its network picks ops with a conditional)."""
+
 
 class Instance(NamedTuple):
   arch: str
@@ -167,14 +171,24 @@ class NB201Space:
   """NB201 with the ops as data: one network, one initialisation, one
   compilation for all 15,625 archs. ``official_index`` (a ground truth's
   ``index``) gives ``benchmark_index``; ``index`` is the lexicographic
-  position (``nb201.ops_to_index``), known without any file."""
+  position (``nb201.ops_to_index``), known without any file.
+
+  ``select`` is ``nb201.Network``'s: ``'mask'`` (the default) evaluates every
+  op of every edge and vmaps over archs; ``'switch'`` runs only the selected
+  op (``lax.switch``), for scoring or training one arch at a time (on a CPU,
+  paper_code's batch-coupled kernels cost 3-5x less; BENCHMARKS.md). Both
+  take the same variables. Code that vmaps over archs takes ``batched()``."""
   name = "nb201"
   shares_variables = True
   shares_compilation = True
 
   def __init__(self, num_classes: int = 10, *, C: int = 16, N: int = 5, variant: str = "benchmark",
-               init_scheme: str = "torch_default", official_index: Mapping[str, int] | None = None):
-    self.net = nb201.Network(num_classes=num_classes, C=C, N=N, variant=variant, init_scheme=init_scheme)
+               init_scheme: str = "torch_default", official_index: Mapping[str, int] | None = None,
+               select: str = "mask"):
+    if select not in nb201.SELECTS:
+      raise ValueError(f"unknown select {select!r}; known: {nb201.SELECTS}")
+    self.net = nb201.Network(num_classes=num_classes, C=C, N=N, variant=variant, init_scheme=init_scheme,
+                             select=select)
     self.official_index = dict(official_index or {})
 
   @classmethod
@@ -183,6 +197,13 @@ class NB201Space:
     space.net = net
     space.official_index = dict(official_index or {})
     return space
+
+  def batched(self) -> "NB201Space":
+    """This space with the masked network: a switch vmapped over archs runs
+    every branch anyway, and the mask is the form XLA fuses for that."""
+    if self.net.select == "mask":
+      return self
+    return NB201Space.from_network(self.net.clone(select="mask"), self.official_index)
 
   def validate(self, arch: str) -> str:
     nb201.validate(arch)
@@ -296,6 +317,9 @@ class NB101Space:
                                                       num_stacks=self.net.num_stacks),), "nb101_masked")
     return Candidate(nb101.Network(spec, **self.kw), (), ("nb101", arch, tuple(self.kw.items())))
 
+  def batched(self) -> "NB101Space":
+    return self
+
 
 class NDSSpace:
   """One NDS cell space; over a universe of archs (e.g. a ground truth's)
@@ -373,3 +397,6 @@ class NDSSpace:
   def candidate(self, arch: str) -> Candidate:
     return Candidate(nds.Network(self._built(arch), **self.kw), (),
                      ("nds", arch, self.width, self.depth, tuple(self.kw.items())))
+
+  def batched(self) -> "NDSSpace":
+    return self

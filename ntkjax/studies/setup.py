@@ -84,7 +84,7 @@ def space_from_config(sp: ml_collections.ConfigDict, num_classes: int, truth: Gr
   index = dict(truth.index) if truth is not None else None
   if name == "nb201":
     return api.NB201Space(num_classes, C=sp.C, N=sp.N, variant=sp.variant, init_scheme=sp.init,
-                          official_index=index)
+                          official_index=index, select=sp.select)
   if name == "nb101":
     if truth is None:
       raise ValueError("space 'nb101' samples from a benchmark's specs: set ground_truth.path and "
