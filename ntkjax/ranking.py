@@ -19,7 +19,7 @@ from ntkjax import stats
 from ntkjax.ground_truth import GroundTruth
 from ntkjax.spaces import nb201
 
-__all__ = ["CorrelationRow", "TABLE_FIELDS", "SUBSETS", "correlations", "random_scores", "params_baseline",
+__all__ = ["CorrelationRow", "TABLE_FIELDS", "SUBSETS", "ComparisonRow", "compare_runs", "correlations", "random_scores", "params_baseline",
            "format_table"]
 
 SUBSETS = ("all", "non_degenerate")
@@ -80,6 +80,41 @@ def correlations(archs: Sequence[str], scores: Mapping[str, np.ndarray], truth: 
       rho = stats.spearman_rho(s[keep], acc[keep], nan_policy="last")
       out.append(CorrelationRow(name, subset, int(keep.sum()), int(degenerate[keep].sum()),
                                 int(nonfinite.sum()), tau.value, tau.se, tau.pvalue, rho.value, rho.pvalue))
+  return out
+
+
+class ComparisonRow(NamedTuple):
+  """One score from two runs over the same archs (``compare_runs``)."""
+  metric: str
+  n: int
+  tau_a: float
+  tau_a_se: float
+  tau_b: float
+  tau_b_se: float
+  delta: float       # tau_b - tau_a
+  delta_se: float    # paired jackknife over the archs
+  delta_p: float     # two-sided, normal
+  agreement: float   # Kendall tau between the two runs' scores (NaN pairs left out)
+
+
+def compare_runs(archs: Sequence[str], scores_a: Mapping[str, np.ndarray], scores_b: Mapping[str, np.ndarray],
+                 truth: GroundTruth) -> list[ComparisonRow]:
+  """Each score that both runs have (``scores_*[name]``, aligned with
+  ``archs``; e.g. one study at 16 and at 64 images): its Kendall τ with
+  ``truth`` in each run, their difference with the paired jackknife
+  (``stats.kendall_tau_difference``) and how far the runs rank the archs
+  alike. NaN scores rank last, as in ``correlations``."""
+  missing = [a for a in archs if a not in truth]
+  if missing:
+    raise KeyError(f"{len(missing)} archs are not in {truth.source}, e.g. {missing[0]}")
+  acc = truth.lookup(archs)
+  out = []
+  for name in [k for k in scores_a if k in scores_b]:
+    a, b = np.asarray(scores_a[name], np.float64), np.asarray(scores_b[name], np.float64)
+    ta, tb = (stats.kendall_tau(s, acc, nan_policy="last") for s in (a, b))
+    d = stats.kendall_tau_difference(a, b, acc, nan_policy="last")
+    agree = stats.kendall_tau(a, b, nan_policy="omit").value
+    out.append(ComparisonRow(name, ta.n, ta.value, ta.se, tb.value, tb.se, d.value, d.se, d.pvalue, agree))
   return out
 
 

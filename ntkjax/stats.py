@@ -12,7 +12,10 @@ ranks last (ntkjax's NCN for singular kernels).
 
 ``kendall_tau`` also gives τ's jackknife standard error (``se``): the
 spread of τ over leave-one-out samples, which (unlike the p-value's null
-variance) holds whatever τ is.
+variance) holds whatever τ is. ``kendall_tau_difference`` compares two
+scores of the same items (e.g. one metric at 16 and at 64 images): the
+paired jackknife leaves the same item out of both, so the shared sampling
+of items cancels and its SE is far below either τ's.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["NAN_POLICIES", "Correlation", "kendall_tau", "spearman_rho"]
+__all__ = ["NAN_POLICIES", "Correlation", "kendall_tau", "kendall_tau_difference", "spearman_rho"]
 
 NAN_POLICIES = ("raise", "omit", "last")
 
@@ -66,12 +69,44 @@ def kendall_tau(scores, targets, *, nan_policy: str = "raise") -> Correlation:
   return Correlation(float(res.statistic), float(res.pvalue), int(s.size), _tau_jackknife_se(s, t))
 
 
-def _tau_jackknife_se(s: np.ndarray, t: np.ndarray, block: int = 1024) -> float:
-  """Jackknife standard error of τ-b: every leave-one-out τ-b from the
-  full sample's pair counts minus each point's own pairs (O(n²) in blocks)."""
+def kendall_tau_difference(scores_a, scores_b, targets, *, nan_policy: str = "raise") -> Correlation:
+  """τ(scores_b) − τ(scores_a) against the same ``targets`` (Kendall τ-b),
+  with the paired jackknife standard error and a two-sided normal p-value.
+  With ``'omit'`` an item NaN in either score is dropped from both."""
+  a = np.asarray(scores_a, np.float64).ravel()
+  b = np.asarray(scores_b, np.float64).ravel()
+  t = np.asarray(targets, np.float64).ravel()
+  if a.shape != b.shape:
+    raise ValueError(f"scores_a ({a.size}) and scores_b ({b.size}) differ in length")
+  if nan_policy == "omit":
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b, t = a[keep], b[keep], t[keep]
+  ra, rt = _prepare(a, t, nan_policy)
+  rb, _ = _prepare(b, t, nan_policy)
+  value = float(sps.kendalltau(rb, rt).statistic - sps.kendalltau(ra, rt).statistic)
+  d = _tau_leave_one_out(rb, rt) - _tau_leave_one_out(ra, rt)
+  n = d.size
+  se = float(np.sqrt((n - 1) / n * np.sum((d - d.mean()) ** 2))) if n >= 3 else float("nan")
+  p = float(2 * sps.norm.sf(abs(value) / se)) if se > 0 else float("nan")
+  return Correlation(value, p, int(ra.size), se)
+
+
+def _tau_jackknife_se(s: np.ndarray, t: np.ndarray) -> float:
+  """Jackknife standard error of τ-b over the leave-one-out τ-bs."""
+  loo = _tau_leave_one_out(s, t)
+  n = loo.size
+  if n < 3 or np.isnan(loo).any():
+    return float("nan")
+  return float(np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
+
+
+def _tau_leave_one_out(s: np.ndarray, t: np.ndarray, block: int = 1024) -> np.ndarray:
+  """Every leave-one-out τ-b, from the full sample's pair counts minus each
+  point's own pairs (O(n²) in blocks); NaN where a τ is undefined, and for
+  fewer than 3 points."""
   n = s.size
   if n < 3:
-    return float("nan")
+    return np.full(n, np.nan)
   concordance = np.empty(n)  # Σ_j sign(s_k - s_j) sign(t_k - t_j), per k
   ties_s = np.empty(n)       # #{j != k: s_j = s_k}
   ties_t = np.empty(n)
@@ -87,10 +122,7 @@ def _tau_jackknife_se(s: np.ndarray, t: np.ndarray, block: int = 1024) -> float:
   nt = ties_t.sum() / 2 - ties_t
   den = np.sqrt((pairs - ns) * (pairs - nt))
   with np.errstate(invalid="ignore", divide="ignore"):
-    loo = np.where(den > 0, c / den, np.nan)
-  if np.isnan(loo).any():
-    return float("nan")
-  return float(np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
+    return np.where(den > 0, c / den, np.nan)
 
 
 def spearman_rho(scores, targets, *, nan_policy: str = "raise") -> Correlation:

@@ -61,3 +61,25 @@ def test_params_baseline_over_the_whole_truth_and_the_reachable_subset(truth_csv
   assert full.n == 15625 and abs(full.value) < 0.05  # synthetic accuracies are random
   reachable = ranking.params_baseline(gt, count, reachable_only=True)
   assert reachable.n == 9445
+
+
+def test_compare_runs_pairs_the_same_archs():
+  archs = ARCHS[:300][::3]
+  acc = np.linspace(50, 90, len(archs))
+  gt = ground_truth.GroundTruth(dict(zip(archs, acc)), {}, "cifar10-valid", "test", 200, "synthetic")
+  rng = np.random.default_rng(2)
+  small = acc + rng.normal(0, 10, len(archs))         # a noisy score, and the same score measured better
+  large = acc + 0.5 * (small - acc) + rng.normal(0, 1, len(archs))
+  large[3] = np.nan                                    # a degenerate value ranks last
+  rows = {r.metric: r for r in ranking.compare_runs(archs, {"m": small, "only_a": acc}, {"m": large}, gt)}
+  assert set(rows) == {"m"}
+  r = rows["m"]
+  ranked_last = np.where(np.isnan(large), -np.inf, large)
+  want_a, want_b = (scipy.stats.kendalltau(s, acc)[0] for s in (small, ranked_last))
+  assert r.n == len(archs) and (r.tau_a, r.tau_b) == (pytest.approx(want_a), pytest.approx(want_b))
+  assert r.delta == pytest.approx(want_b - want_a) and 0 < r.delta_se < min(r.tau_a_se, r.tau_b_se)
+  assert r.delta > 0 and r.delta_p < 0.05  # the less noisy run ranks better, detectably
+  keep = ~np.isnan(large)
+  assert r.agreement == pytest.approx(scipy.stats.kendalltau(small[keep], large[keep])[0])
+  with pytest.raises(KeyError, match="not in synthetic"):
+    ranking.compare_runs(ARCHS[1:2], {"m": [0.0]}, {"m": [0.0]}, gt)
