@@ -10,10 +10,15 @@ score as baselines, in NB201 (default), NB101 or an NDS space.
 Variants (``--config configs/rank_correlation.py:ARGS``, comma-separated,
 see ``configs/common.py``):
 
-* (default) ``cpu``: 200 archs, 16 images: measured on a 2-core CPU, a
-  median 8.7 s per arch with the benchmark network (36 min in all), about
-  15 s with ``paper_code``, whose cell BN couples samples in eval mode too
-  (~60 min).
+* (default) ``cpu``: 200 archs, 16 images: measured on a 2-core CPU with
+  the masked network (``--config.space.select=mask``), a median 8.7 s per
+  arch with the benchmark network (36 min in all), about 15 s with
+  ``paper_code``, whose cell BN couples samples in eval mode too (~60 min).
+  The default ``select='switch'`` runs only each edge's op: 2.2 s against
+  5.5 s per arch (benchmark network, a 4-arch development run).
+* ``cpu,paper_code`` with ``--config.data.batch_size=64``: the 64-image
+  rerun of docs/results.md: 2.6 h on a 2-core CPU (a median 42 s per arch
+  for both coupled kernels, one 279 s compilation).
 * ``full``: 1,000 archs, 256 CIFAR-10 images (512 for ImageNet16-120), full
   NB201 (C=16, N=5). GPU scale: about 1,000 x (eval 0.14 s + train 1.3 s)
   ~ 25 min on an H100 at the measured rates; days on a 2-core CPU.
