@@ -19,8 +19,8 @@ from ntkjax import stats
 from ntkjax.ground_truth import GroundTruth
 from ntkjax.spaces import nb201
 
-__all__ = ["CorrelationRow", "TABLE_FIELDS", "SUBSETS", "ComparisonRow", "compare_runs", "correlations", "random_scores", "params_baseline",
-           "format_table"]
+__all__ = ["CorrelationRow", "TABLE_FIELDS", "SUBSETS", "ComparisonRow", "compare_runs", "correlations",
+           "random_scores", "params_baseline", "format_table"]
 
 SUBSETS = ("all", "non_degenerate")
 

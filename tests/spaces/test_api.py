@@ -37,6 +37,8 @@ def test_nb201_space_select_and_its_batched_form():
   x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
   ops = switch.candidate(arch).args
   v = batched.net.init(jax.random.key(0), x, *ops)  # one set of variables serves both
+  same = jax.tree.map(np.array_equal, switch.net.init(jax.random.key(0), x, *ops), v)
+  assert all(jax.tree_util.tree_leaves(same))  # and both initialise it alike (the studies' shared init)
   apply = lambda net: jax.jit(lambda v, x, o: net.apply(v, x, o))(v, x, *ops)
   np.testing.assert_allclose(apply(switch.net), apply(batched.net), rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match="unknown select 'where'"):
