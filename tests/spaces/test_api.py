@@ -27,24 +27,32 @@ def test_nb201_space_matches_the_module_functions():
   assert space.shares_variables
 
 
+ARCH = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
+
+
 def test_nb201_space_select_and_its_batched_form():
-  arch = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
-  switch = api.NB201Space(C=4, N=1, select="switch", official_index={arch: 7})
+  switch = api.NB201Space(C=4, N=1, select="switch", official_index={ARCH: 7})
   batched = switch.batched()
-  assert switch.candidate(arch).net.select == "switch" and batched.net.select == "mask"
-  assert batched.net.clone(select="switch") == switch.net and batched.benchmark_index(arch) == 7
+  assert switch.candidate(ARCH).net.select == "switch" and batched.net.select == "mask"
+  assert batched.net.clone(select="switch") == switch.net and batched.benchmark_index(ARCH) == 7
   assert batched.batched() is batched
+  with pytest.raises(ValueError, match="unknown select 'where'"):
+    api.NB201Space(C=4, N=1, select="where")
+  others = (api.NB101Space(SPECS, stem_channels=8, num_stacks=1, modules_per_stack=1), api.NDSSpace("pnas"))
+  assert all(s.batched() is s for s in others)
+
+
+@pytest.mark.slow
+def test_nb201_switch_and_mask_spaces_share_init_and_outputs():
+  switch = api.NB201Space(C=4, N=1, select="switch")
+  batched = switch.batched()
   x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
-  ops = switch.candidate(arch).args
+  ops = switch.candidate(ARCH).args
   v = batched.net.init(jax.random.key(0), x, *ops)  # one set of variables serves both
   same = jax.tree.map(np.array_equal, switch.net.init(jax.random.key(0), x, *ops), v)
   assert all(jax.tree_util.tree_leaves(same))  # and both initialise it alike (the studies' shared init)
   apply = lambda net: jax.jit(lambda v, x, o: net.apply(v, x, o))(v, x, *ops)
   np.testing.assert_allclose(apply(switch.net), apply(batched.net), rtol=1e-5, atol=1e-6)
-  with pytest.raises(ValueError, match="unknown select 'where'"):
-    api.NB201Space(C=4, N=1, select="where")
-  others = (api.NB101Space(SPECS, stem_channels=8, num_stacks=1, modules_per_stack=1), api.NDSSpace("pnas"))
-  assert all(s.batched() is s for s in others)
 
 
 def test_nb101_space_over_a_universe():
