@@ -84,16 +84,19 @@ def kendall_tau_difference(scores_a, scores_b, targets, *, nan_policy: str = "ra
   ra, rt = _prepare(a, t, nan_policy)
   rb, _ = _prepare(b, t, nan_policy)
   value = float(sps.kendalltau(rb, rt).statistic - sps.kendalltau(ra, rt).statistic)
-  d = _tau_leave_one_out(rb, rt) - _tau_leave_one_out(ra, rt)
-  n = d.size
-  se = float(np.sqrt((n - 1) / n * np.sum((d - d.mean()) ** 2))) if n >= 3 else float("nan")
+  se = _jackknife_se(_tau_leave_one_out(rb, rt) - _tau_leave_one_out(ra, rt))
   p = float(2 * sps.norm.sf(abs(value) / se)) if se > 0 else float("nan")
   return Correlation(value, p, int(ra.size), se)
 
 
 def _tau_jackknife_se(s: np.ndarray, t: np.ndarray) -> float:
   """Jackknife standard error of τ-b over the leave-one-out τ-bs."""
-  loo = _tau_leave_one_out(s, t)
+  return _jackknife_se(_tau_leave_one_out(s, t))
+
+
+def _jackknife_se(loo: np.ndarray) -> float:
+  """The jackknife standard error from leave-one-out values; NaN for fewer
+  than 3 or where one is NaN."""
   n = loo.size
   if n < 3 or np.isnan(loo).any():
     return float("nan")
