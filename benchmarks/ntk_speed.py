@@ -21,7 +21,8 @@ array traced: one compilation for every arch). Run:
 ``--end_to_end K`` adds K distinct random archs under paper_code
 conventions, both BN modes, end to end (ntkjax's arch-as-data network,
 ``select='switch'`` unless ``--end_to_end_network arch_as_data``, its one
-compilation included, against the loop on each official network).
+compilation included, against the loop on each official network, arch by
+arch); ``--skip_side_by_side`` runs only that.
 ``--networks`` takes ``static``, ``arch_as_data`` (the masked network) and
 ``switch``.
 
@@ -198,30 +199,37 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
 def end_to_end(x, num_archs, chunk_size, skip_torch, network):
   """K distinct archs, paper_code conventions, both BN modes: ntkjax's
   arch-as-data network (``network``: ``'switch'`` or ``'arch_as_data'``,
-  the mask; one compilation, counted) against the loop."""
+  the mask; one compilation, counted) against the loop, interleaved arch by
+  arch so that both see the same machine load. Prints one line per arch."""
   archs = [nb201.encode(a) for a in nb201.sample(jax.random.key(11), num_archs)]
   xj = jnp.asarray(x)
   if network == "static":
     raise ValueError("the end-to-end run compiles once: network must be 'switch' or 'arch_as_data'")
   fns = {bn: ntkjax_kernel("paper_code", bn, "auto", network, chunk_size) for bn in ("train", "eval")}
-  net = nb201.Network(variant="paper_code")
-  init = jax.jit(net.init)
-  out = {"end_to_end_archs": archs, "end_to_end_network": network}
-  t = time.perf_counter()
-  for arch in archs:
+  init = jax.jit(nb201.Network(variant="paper_code").init)
+  per_arch = {"ntkjax": [], "tenas_loop": []}
+  for i, arch in enumerate(archs):
+    t = time.perf_counter()
     ops = jnp.asarray(nb201.decode(arch))
     v = init(jax.random.key(0), xj[:1], ops)
     for fn in fns.values():
       fn(v, xj, ops).block_until_ready()
-  out["end_to_end_ntkjax"] = time.perf_counter() - t
-  print(f"end_to_end_ntkjax ({num_archs} archs): {out['end_to_end_ntkjax']:.1f} s", flush=True)
-  if not skip_torch:
-    t = time.perf_counter()
-    for i, arch in enumerate(archs):
+    per_arch["ntkjax"].append(time.perf_counter() - t)
+    if not skip_torch:
+      t = time.perf_counter()
       ref = Torch(arch, "paper_code", seed=i)
       for bn in ("train", "eval"):
         ref.loop(x, bn)()
-    out["end_to_end_tenas_loop"] = time.perf_counter() - t
+      per_arch["tenas_loop"].append(time.perf_counter() - t)
+    print(f"end_to_end {i + 1}/{num_archs} {arch}: ntkjax {per_arch['ntkjax'][-1]:.1f} s"
+          + (f", loop {per_arch['tenas_loop'][-1]:.1f} s" if not skip_torch else ""), flush=True)
+  out = {"end_to_end_archs": archs, "end_to_end_network": network,
+         "end_to_end_ntkjax_per_arch": [round(s, 2) for s in per_arch["ntkjax"]],
+         "end_to_end_ntkjax": sum(per_arch["ntkjax"])}
+  print(f"end_to_end_ntkjax ({num_archs} archs): {out['end_to_end_ntkjax']:.1f} s", flush=True)
+  if not skip_torch:
+    out["end_to_end_tenas_loop_per_arch"] = [round(s, 2) for s in per_arch["tenas_loop"]]
+    out["end_to_end_tenas_loop"] = sum(per_arch["tenas_loop"])
     out["end_to_end_speedup_vs_tenas_loop"] = out["end_to_end_tenas_loop"] / out["end_to_end_ntkjax"]
     print(f"end_to_end_tenas_loop: {out['end_to_end_tenas_loop']:.1f} s", flush=True)
   return out
@@ -240,6 +248,7 @@ def main():
   p.add_argument("--end_to_end", type=int, default=0, help="distinct archs for the end-to-end comparison")
   p.add_argument("--end_to_end_network", default="switch", choices=("switch", "arch_as_data"))
   p.add_argument("--skip_torch", action="store_true")
+  p.add_argument("--skip_side_by_side", action="store_true", help="only the end-to-end run")
   p.add_argument("--out", default="")
   args = p.parse_args()
   x = np.asarray(jax.random.normal(jax.random.key(2), (args.n, args.hw, args.hw, 3)), np.float32)
@@ -249,8 +258,9 @@ def main():
     import torch
     res["torch"] = torch.__version__
     res["torch_threads"] = torch.get_num_threads()
-  res.update(side_by_side(x, args.variants.split(","), args.bn.split(","), args.impls.split(","),
-                          args.networks.split(","), args.repeats, args.skip_torch, args.chunk_size))
+  if not args.skip_side_by_side:
+    res.update(side_by_side(x, args.variants.split(","), args.bn.split(","), args.impls.split(","),
+                            args.networks.split(","), args.repeats, args.skip_torch, args.chunk_size))
   if args.end_to_end:
     res.update(end_to_end(x, args.end_to_end, args.chunk_size, args.skip_torch, args.end_to_end_network))
   report.emit(res, args.out)
