@@ -66,7 +66,8 @@ def kendall_tau(scores, targets, *, nan_policy: str = "raise") -> Correlation:
   standard error."""
   s, t = _prepare(scores, targets, nan_policy)
   res = sps.kendalltau(s, t)
-  return Correlation(float(res.statistic), float(res.pvalue), int(s.size), _tau_jackknife_se(s, t))
+  return Correlation(float(res.statistic), float(res.pvalue), int(s.size),
+                     _jackknife_se(_tau_leave_one_out(s, t)))
 
 
 def kendall_tau_difference(scores_a, scores_b, targets, *, nan_policy: str = "raise") -> Correlation:
@@ -87,11 +88,6 @@ def kendall_tau_difference(scores_a, scores_b, targets, *, nan_policy: str = "ra
   se = _jackknife_se(_tau_leave_one_out(rb, rt) - _tau_leave_one_out(ra, rt))
   p = float(2 * sps.norm.sf(abs(value) / se)) if se > 0 else float("nan")
   return Correlation(value, p, int(ra.size), se)
-
-
-def _tau_jackknife_se(s: np.ndarray, t: np.ndarray) -> float:
-  """Jackknife standard error of τ-b over the leave-one-out τ-bs."""
-  return _jackknife_se(_tau_leave_one_out(s, t))
 
 
 def _jackknife_se(loo: np.ndarray) -> float:
