@@ -209,10 +209,10 @@ def test_one_compilation_serves_all_architectures():
     traces.append(1)
     return ntk.empirical_ntk_fn(net, bn="train")(variables, xs, ops)
   fn = jax.jit(counted)
-  archs = nb201.sample(jax.random.key(0), 4)
+  archs = nb201.sample(jax.random.key(0), 10)
   kernels = [np.asarray(fn(v, x, jnp.asarray(a))) for a in archs]
   assert len(traces) == 1
-  assert len({k.tobytes() for k in kernels}) == 4  # really different archs
+  assert len({k.tobytes() for k in kernels}) == 10  # really different archs
 
 
 def test_plain_function_defaults_to_exact_coupled_jacobian():
