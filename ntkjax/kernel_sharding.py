@@ -25,7 +25,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 
-from ntkjax import ntk
+from ntkjax import ntk, xla_options
 
 __all__ = ["ROWS_AXIS", "rows_mesh", "sharded_ntk_fn"]
 
@@ -73,4 +73,4 @@ def sharded_ntk_fn(apply_fn, *, mesh: Mesh, axis: str = ROWS_AXIS, normalize_tra
                        out_specs=PartitionSpec(axis), check_vma=False)
     return fn(variables, x, *args)
 
-  return jax.jit(ntk_fn)
+  return xla_options.jit(ntk_fn)

@@ -351,6 +351,8 @@ def empirical_ntk_fn(
   Returns:
     A pure, jittable function. ``x`` is the minibatch [N, ...]; ``*args``
     are passed to ``apply_fn`` after ``x`` (e.g. the NB201 op array).
+    ``xla_options.jit`` jits it with the compiler options the engine uses
+    (on XLA:CPU, coupled kernels 4-16% faster; ``ntkjax.xla_options``).
 
   >>> from ntkjax.spaces import nb201
   >>> net = nb201.Network(C=4, N=1)

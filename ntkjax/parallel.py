@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from ntkjax import ntk, scoring
+from ntkjax import ntk, scoring, xla_options
 from ntkjax.progress import Progress
 from ntkjax.results import ResultsCSV, write_csv
 from ntkjax.spaces import api
@@ -61,8 +61,9 @@ def batched_kernels(net, *, mesh: Mesh, bn_modes: Sequence[str] = scoring.BN_MOD
   # split the vmapped program gave wrong kernels on forced host devices).
   by_arch, whole = PartitionSpec(ARCH_AXIS), PartitionSpec()
   local = jax.vmap(one, in_axes=(None if shared_variables else 0, None, 0))
-  return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(whole if shared_variables else by_arch, whole, by_arch),
-                               out_specs=by_arch, check_vma=False))
+  return xla_options.jit(jax.shard_map(local, mesh=mesh,
+                                       in_specs=(whole if shared_variables else by_arch, whole, by_arch),
+                                       out_specs=by_arch, check_vma=False))
 
 
 def process_share(items: Sequence, index: int | None = None, count: int | None = None) -> list:

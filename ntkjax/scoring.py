@@ -23,7 +23,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from ntkjax import metrics, ntk
+from ntkjax import metrics, ntk, xla_options
 from ntkjax.progress import Progress
 from ntkjax.results import ResultsCSV
 from ntkjax.spaces import api
@@ -111,7 +111,7 @@ def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
   metric_keys(bn_modes)
   kernel_fns = {bn: ntk.empirical_ntk_fn(net, bn=bn, **ntk_kwargs) for bn in bn_modes}
 
-  @jax.jit
+  @xla_options.jit
   def kernels(variables, x, *args):
     return {bn: fn(variables, x, *args) for bn, fn in kernel_fns.items()}
 

@@ -36,6 +36,7 @@ import optax
 from jax.sharding import PartitionSpec
 
 from ntkjax import data as data_lib
+from ntkjax import xla_options
 
 __all__ = ["TrainState", "EpochStats", "sgd", "cross_entropy", "init_state", "make_step", "make_epoch",
            "train", "train_archs", "default_padding"]
@@ -188,7 +189,7 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
     body = lambda c, i: (accumulate(batch, c, i, *args), None)  # noqa: E731
     return jax.lax.scan(body, carry, jnp.arange(full))[0] if full else carry
 
-  batch_jit = jax.jit(lift(batch, per_arch=(True, False, False, True, False, True)))
+  batch_jit = xla_options.jit(lift(batch, per_arch=(True, False, False, True, False, True)))
 
   def looped(carry, full, *args):
     for i in range(full):  # dispatched asynchronously: no host sync per step
@@ -200,7 +201,7 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
   else:
     shuffled = jax.jit(lambda key, n: lift(lambda k: shuffle(k, n), per_arch=(True,))(key), static_argnums=1)
     full_batches = looped
-    last_batch = jax.jit(lift(remainder, per_arch=(True, False, False, True, True)))
+    last_batch = xla_options.jit(lift(remainder, per_arch=(True, False, False, True, True)))
 
   def epoch(state, images, labels, key, *args):
     full, rest = divmod(images.shape[0], batch_size)
@@ -213,7 +214,7 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
     return state, (loss_sum, correct)
 
   if mode == "scan":
-    whole = jax.jit(lift(epoch, per_arch=(True, False, False, True)))
+    whole = xla_options.jit(lift(epoch, per_arch=(True, False, False, True)))
     whole.cache_size = whole._cache_size
     return whole
   epoch.cache_size = batch_jit._cache_size

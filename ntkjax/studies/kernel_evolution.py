@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ntkjax import figures, metrics, ntk, tracking
+from ntkjax import figures, metrics, ntk, tracking, xla_options
 from ntkjax.studies import setup
 
 __all__ = ["NAMES", "KernelEvolutionResult", "run"]
@@ -53,8 +53,8 @@ def run(config: ml_collections.ConfigDict, workdir) -> KernelEvolutionResult:
     initial = {}  # arch -> Θ₀, computed once (also after a resume, which skips t = 0)
 
     def make_measure(net):
-      kernel_fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval", reduction="full",
-                                               param_filter=config.ntk.param_filter))
+      kernel_fn = xla_options.jit(ntk.empirical_ntk_fn(net, bn="eval", reduction="full",
+                                                       param_filter=config.ntk.param_filter))
 
       def measure(v, inst):
         k = kernel_fn(v, x, *inst.args)[0, 0]
