@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import report
-from ntkjax import ntk
+from ntkjax import ntk, xla_options
 from ntkjax.spaces import nb201
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -119,11 +119,11 @@ class Torch:
     return lambda: self.torch.autograd.grad(self.net(x)[1].sum(), params)
 
 
-def jax_batched_grad(variables, x):
+def jax_batched_grad(variables, x, jit=xla_options.jit):
   """``jax.grad`` of the batch's summed logits (eval BN, static ARCH): the
   floor of any eval kernel on the same network."""
   net = nb201.Network(variant="benchmark")
-  fn = jax.jit(jax.grad(lambda p, x: net.apply({**variables, "params": p}, x, ARCH, train=False).sum()))
+  fn = jit(jax.grad(lambda p, x: net.apply({**variables, "params": p}, x, ARCH, train=False).sum()))
   fn(variables["params"], x)
   return lambda: jax.block_until_ready(fn(variables["params"], x))
 
@@ -131,7 +131,12 @@ def jax_batched_grad(variables, x):
 NETWORKS = ("static", "arch_as_data", "switch")
 
 
-def ntkjax_kernel(variant, bn, impl, network, chunk_size=None):
+# How ntkjax's functions are jitted: with the engine's compiler options
+# (``xla_options``), or XLA's defaults.
+JITS = {"engine": xla_options.jit, "xla_default": jax.jit}
+
+
+def ntkjax_kernel(variant, bn, impl, network, chunk_size=None, jit=xla_options.jit):
   """A jitted ``(variables, x, ops) -> Θ``. ``network``: ``'static'`` bakes
   ARCH in; ``'arch_as_data'`` traces the ops with ``select='mask'``,
   ``'switch'`` with ``select='switch'``."""
@@ -141,11 +146,11 @@ def ntkjax_kernel(variant, bn, impl, network, chunk_size=None):
   fn = ntk.empirical_ntk_fn(net, bn=bn, param_filter=PARAM_FILTER[variant], implementation=impl,
                             chunk_size=chunk_size)
   if network == "static":
-    return jax.jit(lambda v, x, ops: fn(v, x, ARCH))
-  return jax.jit(fn)
+    return jit(lambda v, x, ops: fn(v, x, ARCH))
+  return jit(fn)
 
 
-def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, chunk_size):
+def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, chunk_size, jits=("engine",)):
   out, kernels = {}, {}
   ops = jnp.asarray(nb201.decode(ARCH))
   xj = jnp.asarray(x)
@@ -159,14 +164,16 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
     for bn in bn_modes:
       for impl in impls:
         for network in networks:
-          name = f"ntkjax_{impl}_{network}_{variant}_{bn}"
-          fn = ntkjax_kernel(variant, bn, impl, network, chunk_size)
-          t = time.perf_counter()
-          k = np.asarray(fn(variables, xj, ops))
-          out[name + "_first_call"] = time.perf_counter() - t
-          out[name] = report.median_seconds(lambda: fn(variables, xj, ops).block_until_ready(), repeats)
-          kernels[name] = k
-          print(f"{name}: {out[name]:.2f} s (first call {out[name + '_first_call']:.1f} s)", flush=True)
+          for jit_name in jits:  # the engine's options unsuffixed, XLA's defaults as "_xla_default"
+            suffix = "" if jit_name == "engine" else f"_{jit_name}"
+            name = f"ntkjax_{impl}_{network}{suffix}_{variant}_{bn}"
+            fn = ntkjax_kernel(variant, bn, impl, network, chunk_size, JITS[jit_name])
+            t = time.perf_counter()
+            k = np.asarray(fn(variables, xj, ops))
+            out[name + "_first_call"] = time.perf_counter() - t
+            out[name] = report.median_seconds(lambda: fn(variables, xj, ops).block_until_ready(), repeats)
+            kernels[name] = k
+            print(f"{name}: {out[name]:.2f} s (first call {out[name + '_first_call']:.1f} s)", flush=True)
       if skip_torch:
         continue
       loop = ref.loop(x, bn)
@@ -183,13 +190,14 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
         out["torch_func_benchmark_eval"] = ref.timed(func, repeats)
         print(f"torch_func_benchmark_eval: {out['torch_func_benchmark_eval']:.2f} s", flush=True)
         # The floor: one batched gradient, the work of a kernel's backward alone.
-        out["jax_batched_grad_benchmark_eval"] = report.median_seconds(jax_batched_grad(variables, xj),
-                                                                       repeats)
+        for jit_name in jits:
+          key = "jax_batched_grad" + ("" if jit_name == "engine" else f"_{jit_name}") + "_benchmark_eval"
+          out[key] = report.median_seconds(jax_batched_grad(variables, xj, JITS[jit_name]), repeats)
+          print(f"floor: {key} {out[key]:.2f} s", flush=True)
         back = ref.batched_backward(x)
         back()
         out["torch_batched_backward_benchmark_eval"] = ref.timed(back, repeats)
-        print(f"floor: jax batched grad {out['jax_batched_grad_benchmark_eval']:.2f} s, torch batched backward "
-              f"{out['torch_batched_backward_benchmark_eval']:.2f} s", flush=True)
+        print(f"floor: torch batched backward {out['torch_batched_backward_benchmark_eval']:.2f} s", flush=True)
         for name in kernels:
           if name.endswith("_benchmark_eval"):
             out[name + "_speedup_vs_torch_func"] = out["torch_func_benchmark_eval"] / out[name]
@@ -249,10 +257,12 @@ def main():
   p.add_argument("--end_to_end_network", default="switch", choices=("switch", "arch_as_data"))
   p.add_argument("--skip_torch", action="store_true")
   p.add_argument("--skip_side_by_side", action="store_true", help="only the end-to-end run")
+  p.add_argument("--jits", default="engine", help="comma list: engine (ntkjax.xla_options), xla_default")
   p.add_argument("--out", default="")
   args = p.parse_args()
   x = np.asarray(jax.random.normal(jax.random.key(2), (args.n, args.hw, args.hw, 3)), np.float32)
   res = {**report.environment(), "n": args.n, "hw": args.hw, "arch": ARCH,
+         "engine_compiler_options": xla_options.compiler_options(),
          "params": {v: nb201.num_params(ARCH, variant=v) for v in args.variants.split(",")}}
   if not args.skip_torch:
     import torch
@@ -260,7 +270,8 @@ def main():
     res["torch_threads"] = torch.get_num_threads()
   if not args.skip_side_by_side:
     res.update(side_by_side(x, args.variants.split(","), args.bn.split(","), args.impls.split(","),
-                            args.networks.split(","), args.repeats, args.skip_torch, args.chunk_size))
+                            args.networks.split(","), args.repeats, args.skip_torch, args.chunk_size,
+                            args.jits.split(",")))
   if args.end_to_end:
     res.update(end_to_end(x, args.end_to_end, args.chunk_size, args.skip_torch, args.end_to_end_network))
   report.emit(res, args.out)
