@@ -131,9 +131,9 @@ def jax_batched_grad(variables, x, jit=xla_options.jit):
 NETWORKS = ("static", "arch_as_data", "switch")
 
 
-# How ntkjax's functions are jitted: with the engine's compiler options
-# (``xla_options``), or XLA's defaults.
-JITS = {"engine": xla_options.jit, "xla_default": jax.jit}
+# How ntkjax's functions are jitted, and the suffix their result names
+# carry: the engine's compiler options (``xla_options``), or XLA's defaults.
+JITS = {"engine": ("", xla_options.jit), "xla_default": ("_xla_default", jax.jit)}
 
 
 def ntkjax_kernel(variant, bn, impl, network, chunk_size=None, jit=xla_options.jit):
@@ -164,10 +164,10 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
     for bn in bn_modes:
       for impl in impls:
         for network in networks:
-          for jit_name in jits:  # the engine's options unsuffixed, XLA's defaults as "_xla_default"
-            suffix = "" if jit_name == "engine" else f"_{jit_name}"
+          for jit_name in jits:
+            suffix, jit = JITS[jit_name]
             name = f"ntkjax_{impl}_{network}{suffix}_{variant}_{bn}"
-            fn = ntkjax_kernel(variant, bn, impl, network, chunk_size, JITS[jit_name])
+            fn = ntkjax_kernel(variant, bn, impl, network, chunk_size, jit)
             t = time.perf_counter()
             k = np.asarray(fn(variables, xj, ops))
             out[name + "_first_call"] = time.perf_counter() - t
@@ -191,8 +191,9 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
         print(f"torch_func_benchmark_eval: {out['torch_func_benchmark_eval']:.2f} s", flush=True)
         # The floor: one batched gradient, the work of a kernel's backward alone.
         for jit_name in jits:
-          key = "jax_batched_grad" + ("" if jit_name == "engine" else f"_{jit_name}") + "_benchmark_eval"
-          out[key] = report.median_seconds(jax_batched_grad(variables, xj, JITS[jit_name]), repeats)
+          suffix, jit = JITS[jit_name]
+          key = f"jax_batched_grad{suffix}_benchmark_eval"
+          out[key] = report.median_seconds(jax_batched_grad(variables, xj, jit), repeats)
           print(f"floor: {key} {out[key]:.2f} s", flush=True)
         back = ref.batched_backward(x)
         back()
