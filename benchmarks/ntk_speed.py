@@ -26,6 +26,10 @@ arch); ``--skip_side_by_side`` runs only that.
 ``--networks`` takes ``static``, ``arch_as_data`` (the masked network) and
 ``switch``.
 
+Each ntkjax kernel records its steady time, ``_compile`` (``lower().compile()``),
+``_first_call`` (compile and first run) and ``_temp_gib`` (XLA's scratch
+memory for one call).
+
 Needs torch and xautodl (``pip install torch==2.13.0 && pip install --no-deps
 xautodl``) for the PyTorch baselines and the shared weights.
 """
@@ -128,6 +132,12 @@ def jax_batched_grad(variables, x, jit=xla_options.jit):
   return lambda: jax.block_until_ready(fn(variables["params"], x))
 
 
+def temp_gib(compiled) -> float | None:
+  """XLA's scratch memory for one call of a compiled function, in GiB."""
+  analysis = compiled.memory_analysis()
+  return None if analysis is None else analysis.temp_size_in_bytes / 2**30
+
+
 NETWORKS = ("static", "arch_as_data", "switch")
 
 
@@ -167,19 +177,22 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
           for jit_name in jits:
             suffix, jit = JITS[jit_name]
             name = f"ntkjax_{impl}_{network}{suffix}_{variant}_{bn}"
-            fn = ntkjax_kernel(variant, bn, impl, network, chunk_size, jit)
             t = time.perf_counter()
+            fn = ntkjax_kernel(variant, bn, impl, network, chunk_size, jit).lower(variables, xj, ops).compile()
+            out[name + "_compile"] = time.perf_counter() - t
+            out[name + "_temp_gib"] = temp_gib(fn)
             k = np.asarray(fn(variables, xj, ops))
             out[name + "_first_call"] = time.perf_counter() - t
             out[name] = report.median_seconds(lambda: fn(variables, xj, ops).block_until_ready(), repeats)
             kernels[name] = k
-            print(f"{name}: {out[name]:.2f} s (first call {out[name + '_first_call']:.1f} s)", flush=True)
+            print(f"{name}: {out[name]:.3f} s (compile {out[name + '_compile']:.1f} s, first call "
+                  f"{out[name + '_first_call']:.1f} s, XLA temp {out[name + '_temp_gib'] or 0:.2f} GiB)", flush=True)
       if skip_torch:
         continue
       loop = ref.loop(x, bn)
       want = loop().double().cpu().numpy()
       out[f"tenas_loop_{variant}_{bn}"] = ref.timed(loop, repeats)
-      print(f"tenas_loop_{variant}_{bn}: {out[f'tenas_loop_{variant}_{bn}']:.2f} s", flush=True)
+      print(f"tenas_loop_{variant}_{bn}: {out[f'tenas_loop_{variant}_{bn}']:.3f} s", flush=True)
       for name, k in kernels.items():
         if name.endswith(f"_{variant}_{bn}"):
           out[name + "_rel_err_vs_loop"] = float(np.abs(k - want).max() / np.abs(want).max())
@@ -188,17 +201,17 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
         func = ref.func(x)
         func()
         out["torch_func_benchmark_eval"] = ref.timed(func, repeats)
-        print(f"torch_func_benchmark_eval: {out['torch_func_benchmark_eval']:.2f} s", flush=True)
+        print(f"torch_func_benchmark_eval: {out['torch_func_benchmark_eval']:.3f} s", flush=True)
         # The floor: one batched gradient, the work of a kernel's backward alone.
         for jit_name in jits:
           suffix, jit = JITS[jit_name]
           key = f"jax_batched_grad{suffix}_benchmark_eval"
           out[key] = report.median_seconds(jax_batched_grad(variables, xj, jit), repeats)
-          print(f"floor: {key} {out[key]:.2f} s", flush=True)
+          print(f"floor: {key} {out[key]:.3f} s", flush=True)
         back = ref.batched_backward(x)
         back()
         out["torch_batched_backward_benchmark_eval"] = ref.timed(back, repeats)
-        print(f"floor: torch batched backward {out['torch_batched_backward_benchmark_eval']:.2f} s", flush=True)
+        print(f"floor: torch batched backward {out['torch_batched_backward_benchmark_eval']:.3f} s", flush=True)
         for name in kernels:
           if name.endswith("_benchmark_eval"):
             out[name + "_speedup_vs_torch_func"] = out["torch_func_benchmark_eval"] / out[name]

@@ -49,6 +49,9 @@ _MUTABLE_STATS = "batch_stats"
 _MIN_CHUNK = 8
 _MAX_CHUNKS = 8
 _GROUPED_MIN_PIXELS = 64  # output pixels from which per-sample conv grads use the grouped conv
+# Platforms (``jax.lax.platform_dependent`` names) whose per-sample conv
+# grads use the grouped conv; the others use im2col and a batched GEMM.
+GROUPED_CONV_PLATFORMS = ("cpu",)
 
 
 def _patches(rec: layers.Tap) -> jax.Array:
@@ -90,6 +93,15 @@ def _per_sample_conv_grads(rec: layers.Tap, delta: jax.Array) -> jax.Array:
   return jnp.transpose(out, (3, 4, 1, 2, 0, 5))
 
 
+def _conv_im2col_grads(rec: layers.Tap, patches: jax.Array, delta: jax.Array, lead: str, res: str) -> jax.Array:
+  """Conv weight Jacobians as one einsum of the im2col ``patches`` with the
+  cotangents (per sample: a GEMM batched over samples)."""
+  g = rec.groups
+  p = patches.reshape(patches.shape[:4] + (g, patches.shape[-1] // g))
+  dl = delta.reshape(delta.shape[:-1] + (g, delta.shape[-1] // g))
+  return jnp.einsum(f"nhwtgc,{lead}hwgo->{res}tgco", p, dl)
+
+
 def _rows_operand(rec: layers.Tap) -> jax.Array:
   """A coupled tap's input laid out for one GEMM over every row: conv
   [kh*kw*C_in, n*Ho*Wo] (groups == 1) or the grouped patches, dense
@@ -124,13 +136,17 @@ def _jacobians(rec: layers.Tap, operand: jax.Array, delta: jax.Array, *, per_sam
       j = (operand @ rows).reshape(-1, r, c_out).transpose(1, 0, 2)
     elif (rec.kind == "conv" and per_sample and rec.groups == 1 and rec.kernel_size != (1, 1)
           and delta.shape[2] * delta.shape[3] >= _GROUPED_MIN_PIXELS):
-      j = _per_sample_conv_grads(rec, delta)
+      # Chosen when the target platform is known (lowering): XLA:CPU measured
+      # the grouped conv faster; on an H200 the whole eval kernel took 126 ms
+      # with it against a 20 ms batched gradient (BENCHMARKS.md), its 32x32
+      # windows over 256 groups being the suspect, so other platforms get
+      # the batched GEMM.
+      flat = lambda j: j.reshape(j.shape[:2] + (-1,))  # [n, k, P]: equal branch types
+      j = jax.lax.platform_dependent(
+          **{platform: lambda: flat(_per_sample_conv_grads(rec, delta)) for platform in GROUPED_CONV_PLATFORMS},
+          default=lambda: flat(_conv_im2col_grads(rec, _patches(rec), delta, lead, res)))
     elif rec.kind == "conv":
-      p = _patches(rec) if per_sample else operand
-      g = rec.groups
-      p = p.reshape(p.shape[:4] + (g, p.shape[-1] // g))
-      dl = delta.reshape(delta.shape[:-1] + (g, delta.shape[-1] // g))
-      j = jnp.einsum(f"nhwtgc,{lead}hwgo->{res}tgco", p, dl)
+      j = _conv_im2col_grads(rec, _patches(rec) if per_sample else operand, delta, lead, res)
     elif rec.kind == "dense":
       j = jnp.einsum(f"ni,{lead}o->{res}io", rec.inputs, delta)
     elif rec.kind == "affine":

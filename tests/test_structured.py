@@ -81,8 +81,10 @@ class StridedDilated(nn.Module):
 
 
 @pytest.mark.parametrize("reduction", [pytest.param("sum_logits", marks=pytest.mark.slow), "full"])
-def test_grouped_conv_per_sample_gradients_match_the_explicit_jacobian(reduction, monkeypatch):
+@pytest.mark.parametrize("grouped_on", [("cpu",), ()], ids=["grouped", "im2col"])
+def test_per_sample_conv_gradients_match_the_explicit_jacobian(reduction, grouped_on, monkeypatch):
   monkeypatch.setattr(structured, "_GROUPED_MIN_PIXELS", 0)  # every conv here is below the size threshold
+  monkeypatch.setattr(structured, "GROUPED_CONV_PLATFORMS", grouped_on)  # () runs the other platforms' GEMM here
   net = StridedDilated()
   x = jax.random.normal(jax.random.key(1), (5, 7, 7, 2))
   v = net.init(jax.random.key(0), x)
@@ -90,6 +92,17 @@ def test_grouped_conv_per_sample_gradients_match_the_explicit_jacobian(reduction
   with jax.enable_x64(True):
     fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval", reduction=reduction, implementation="structured"))
     _close(np.asarray(fn(_f64(v), jnp.asarray(x, jnp.float64))), want)
+
+
+@pytest.mark.parametrize("platform,grouped", [("cpu", True), ("cuda", False), ("tpu", False)])
+def test_each_platform_lowers_its_own_per_sample_conv_grads(platform, grouped, monkeypatch):
+  monkeypatch.setattr(structured, "_GROUPED_MIN_PIXELS", 0)
+  net = StridedDilated()
+  x = jax.random.normal(jax.random.key(1), (5, 7, 7, 2))
+  v = net.init(jax.random.key(0), x)
+  fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval", implementation="structured"))
+  text = jax.export.export(fn, platforms=[platform])(v, x).mlir_module()
+  assert ("feature_group_count = 5" in text) == grouped  # the samples as groups: the grouped conv
 
 
 def test_param_filters_select_the_same_blocks():
