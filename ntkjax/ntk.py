@@ -162,13 +162,15 @@ def contract_blocks(blocks_a, blocks_b, reduction: str):
   """Σ_l A_l B_lᵀ over Jacobian blocks [n, K, P_l] (``jacobian_blocks_fn``):
   [n_a, n_b] for ``sum_logits``/``trace``, [n_a, n_b, K, K] for ``full``."""
   total = None
+  # Each term is one 2-D matrix product: XLA:CPU ran the einsum with two
+  # contracting dims ("ikp,jkp->ij") 3x slower (NB201 eval, N = 64:
+  # 0.47 s against 0.14-0.17 s for all 246 blocks).
   for a, b in zip(jax.tree_util.tree_leaves(blocks_a), jax.tree_util.tree_leaves(blocks_b)):
-    a = a.reshape(a.shape[:2] + (-1,))
-    b = b.reshape(b.shape[:2] + (-1,))
+    (n_a, k), n_b = a.shape[:2], b.shape[0]
     if reduction == "full":
-      term = jnp.einsum("iap,jbp->ijab", a, b)
-    else:  # sum_logits has K == 1; trace sums the diagonal over K
-      term = jnp.einsum("ikp,jkp->ij", a, b)
+      term = (a.reshape(n_a * k, -1) @ b.reshape(n_b * k, -1).T).reshape(n_a, k, n_b, k).transpose(0, 2, 1, 3)
+    else:  # sum_logits has K == 1; trace sums the diagonal over K: Σ_k Σ_p = one contraction over (k, p)
+      term = a.reshape(n_a, -1) @ b.reshape(n_b, -1).T
     total = term if total is None else total + term
   return total
 
