@@ -18,7 +18,9 @@ cotangent δ:
 
 * samples independent (eval BN): one backward per output column (one for
   ``sum_logits``) gives every sample's own cotangent at once, and the
-  per-sample Jacobian of a layer is one einsum;
+  per-sample Jacobian of a layer is one einsum (a conv's: one GEMM per
+  sample under ``lax.map`` on XLA:CPU, where that runs 2-3x faster than
+  the batched forms; one batched GEMM on other platforms);
 * samples coupled (train BN, or the paper code's cell BN): each output row
   needs its own batched backward (vmapped over rows, ``chunk_size`` rows at a
   time, chunks unrolled: XLA:CPU runs convolutions in loop bodies slowly);
@@ -48,15 +50,16 @@ __all__ = ["structured_jacobian", "covered_params", "supports", "default_chunk"]
 _MUTABLE_STATS = "batch_stats"
 _MIN_CHUNK = 8
 _MAX_CHUNKS = 8
-_GROUPED_MIN_PIXELS = 64  # output pixels from which per-sample conv grads use the grouped conv
 # Platforms (``jax.lax.platform_dependent`` names) whose per-sample conv
-# grads use the grouped conv; the others use im2col and a batched GEMM.
-GROUPED_CONV_PLATFORMS = ("cpu",)
+# grads run one sample at a time under ``lax.map``; the others use im2col
+# and one batched GEMM (a loop of small GEMMs would starve a GPU).
+MAPPED_CONV_PLATFORMS = ("cpu",)
 
 
-def _patches(rec: layers.Tap) -> jax.Array:
-  """im2col of a conv tap's input: [n, Ho, Wo, kh*kw, C_in]."""
-  x = rec.inputs
+def _patches(rec: layers.Tap, x: jax.Array | None = None) -> jax.Array:
+  """im2col of a conv tap's input (or of ``x``, images shaped like it):
+  [n, Ho, Wo, kh*kw, C_in]."""
+  x = rec.inputs if x is None else x
   (kh, kw), (sh, sw), (ph, pw), d = rec.kernel_size, rec.stride, rec.padding, rec.dilation
   if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and (ph, pw) == (0, 0):
     return x[:, :, :, None, :]
@@ -69,28 +72,21 @@ def _patches(rec: layers.Tap) -> jax.Array:
 
 
 def _per_sample_conv_grads(rec: layers.Tap, delta: jax.Array) -> jax.Array:
-  """Per-sample weight gradients of a conv (groups == 1) as one convolution
-  grouped over the samples: [n, k, kh, kw, C_in, C_out] from the input and
-  the cotangents ``delta`` [k, n, Ho, Wo, C_out].
+  """Per-sample weight gradients of a conv (groups == 1), one sample at a
+  time under ``lax.map``: that sample's im2col [Ho*Wo, kh*kw*C_in] against
+  its cotangents [Ho*Wo, k*C_out] in one 2-D GEMM, which XLA:CPU runs at
+  matmul speed where the batched forms (einsum, grouped conv) are 2-5x
+  slower. Returns [n, k, kh*kw*C_in*C_out] from ``delta`` [k, n, Ho, Wo, C_out]."""
+  k, n, c_out = delta.shape[0], delta.shape[1], delta.shape[-1]
 
-  The samples become feature groups (lhs [C_in, H, W, n], rhs [Ho, Wo, 1,
-  n·k·C_out]), the original stride the rhs dilation and the original
-  dilation the window stride, so no im2col is built. On the 2-core CPU, N =
-  64, one layer alone: 24 ms against 44 ms for im2col at 32x32x16, 17
-  against 30 ms at 16x16x32, 13 against 7.6 ms at 8x8x64. In the whole
-  NB201 eval kernel (N = 64) it compiles in 9.9 s instead of 15-18 s and
-  runs in 2.20 s instead of 2.31-2.51 s, with 8x8 layers included
-  (``_GROUPED_MIN_PIXELS``); XLA fuses the im2col there better than alone."""
-  x = rec.inputs
-  (kh, kw), (sh, sw), (ph, pw), d = rec.kernel_size, rec.stride, rec.padding, rec.dilation
-  k, n, ho, wo, c_out = delta.shape
-  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-  lhs = jnp.transpose(xp, (3, 1, 2, 0))
-  rhs = jnp.transpose(delta, (2, 3, 1, 0, 4)).reshape(ho, wo, 1, n * k * c_out)
-  out = jax.lax.conv_general_dilated(lhs, rhs, (d, d), "VALID", rhs_dilation=(sh, sw),
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=n)
-  out = out[:, :kh, :kw].reshape(x.shape[-1], kh, kw, n, k, c_out)
-  return jnp.transpose(out, (3, 4, 1, 2, 0, 5))
+  def one(args):
+    xi, di = args  # [H, W, C_in], [k, Ho, Wo, C_out]
+    p = _patches(rec, xi[None])[0]
+    p = p.reshape(-1, p.shape[-2] * p.shape[-1])
+    d = jnp.moveaxis(di, 0, -2).reshape(p.shape[0], k * c_out)
+    return jnp.swapaxes((p.T @ d).reshape(-1, k, c_out), 0, 1).reshape(k, -1)
+
+  return jax.lax.map(one, (rec.inputs, jnp.swapaxes(delta, 0, 1)))
 
 
 def _conv_im2col_grads(rec: layers.Tap, patches: jax.Array, delta: jax.Array, lead: str, res: str) -> jax.Array:
@@ -134,17 +130,13 @@ def _jacobians(rec: layers.Tap, operand: jax.Array, delta: jax.Array, *, per_sam
       r, c_out = delta.shape[0], delta.shape[-1]
       rows = jnp.moveaxis(delta, 0, -2).reshape(-1, r * c_out)
       j = (operand @ rows).reshape(-1, r, c_out).transpose(1, 0, 2)
-    elif (rec.kind == "conv" and per_sample and rec.groups == 1 and rec.kernel_size != (1, 1)
-          and delta.shape[2] * delta.shape[3] >= _GROUPED_MIN_PIXELS):
-      # Chosen when the target platform is known (lowering): XLA:CPU measured
-      # the grouped conv faster; on an H200 the whole eval kernel took 126 ms
-      # with it against a 20 ms batched gradient (BENCHMARKS.md), its 32x32
-      # windows over 256 groups being the suspect, so other platforms get
-      # the batched GEMM.
-      flat = lambda j: j.reshape(j.shape[:2] + (-1,))  # [n, k, P]: equal branch types
+    elif rec.kind == "conv" and per_sample and rec.groups == 1:
+      # Chosen when the target platform is known (lowering): per-sample GEMMs
+      # under lax.map on XLA:CPU, the batched im2col GEMM elsewhere.
       j = jax.lax.platform_dependent(
-          **{platform: lambda: flat(_per_sample_conv_grads(rec, delta)) for platform in GROUPED_CONV_PLATFORMS},
-          default=lambda: flat(_conv_im2col_grads(rec, _patches(rec), delta, lead, res)))
+          **{platform: lambda: _per_sample_conv_grads(rec, delta) for platform in MAPPED_CONV_PLATFORMS},
+          default=lambda: _conv_im2col_grads(rec, _patches(rec), delta, lead, res).reshape(
+              delta.shape[1], delta.shape[0], -1))
     elif rec.kind == "conv":
       j = _conv_im2col_grads(rec, _patches(rec) if per_sample else operand, delta, lead, res)
     elif rec.kind == "dense":

@@ -66,8 +66,8 @@ def test_matches_explicit_float64_jacobian(bn, reduction):
 
 
 class StridedDilated(nn.Module):
-  """Plain (groups = 1) 3x3 convs, strided and dilated, with a bias: the
-  per-sample gradients the grouped convolution computes."""
+  """Plain (groups = 1) convs, strided and dilated, with a bias: the
+  per-sample conv gradients each platform's formulation computes."""
 
   def couples_samples(self, train):
     return train
@@ -81,10 +81,9 @@ class StridedDilated(nn.Module):
 
 
 @pytest.mark.parametrize("reduction", [pytest.param("sum_logits", marks=pytest.mark.slow), "full"])
-@pytest.mark.parametrize("grouped_on", [("cpu",), ()], ids=["grouped", "im2col"])
-def test_per_sample_conv_gradients_match_the_explicit_jacobian(reduction, grouped_on, monkeypatch):
-  monkeypatch.setattr(structured, "_GROUPED_MIN_PIXELS", 0)  # every conv here is below the size threshold
-  monkeypatch.setattr(structured, "GROUPED_CONV_PLATFORMS", grouped_on)  # () runs the other platforms' GEMM here
+@pytest.mark.parametrize("mapped_on", [("cpu",), ()], ids=["mapped", "im2col"])
+def test_per_sample_conv_gradients_match_the_explicit_jacobian(reduction, mapped_on, monkeypatch):
+  monkeypatch.setattr(structured, "MAPPED_CONV_PLATFORMS", mapped_on)  # () runs the other platforms' GEMM here
   net = StridedDilated()
   x = jax.random.normal(jax.random.key(1), (5, 7, 7, 2))
   v = net.init(jax.random.key(0), x)
@@ -94,15 +93,14 @@ def test_per_sample_conv_gradients_match_the_explicit_jacobian(reduction, groupe
     _close(np.asarray(fn(_f64(v), jnp.asarray(x, jnp.float64))), want)
 
 
-@pytest.mark.parametrize("platform,grouped", [("cpu", True), ("cuda", False), ("tpu", False)])
-def test_each_platform_lowers_its_own_per_sample_conv_grads(platform, grouped, monkeypatch):
-  monkeypatch.setattr(structured, "_GROUPED_MIN_PIXELS", 0)
+@pytest.mark.parametrize("platform,mapped", [("cpu", True), ("cuda", False), ("tpu", False)])
+def test_each_platform_lowers_its_own_per_sample_conv_grads(platform, mapped):
   net = StridedDilated()
   x = jax.random.normal(jax.random.key(1), (5, 7, 7, 2))
   v = net.init(jax.random.key(0), x)
   fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval", implementation="structured"))
   text = jax.export.export(fn, platforms=[platform])(v, x).mlir_module()
-  assert ("feature_group_count = 5" in text) == grouped  # the samples as groups: the grouped conv
+  assert ("stablehlo.while" in text) == mapped  # one sample at a time: the lax.map
 
 
 def test_param_filters_select_the_same_blocks():
