@@ -185,8 +185,10 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
             out[name + "_first_call"] = time.perf_counter() - t
             out[name] = report.median_seconds(lambda: fn(variables, xj, ops).block_until_ready(), repeats)
             kernels[name] = k
+            temp = out[name + "_temp_gib"]
             print(f"{name}: {out[name]:.3f} s (compile {out[name + '_compile']:.1f} s, first call "
-                  f"{out[name + '_first_call']:.1f} s, XLA temp {out[name + '_temp_gib'] or 0:.2f} GiB)", flush=True)
+                  f"{out[name + '_first_call']:.1f} s, XLA temp {'n/a' if temp is None else f'{temp:.2f} GiB'})",
+                  flush=True)
       if skip_torch:
         continue
       loop = ref.loop(x, bn)

@@ -19,8 +19,8 @@ cotangent δ:
 * samples independent (eval BN): one backward per output column (one for
   ``sum_logits``) gives every sample's own cotangent at once, and the
   per-sample Jacobian of a layer is one einsum (a conv's: one GEMM per
-  sample under ``lax.map`` on XLA:CPU, where that runs 2-3x faster than
-  the batched forms; one batched GEMM on other platforms);
+  sample under ``lax.map`` on XLA:CPU, where the batched forms ran
+  slower; one batched GEMM on other platforms);
 * samples coupled (train BN, or the paper code's cell BN): each output row
   needs its own batched backward (vmapped over rows, ``chunk_size`` rows at a
   time, chunks unrolled: XLA:CPU runs convolutions in loop bodies slowly);
@@ -75,8 +75,8 @@ def _per_sample_conv_grads(rec: layers.Tap, delta: jax.Array) -> jax.Array:
   """Per-sample weight gradients of a conv (groups == 1), one sample at a
   time under ``lax.map``: that sample's im2col [Ho*Wo, kh*kw*C_in] against
   its cotangents [Ho*Wo, k*C_out] in one 2-D GEMM, which XLA:CPU runs at
-  matmul speed where the batched forms (einsum, grouped conv) are 2-5x
-  slower. Returns [n, k, kh*kw*C_in*C_out] from ``delta`` [k, n, Ho, Wo, C_out]."""
+  matmul speed; a convolution grouped over the samples was 1.6-2.8x and a
+  batched GEMM 3-7x slower per NB201 layer at N = 64 (BENCHMARKS.md). Returns [n, k, kh*kw*C_in*C_out] from ``delta`` [k, n, Ho, Wo, C_out]."""
   k, n, c_out = delta.shape[0], delta.shape[1], delta.shape[-1]
 
   def one(args):
