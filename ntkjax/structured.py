@@ -76,8 +76,9 @@ def _per_sample_conv_grads(rec: layers.Tap, delta: jax.Array) -> jax.Array:
   time under ``lax.map``: that sample's im2col [Ho*Wo, kh*kw*C_in] against
   its cotangents [Ho*Wo, k*C_out] in one 2-D GEMM, which XLA:CPU runs at
   matmul speed; a convolution grouped over the samples was 1.6-2.8x and a
-  batched GEMM 3-7x slower per NB201 layer at N = 64 (BENCHMARKS.md). Returns [n, k, kh*kw*C_in*C_out] from ``delta`` [k, n, Ho, Wo, C_out]."""
-  k, n, c_out = delta.shape[0], delta.shape[1], delta.shape[-1]
+  batched GEMM 3-7x slower per NB201 layer at N = 64 (BENCHMARKS.md).
+  Returns [n, k, kh*kw*C_in*C_out] from ``delta`` [k, n, Ho, Wo, C_out]."""
+  k, c_out = delta.shape[0], delta.shape[-1]
 
   def one(args):
     xi, di = args  # [H, W, C_in], [k, Ho, Wo, C_out]

@@ -80,13 +80,17 @@ class StridedDilated(nn.Module):
     return layers.Dense(3, 3)(jax.nn.relu(x).mean(axis=(1, 2)))
 
 
+def _strided_dilated():
+  net = StridedDilated()
+  x = jax.random.normal(jax.random.key(1), (5, 7, 7, 2))
+  return net, net.init(jax.random.key(0), x), x
+
+
 @pytest.mark.parametrize("reduction", [pytest.param("sum_logits", marks=pytest.mark.slow), "full"])
 @pytest.mark.parametrize("mapped_on", [("cpu",), ()], ids=["mapped", "im2col"])
 def test_per_sample_conv_gradients_match_the_explicit_jacobian(reduction, mapped_on, monkeypatch):
   monkeypatch.setattr(structured, "MAPPED_CONV_PLATFORMS", mapped_on)  # () runs the other platforms' GEMM here
-  net = StridedDilated()
-  x = jax.random.normal(jax.random.key(1), (5, 7, 7, 2))
-  v = net.init(jax.random.key(0), x)
+  net, v, x = _strided_dilated()
   want = _explicit(net, v, x, "eval", reduction)
   with jax.enable_x64(True):
     fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval", reduction=reduction, implementation="structured"))
@@ -95,9 +99,7 @@ def test_per_sample_conv_gradients_match_the_explicit_jacobian(reduction, mapped
 
 @pytest.mark.parametrize("platform,mapped", [("cpu", True), ("cuda", False), ("tpu", False)])
 def test_each_platform_lowers_its_own_per_sample_conv_grads(platform, mapped):
-  net = StridedDilated()
-  x = jax.random.normal(jax.random.key(1), (5, 7, 7, 2))
-  v = net.init(jax.random.key(0), x)
+  net, v, x = _strided_dilated()
   fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval", implementation="structured"))
   text = jax.export.export(fn, platforms=[platform])(v, x).mlir_module()
   assert ("stablehlo.while" in text) == mapped  # one sample at a time: the lax.map
