@@ -9,6 +9,7 @@
 #               conventions and BN modes, against torch.func and the TE-NAS
 #               loop on the same card (~5 min)
 #   ntk_switch  the same under paper_code on the arch-as-data switch network
+#   ntk_fp32    paper_code train BN with both libraries in full float32 (no TF32)
 #   train       the paper's batch-1024 training step, scan and loop modes
 #   compile     compile against steady NTK per space at N=256
 #   sweep       the sweep's archs/s on the real devices
@@ -26,7 +27,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=${PYTHONPATH:-$PWD}
 py=python3
-sections=${*:-ntk ntk_switch train compile sweep}
+sections=${*:-ntk ntk_switch ntk_fp32 train compile sweep}
 $py -c "import jax, flax; print(jax.devices(), jax.__version__, flax.__version__)" 2>&1 | tee "$OUT/devices.log"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/devices.log"
 for s in $sections; do
@@ -35,12 +36,14 @@ for s in $sections; do
            --out "$OUT/ntk_speed_gpu.json" 2>&1 | tee "$OUT/ntk_speed.log" ;;
     ntk_switch) timeout 170 $py -m benchmarks.ntk_speed --n 256 --repeats 3 --networks switch --variants paper_code \
            --out "$OUT/ntk_speed_gpu_switch.json" 2>&1 | tee "$OUT/ntk_speed_switch.log" ;;
+    ntk_fp32) timeout 230 $py -m benchmarks.ntk_speed --n 256 --repeats 2 --networks static --variants paper_code \
+           --bn train --full_float32 --out "$OUT/ntk_speed_gpu_fp32.json" 2>&1 | tee "$OUT/ntk_speed_fp32.log" ;;
     train) timeout 180 $py -m benchmarks.train_speed --batch 1024 --steps 10 --modes scan,loop \
            --out "$OUT/train_speed_gpu.json" 2>&1 | tee "$OUT/train_speed.log" ;;
     compile) timeout 240 $py -m benchmarks.compile_vs_run --n 256 --archs 2 --width 16 --depth 8 \
            --out "$OUT/compile_vs_run_gpu.json" 2>&1 | tee "$OUT/compile_vs_run.log" ;;
     sweep) timeout 240 $py -m benchmarks.sweep_speed --host_devices 0 --archs_per_device 8 --batches 2 --n 256 \
            --hw 32 --C 16 --N 5 --flops --out "$OUT/sweep_speed_gpu.json" 2>&1 | tee "$OUT/sweep_speed.log" ;;
-    *) echo "unknown section $s; known: ntk ntk_switch train compile sweep" >&2; exit 2 ;;
+    *) echo "unknown section $s; known: ntk ntk_switch ntk_fp32 train compile sweep" >&2; exit 2 ;;
   esac
 done

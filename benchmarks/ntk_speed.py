@@ -274,14 +274,20 @@ def main():
   p.add_argument("--skip_torch", action="store_true")
   p.add_argument("--skip_side_by_side", action="store_true", help="only the end-to-end run")
   p.add_argument("--jits", default="engine", help="comma list: engine (ntkjax.xla_options), xla_default")
+  p.add_argument("--full_float32", action="store_true",
+                 help="float32 convs and matmuls at full precision in both libraries (no TF32 on a GPU)")
   p.add_argument("--out", default="")
   args = p.parse_args()
+  if args.full_float32:
+    jax.config.update("jax_default_matmul_precision", "highest")
   x = np.asarray(jax.random.normal(jax.random.key(2), (args.n, args.hw, args.hw, 3)), np.float32)
-  res = {**report.environment(), "n": args.n, "hw": args.hw, "arch": ARCH,
+  res = {**report.environment(), "n": args.n, "full_float32": args.full_float32, "hw": args.hw, "arch": ARCH,
          "engine_compiler_options": xla_options.compiler_options(),
          "params": {v: nb201.num_params(ARCH, variant=v) for v in args.variants.split(",")}}
   if not args.skip_torch:
     import torch
+    if args.full_float32:
+      torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     res["torch"] = torch.__version__
     res["torch_threads"] = torch.get_num_threads()
   if not args.skip_side_by_side:
