@@ -67,12 +67,19 @@ needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data ab
 def pytest_configure(config):
   """One persistent XLA compilation cache per test session (and for the
   experiment subprocesses it starts): many tests compile the same tiny
-  networks, and a cached executable loads in a fraction of a compile."""
+  networks, and a cached executable loads in a fraction of a compile.
+  Each pytest-xdist worker gets its own folder under it: JAX writes cache
+  entries without a lock, so two workers must not read each other's
+  half-written files."""
   import os
   import tempfile
 
   import jax
   cache = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ntkjax-xla-cache-"))
+  worker = os.environ.get("PYTEST_XDIST_WORKER")
+  if worker and os.path.basename(cache) != worker:
+    cache = os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(cache, worker)
+    os.makedirs(cache, exist_ok=True)
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
   jax.config.update("jax_compilation_cache_dir", cache)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

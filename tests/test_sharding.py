@@ -112,43 +112,43 @@ _DEVICES_SCRIPT = textwrap.dedent("""
     import sys, jax, jax.numpy as jnp, numpy as np
     from ntkjax import data, ntk, parallel, train
     from ntkjax.kernel_sharding import rows_mesh, sharded_ntk_fn
-    from ntkjax.spaces import api
+    from tests.test_sharding import Gated
     assert len(jax.devices()) == 4, jax.devices()
-    space = api.NB201Space(C=4, N=1, num_classes=3)
-    archs = space.sample(jax.random.key(0), 4)
-    cands = [space.candidate(a) for a in archs]
-    net = cands[0].net
-    x = jax.random.normal(jax.random.key(1), (8, 8, 8, 3))
-    v = net.init(jax.random.key(2), x, *cands[0].args)
+    # The Gated net (arch as data through its gate): the split does not depend on the network, and the
+    # NB201 space's sharded path is tests/test_parallel.py's; a small net keeps 6 compilations short.
+    net, gates = Gated(), jnp.array([0.0, 0.5, 1.0, -1.0])
+    x = jax.random.normal(jax.random.key(1), (8, 6, 6, 3))
+    v = net.init(jax.random.key(2), x, gates[1])
     with jax.enable_x64(True):  # rows split over 4 devices: the single-device kernel to float64 precision
       v64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), v)
       x64 = jnp.asarray(np.asarray(x), jnp.float64)
       for bn, impl, red in (("eval", "structured", "sum_logits"), ("train", "structured", "full"),
                             ("train", "jacobian_contraction", "sum_logits")):
-        kw = dict(bn=bn, implementation=impl, reduction=red, param_filter="paper_code")
-        want = jax.jit(ntk.empirical_ntk_fn(net, **kw))(v64, x64, *cands[0].args)
-        got = sharded_ntk_fn(net, mesh=rows_mesh(), **kw)(v64, x64, *cands[0].args)
+        kw = dict(bn=bn, implementation=impl, reduction=red)
+        want = jax.jit(ntk.empirical_ntk_fn(net, **kw))(v64, x64, gates[1])
+        got = sharded_ntk_fn(net, mesh=rows_mesh(), **kw)(v64, x64, gates[1])
         assert got.sharding.spec == jax.sharding.PartitionSpec("rows"), got.sharding
         assert {s.data.shape[0] for s in got.addressable_shards} == {2}
         err = float(jnp.abs(got - want).max() / jnp.abs(want).max())
         assert err < 1e-12, (bn, impl, red, err)
-    # four archs trained at once, one per device (loop mode: the CPU's)
+    # four archs trained at once, one per device (loop mode: the CPU's); 20 images in batches of 8 end
+    # with a remainder step
     rng = np.random.default_rng(0)
-    ds = data.Dataset(rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8), rng.integers(0, 3, 20).astype(np.int32),
+    ds = data.Dataset(rng.integers(0, 256, (20, 6, 6, 3), dtype=np.uint8), rng.integers(0, 3, 20).astype(np.int32),
                       3, "toy", (0.5,) * 3, (0.25,) * 3)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(5), i))(jnp.arange(4))
-    args = tuple(jnp.stack(a) for a in zip(*[c.args for c in cands]))
-    inits = jax.vmap(lambda k, *a: net.init(k, x[:1], *a))(keys, *args)
-    got, hist = train.train_archs(net, inits, args, ds, 1, keys, mesh=parallel.arch_mesh(), batch_size=8)
+    inits = jax.vmap(lambda k, g: net.init(k, x[:1], g))(keys, gates)
+    got, hist = train.train_archs(net, inits, (gates,), ds, 1, keys, mesh=parallel.arch_mesh(), batch_size=8)
     single = train.make_epoch(net, train.sgd(), batch_size=8, mean=ds.mean, std=ds.std, padding=2)
-    for a, c in enumerate(cands):
-      want, h = train.train(net, jax.tree.map(lambda l: l[a], inits), c.args, ds, 1, keys[a], batch_size=8,
+    for a in range(4):
+      want, h = train.train(net, jax.tree.map(lambda l: l[a], inits), (gates[a],), ds, 1, keys[a], batch_size=8,
                             epoch_fn=single)
       for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
         np.testing.assert_allclose(g[a], w, rtol=1e-4, atol=1e-4)
       np.testing.assert_allclose([e.loss for e in hist[a]], [e.loss for e in h], rtol=1e-4)
     print("ok")
 """)
+
 
 
 @pytest.mark.slow
