@@ -150,7 +150,6 @@ _DEVICES_SCRIPT = textwrap.dedent("""
 """)
 
 
-
 @pytest.mark.slow
 def test_four_host_devices_split_kernel_rows_and_train_archs_exactly():
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(ROOT)}
