@@ -110,15 +110,14 @@ def test_training_archs_at_once_equals_training_each(mode, tmp_path):
 
 _DEVICES_SCRIPT = textwrap.dedent("""
     import sys, jax, jax.numpy as jnp, numpy as np
-    from ntkjax import data, ntk, parallel, train
+    from ntkjax import ntk, parallel, train
     from ntkjax.kernel_sharding import rows_mesh, sharded_ntk_fn
-    from tests.test_sharding import Gated
+    from tests.test_sharding import _setup, _toy_data
     assert len(jax.devices()) == 4, jax.devices()
     # The Gated net (arch as data through its gate): the split does not depend on the network, and the
     # NB201 space's sharded path is tests/test_parallel.py's; a small net keeps 6 compilations short.
-    net, gates = Gated(), jnp.array([0.0, 0.5, 1.0, -1.0])
-    x = jax.random.normal(jax.random.key(1), (8, 6, 6, 3))
-    v = net.init(jax.random.key(2), x, gates[1])
+    net, v, x = _setup(8)
+    gates = jnp.array([0.0, 0.5, 1.0, -1.0])
     with jax.enable_x64(True):  # rows split over 4 devices: the single-device kernel to float64 precision
       v64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), v)
       x64 = jnp.asarray(np.asarray(x), jnp.float64)
@@ -133,9 +132,7 @@ _DEVICES_SCRIPT = textwrap.dedent("""
         assert err < 1e-12, (bn, impl, red, err)
     # four archs trained at once, one per device (loop mode: the CPU's); 20 images in batches of 8 end
     # with a remainder step
-    rng = np.random.default_rng(0)
-    ds = data.Dataset(rng.integers(0, 256, (20, 6, 6, 3), dtype=np.uint8), rng.integers(0, 3, 20).astype(np.int32),
-                      3, "toy", (0.5,) * 3, (0.25,) * 3)
+    ds = _toy_data(20)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(5), i))(jnp.arange(4))
     inits = jax.vmap(lambda k, g: net.init(k, x[:1], g))(keys, gates)
     got, hist = train.train_archs(net, inits, (gates,), ds, 1, keys, mesh=parallel.arch_mesh(), batch_size=8)
