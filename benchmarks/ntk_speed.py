@@ -141,9 +141,24 @@ def temp_gib(compiled) -> float | None:
 NETWORKS = ("static", "arch_as_data", "switch")
 
 
+def _engine_plus(**extra):
+  """``jax.jit`` with the engine's XLA:CPU options and ``extra`` (CPU only)."""
+  return lambda fn: jax.jit(fn, compiler_options={**xla_options.CPU_OPTIONS, **extra})
+
+
 # How ntkjax's functions are jitted, and the suffix their result names
-# carry: the engine's compiler options (``xla_options``), or XLA's defaults.
-JITS = {"engine": ("", xla_options.jit), "xla_default": ("_xla_default", jax.jit)}
+# carry: the engine's compiler options (``xla_options``), XLA's defaults, or
+# the engine's options plus one XLA:CPU scheduling or codegen option (tried
+# for the coupled kernel; none is adopted, BENCHMARKS.md).
+JITS = {
+    "engine": ("", xla_options.jit),
+    "xla_default": ("_xla_default", jax.jit),
+    "no_concurrency_scheduler": ("_no_concurrency_scheduler",
+                                 _engine_plus(xla_cpu_enable_concurrency_optimized_scheduler=False)),
+    "memory_scheduler": ("_memory_scheduler",
+                         _engine_plus(xla_cpu_scheduler_type="CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED")),
+    "vector_width_512": ("_vector_width_512", _engine_plus(xla_cpu_prefer_vector_width=512)),
+}
 
 
 def ntkjax_kernel(variant, bn, impl, network, chunk_size=None, jit=xla_options.jit):
@@ -273,11 +288,15 @@ def main():
   p.add_argument("--end_to_end_network", default="switch", choices=("switch", "arch_as_data"))
   p.add_argument("--skip_torch", action="store_true")
   p.add_argument("--skip_side_by_side", action="store_true", help="only the end-to-end run")
-  p.add_argument("--jits", default="engine", help="comma list: engine (ntkjax.xla_options), xla_default")
+  p.add_argument("--jits", default="engine", help=f"comma list of {', '.join(JITS)} (all but the first two: "
+                 "the engine's XLA:CPU options plus one, CPU only)")
   p.add_argument("--full_float32", action="store_true",
                  help="float32 convs and matmuls at full precision in both libraries (no TF32 on a GPU)")
   p.add_argument("--out", default="")
   args = p.parse_args()
+  unknown = [j for j in args.jits.split(",") if j not in JITS]
+  if unknown:
+    p.error(f"unknown --jits {unknown[0]!r}; known: {', '.join(JITS)}")
   if args.full_float32:
     jax.config.update("jax_default_matmul_precision", "highest")
   x = np.asarray(jax.random.normal(jax.random.key(2), (args.n, args.hw, args.hw, 3)), np.float32)
