@@ -61,18 +61,19 @@ def _called(rhs: str, bodies: dict[str, list[str]]) -> list[str]:
   return bodies.get(called.group(1), []) if called else []
 
 
+def _computes(rhs: str) -> bool:
+  return " convolution(" in rhs or " dot(" in rhs
+
+
 def _core(name: str, index: dict[str, str], bodies: dict[str, list[str]]) -> str | None:
   """The convolution or dot an op computes: the instruction itself, or the
   one inside the computation a (library) fusion calls."""
   rhs = index.get(name)
   if rhs is None:
     return None
-  if " convolution(" in f" {rhs}" or " dot(" in f" {rhs}":
+  if _computes(rhs):
     return name
-  for inner in _called(rhs, bodies):
-    if " convolution(" in index[inner] or " dot(" in index[inner]:
-      return inner
-  return None
+  return next((inner for inner in _called(rhs, bodies) if _computes(index[inner])), None)
 
 
 def flops(name: str, index: dict[str, str]) -> float:
@@ -107,11 +108,13 @@ def _bodies(hlo_text: str) -> dict[str, list[str]]:
 
 def breakdown(durations: dict[str, float], hlo_text: str) -> list[dict]:
   """Rows of op time (``durations``: HLO op name -> seconds in the trace),
-  largest first: ``op``, ``shape``, ``detail``, ``seconds``, ``calls``,
+  largest first: ``op``, ``shape``, ``detail``, ``seconds``,
+  ``instructions`` (distinct HLO ops in the group; one in a loop body may
+  run many times),
   ``share`` of the summed op time, and ``gflop_per_s`` for convolutions
   and dots (None otherwise)."""
   index, bodies = instructions(hlo_text), _bodies(hlo_text)
-  groups = collections.defaultdict(lambda: {"seconds": 0.0, "calls": 0, "flop": 0.0})
+  groups = collections.defaultdict(lambda: {"seconds": 0.0, "instructions": 0, "flop": 0.0})
   for name, seconds in durations.items():
     core = _core(name, index, bodies)
     rhs = index.get(name, "")
@@ -128,10 +131,10 @@ def breakdown(durations: dict[str, float], hlo_text: str) -> list[dict]:
       key = (re.sub(r"\.\d+$", "", name), str(shape), "")
     g = groups[key]
     g["seconds"] += seconds
-    g["calls"] += 1
+    g["instructions"] += 1
     g["flop"] = g["flop"] + flops(core, index) if core is not None else None
   total = sum(g["seconds"] for g in groups.values()) or 1.0
-  rows = [{"op": op, "shape": shape, "detail": detail, "seconds": g["seconds"], "calls": g["calls"],
+  rows = [{"op": op, "shape": shape, "detail": detail, "seconds": g["seconds"], "instructions": g["instructions"],
            "share": g["seconds"] / total,
            "gflop_per_s": None if not g["flop"] or not g["seconds"] else g["flop"] / g["seconds"] / 1e9}
           for (op, shape, detail), g in groups.items()]
@@ -194,7 +197,7 @@ def main():
   print(f"traced call {wall:.2f} s wall, {summed:.2f} s summed over ops")
   for r in rows[:args.top]:
     rate = "" if r["gflop_per_s"] is None else f"{r['gflop_per_s']:7.1f} GFLOP/s"
-    print(f"{r['seconds']:8.3f} s {100 * r['share']:5.1f}% {r['calls']:5d}  {rate:15s} {r['op']} {r['shape']} "
+    print(f"{r['seconds']:8.3f} s {100 * r['share']:5.1f}% {r['instructions']:5d}  {rate:15s} {r['op']} {r['shape']} "
           f"{r['detail']}")
   report.emit({**report.environment(), "cores_used": len(os.sched_getaffinity(0)), "n": args.n, "hw": args.hw, "variant": args.variant, "bn": args.bn,
                "network": args.network, "jit": args.jit, "arch": ntk_speed.ARCH, "wall_s": wall,

@@ -51,7 +51,7 @@ ENTRY %main (a: f32[64,32], b: f32[32,16]) -> f32[64,16] {
 }
 """
   rows = ntk_profile.breakdown({"ynn_fusion.1": 1e-3, "ynn_fusion.2": 3e-3, "copy_fusion": 5e-3}, hlo)
-  assert [(r["op"], r["calls"]) for r in rows] == [("copy_fusion", 1), ("dot (ynn)", 2)]
+  assert [(r["op"], r["instructions"]) for r in rows] == [("copy_fusion", 1), ("dot (ynn)", 2)]
   dot = rows[1]
   assert dot["shape"] == "[64, 16]"
   assert dot["seconds"] == pytest.approx(4e-3)
