@@ -7,7 +7,8 @@ XLA op, grouped by what it computes: convolutions by output shape and
 window, matrix products by output shape, each with its GFLOP/s (nominal:
 a convolution with ``lhs_dilate`` counts the zeros it multiplies); other
 ops by the name XLA gave them (``copy_bitcast_fusion``: a layout
-transpose; ``*_fusion``: elementwise). Pin to one core for a per-core
+transpose; ``*_fusion``: elementwise). An op in a loop body (``lax.map``)
+counts once per iteration; the loop itself is not a row. Pin to one core for a per-core
 breakdown (ops on two cores overlap, and their sum exceeds the wall time):
 
     taskset -c 0 python -m benchmarks.ntk_profile --n 32 --variant paper_code --bn eval \\
@@ -106,18 +107,26 @@ def _bodies(hlo_text: str) -> dict[str, list[str]]:
   return out
 
 
-def breakdown(durations: dict[str, float], hlo_text: str) -> list[dict]:
-  """Rows of op time (``durations``: HLO op name -> seconds in the trace),
-  largest first: ``op``, ``shape``, ``detail``, ``seconds``,
-  ``instructions`` (distinct HLO ops in the group; one in a loop body may
-  run many times),
-  ``share`` of the summed op time, and ``gflop_per_s`` for convolutions
-  and dots (None otherwise)."""
+def _contains_others(rhs: str) -> bool:
+  """Control flow whose trace events span the ops of its bodies (counted themselves)."""
+  return any(f" {op}(" in rhs for op in ("while", "conditional", "call"))
+
+
+def breakdown(durations: dict[str, tuple[float, int]], hlo_text: str) -> list[dict]:
+  """Rows of op time (``durations``: HLO op name -> (seconds, executions)
+  in the trace), largest first: ``op``, ``shape``, ``detail``, ``seconds``,
+  ``instructions`` (distinct HLO ops in the group), ``executions`` (more
+  than instructions where an op sits in a loop body), ``share`` of the
+  summed op time, and ``gflop_per_s`` for convolutions and dots (None
+  otherwise). Loops and branches are left out: their bodies' ops are
+  counted."""
   index, bodies = instructions(hlo_text), _bodies(hlo_text)
-  groups = collections.defaultdict(lambda: {"seconds": 0.0, "instructions": 0, "flop": 0.0})
-  for name, seconds in durations.items():
-    core = _core(name, index, bodies)
+  groups = collections.defaultdict(lambda: {"seconds": 0.0, "instructions": 0, "executions": 0, "flop": 0.0})
+  for name, (seconds, executions) in durations.items():
     rhs = index.get(name, "")
+    if _contains_others(rhs):
+      continue
+    core = _core(name, index, bodies)
     shape = list(_dims(rhs)) if _SHAPE.match(rhs) else None
     if core is not None:
       core_rhs = index[core]
@@ -132,24 +141,26 @@ def breakdown(durations: dict[str, float], hlo_text: str) -> list[dict]:
     g = groups[key]
     g["seconds"] += seconds
     g["instructions"] += 1
-    g["flop"] = g["flop"] + flops(core, index) if core is not None else None
+    g["executions"] += executions
+    g["flop"] = g["flop"] + executions * flops(core, index) if core is not None else None
   total = sum(g["seconds"] for g in groups.values()) or 1.0
   rows = [{"op": op, "shape": shape, "detail": detail, "seconds": g["seconds"], "instructions": g["instructions"],
-           "share": g["seconds"] / total,
+           "executions": g["executions"], "share": g["seconds"] / total,
            "gflop_per_s": None if not g["flop"] or not g["seconds"] else g["flop"] / g["seconds"] / 1e9}
           for (op, shape, detail), g in groups.items()]
   return sorted(rows, key=lambda r: -r["seconds"])
 
 
-def op_durations(trace_events: list[dict], hlo_text: str) -> dict[str, float]:
-  """Seconds per HLO instruction from Perfetto trace events (complete
-  events named after instructions of ``hlo_text``)."""
+def op_durations(trace_events: list[dict], hlo_text: str) -> dict[str, tuple[float, int]]:
+  """(Seconds, executions) per HLO instruction from Perfetto trace events
+  (complete events named after instructions of ``hlo_text``)."""
   names = set(instructions(hlo_text))
-  out = collections.Counter()
+  seconds, executions = collections.Counter(), collections.Counter()
   for e in trace_events:
     if e.get("ph") == "X" and e.get("name") in names:
-      out[e["name"]] += e["dur"] / 1e6
-  return dict(out)
+      seconds[e["name"]] += e["dur"] / 1e6
+      executions[e["name"]] += 1
+  return {name: (seconds[name], executions[name]) for name in seconds}
 
 
 def traced_call(compiled, *args) -> tuple[list[dict], float]:
@@ -194,11 +205,12 @@ def main():
   hlo = compiled.as_text()
   rows = breakdown(op_durations(events, hlo), hlo)
   summed = sum(r["seconds"] for r in rows)
-  print(f"traced call {wall:.2f} s wall, {summed:.2f} s summed over ops")
+  print(f"traced call {wall:.2f} s wall, {summed:.2f} s summed over ops (loops and branches counted by their "
+        "bodies' ops)")
   for r in rows[:args.top]:
     rate = "" if r["gflop_per_s"] is None else f"{r['gflop_per_s']:7.1f} GFLOP/s"
-    print(f"{r['seconds']:8.3f} s {100 * r['share']:5.1f}% {r['instructions']:5d}  {rate:15s} {r['op']} {r['shape']} "
-          f"{r['detail']}")
+    print(f"{r['seconds']:8.3f} s {100 * r['share']:5.1f}% {r['instructions']:5d} {r['executions']:6d}  {rate:15s} "
+          f"{r['op']} {r['shape']} {r['detail']}")
   report.emit({**report.environment(), "cores_used": len(os.sched_getaffinity(0)), "n": args.n, "hw": args.hw, "variant": args.variant, "bn": args.bn,
                "network": args.network, "jit": args.jit, "arch": ntk_speed.ARCH, "wall_s": wall,
                "summed_op_s": summed, "rows": rows}, args.out)

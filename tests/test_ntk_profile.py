@@ -47,16 +47,19 @@ ENTRY %main (a: f32[64,32], b: f32[32,16]) -> f32[64,16] {
   %b = f32[32,16]{1,0} parameter(1)
   %ynn_fusion.1 = f32[64,16]{1,0} fusion(%a, %b), kind=kCustom, calls=%fused, backend_config={"fusion_config":{"kind":"__ynn_fusion"}}
   %ynn_fusion.2 = f32[64,16]{1,0} fusion(%a, %b), kind=kCustom, calls=%fused, backend_config={"fusion_config":{"kind":"__ynn_fusion"}}
-  ROOT %copy_fusion = f32[64,16]{0,1} copy(%ynn_fusion.2)
+  %copy_fusion = f32[64,16]{0,1} copy(%ynn_fusion.2)
+  ROOT %while.7 = f32[64,16]{1,0} while(%copy_fusion), condition=%cond, body=%body
 }
 """
-  rows = ntk_profile.breakdown({"ynn_fusion.1": 1e-3, "ynn_fusion.2": 3e-3, "copy_fusion": 5e-3}, hlo)
-  assert [(r["op"], r["instructions"]) for r in rows] == [("copy_fusion", 1), ("dot (ynn)", 2)]
+  # ynn_fusion.2 ran 3 times (as in a loop body); the while op spans its body's ops and is left out.
+  durations = {"ynn_fusion.1": (1e-3, 1), "ynn_fusion.2": (3e-3, 3), "copy_fusion": (5e-3, 1), "while.7": (9e-3, 1)}
+  rows = ntk_profile.breakdown(durations, hlo)
+  assert [(r["op"], r["instructions"], r["executions"]) for r in rows] == [("copy_fusion", 1, 1), ("dot (ynn)", 2, 4)]
   dot = rows[1]
   assert dot["shape"] == "[64, 16]"
   assert dot["seconds"] == pytest.approx(4e-3)
   assert dot["share"] == pytest.approx(4 / 9)
-  assert dot["gflop_per_s"] == pytest.approx(2 * 2 * 64 * 16 * 32 / 4e-3 / 1e9)
+  assert dot["gflop_per_s"] == pytest.approx(4 * 2 * 64 * 16 * 32 / 4e-3 / 1e9)
   assert rows[0]["gflop_per_s"] is None
 
 
@@ -74,3 +77,18 @@ def test_a_traced_call_attributes_time_to_the_conv_and_the_dot():
   assert all(r["gflop_per_s"] > 0 for r in rows if r["op"].startswith(("convolution", "dot")))
   assert wall > 0
   assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the trace option is XLA:CPU's")
+def test_an_op_in_a_loop_body_counts_every_iteration_and_the_loop_is_no_row():
+  xs, m = jnp.ones((5, 64, 64)), jnp.ones((64, 64))
+  compiled = jax.jit(lambda xs, m: jax.lax.map(lambda a: jnp.tanh(a @ m), xs),
+                     compiler_options=ntk_profile._TRACE_OPTION).lower(xs, m).compile()
+  text = compiled.as_text()
+  assert " while(" in text  # else this test no longer covers a loop
+  jax.block_until_ready(compiled(xs, m))
+  events, _ = ntk_profile.traced_call(compiled, xs, m)
+  rows = ntk_profile.breakdown(ntk_profile.op_durations(events, text), text)
+  dots = [r for r in rows if r["op"].startswith("dot")]
+  assert [(r["instructions"], r["executions"]) for r in dots] == [(1, 5)]
+  assert not any(r["op"].startswith("while") for r in rows)
