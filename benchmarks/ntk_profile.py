@@ -118,13 +118,13 @@ def breakdown(durations: dict[str, tuple[float, int]], hlo_text: str) -> list[di
   ``instructions`` (distinct HLO ops in the group), ``executions`` (more
   than instructions where an op sits in a loop body), ``share`` of the
   summed op time, and ``gflop_per_s`` for convolutions and dots (None
-  otherwise). Loops and branches are left out: their bodies' ops are
-  counted."""
+  otherwise). Names that are not ops of ``hlo_text`` are left out, and so
+  are loops and branches: their bodies' ops are counted."""
   index, bodies = instructions(hlo_text), _bodies(hlo_text)
   groups = collections.defaultdict(lambda: {"seconds": 0.0, "instructions": 0, "executions": 0, "flop": 0.0})
   for name, (seconds, executions) in durations.items():
-    rhs = index.get(name, "")
-    if _contains_others(rhs):
+    rhs = index.get(name)
+    if rhs is None or _contains_others(rhs):  # not an HLO op (runtime events), or a loop or branch
       continue
     core = _core(name, index, bodies)
     shape = list(_dims(rhs)) if _SHAPE.match(rhs) else None
@@ -142,7 +142,8 @@ def breakdown(durations: dict[str, tuple[float, int]], hlo_text: str) -> list[di
     g["seconds"] += seconds
     g["instructions"] += 1
     g["executions"] += executions
-    g["flop"] = g["flop"] + executions * flops(core, index) if core is not None else None
+    if core is not None:
+      g["flop"] += executions * flops(core, index)
   total = sum(g["seconds"] for g in groups.values()) or 1.0
   rows = [{"op": op, "shape": shape, "detail": detail, "seconds": g["seconds"], "instructions": g["instructions"],
            "executions": g["executions"], "share": g["seconds"] / total,
@@ -151,13 +152,12 @@ def breakdown(durations: dict[str, tuple[float, int]], hlo_text: str) -> list[di
   return sorted(rows, key=lambda r: -r["seconds"])
 
 
-def op_durations(trace_events: list[dict], hlo_text: str) -> dict[str, tuple[float, int]]:
-  """(Seconds, executions) per HLO instruction from Perfetto trace events
-  (complete events named after instructions of ``hlo_text``)."""
-  names = set(instructions(hlo_text))
+def op_durations(trace_events: list[dict]) -> dict[str, tuple[float, int]]:
+  """(Seconds, executions) per name of the complete Perfetto events (HLO
+  ops, and runtime events that ``breakdown`` leaves out)."""
   seconds, executions = collections.Counter(), collections.Counter()
   for e in trace_events:
-    if e.get("ph") == "X" and e.get("name") in names:
+    if e.get("ph") == "X":
       seconds[e["name"]] += e["dur"] / 1e6
       executions[e["name"]] += 1
   return {name: (seconds[name], executions[name]) for name in seconds}
@@ -203,7 +203,7 @@ def main():
   np.asarray(compiled(variables, x, ops))
   events, wall = traced_call(compiled, variables, x, ops)
   hlo = compiled.as_text()
-  rows = breakdown(op_durations(events, hlo), hlo)
+  rows = breakdown(op_durations(events), hlo)
   summed = sum(r["seconds"] for r in rows)
   print(f"traced call {wall:.2f} s wall, {summed:.2f} s summed over ops (loops and branches counted by their "
         "bodies' ops)")
@@ -211,8 +211,8 @@ def main():
     rate = "" if r["gflop_per_s"] is None else f"{r['gflop_per_s']:7.1f} GFLOP/s"
     print(f"{r['seconds']:8.3f} s {100 * r['share']:5.1f}% {r['instructions']:5d} {r['executions']:6d}  {rate:15s} "
           f"{r['op']} {r['shape']} {r['detail']}")
-  report.emit({**report.environment(), "cores_used": len(os.sched_getaffinity(0)), "n": args.n, "hw": args.hw, "variant": args.variant, "bn": args.bn,
-               "network": args.network, "jit": args.jit, "arch": ntk_speed.ARCH, "wall_s": wall,
+  report.emit({**report.environment(), "cores_used": len(os.sched_getaffinity(0)), "n": args.n, "hw": args.hw,
+               "variant": args.variant, "bn": args.bn, "network": args.network, "jit": args.jit, "arch": ntk_speed.ARCH, "wall_s": wall,
                "summed_op_s": summed, "rows": rows}, args.out)
 
 
