@@ -212,8 +212,8 @@ def main():
     print(f"{r['seconds']:8.3f} s {100 * r['share']:5.1f}% {r['instructions']:5d} {r['executions']:6d}  {rate:15s} "
           f"{r['op']} {r['shape']} {r['detail']}")
   report.emit({**report.environment(), "cores_used": len(os.sched_getaffinity(0)), "n": args.n, "hw": args.hw,
-               "variant": args.variant, "bn": args.bn, "network": args.network, "jit": args.jit, "arch": ntk_speed.ARCH, "wall_s": wall,
-               "summed_op_s": summed, "rows": rows}, args.out)
+               "variant": args.variant, "bn": args.bn, "network": args.network, "jit": args.jit,
+               "arch": ntk_speed.ARCH, "wall_s": wall, "summed_op_s": summed, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

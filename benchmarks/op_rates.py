@@ -19,7 +19,7 @@ result checked against the others:
 
 Run:
 
-    taskset -c 0 python -m benchmarks.op_rates --out benchmarks/results/op_rates_cpu.json
+    taskset -c 0 python -m benchmarks.op_rates --repeats 9 --out benchmarks/results/op_rates_cpu_1core.json
 
 PyTorch uses as many threads as the process may run on, so pinning with
 ``taskset`` pins both libraries.
@@ -59,13 +59,18 @@ def jax_ops(jit) -> dict:
           "weight_grad": jit(lambda x, w, dy: jax.vjp(lambda w_: fwd(x, w_), w)[1](dy)[0])}
 
 
+def _to_torch(torch, a, axes, fmt=None):
+  """A NumPy array as a PyTorch tensor with its axes permuted (NHWC to
+  NCHW: (0, 3, 1, 2)), in ``fmt`` (default contiguous)."""
+  return torch.from_numpy(a.transpose(axes).copy()).contiguous(memory_format=fmt or torch.contiguous_format)
+
+
 def torch_ops(torch, channels_last: bool, x, w, dy) -> tuple[dict, Callable]:
   """The three ops as PyTorch thunks on NumPy NHWC/HWIO arrays, and a
   function that brings a result back to JAX's layout."""
   fmt = torch.channels_last if channels_last else torch.contiguous_format
-  tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).contiguous(memory_format=fmt)
-  tw = torch.from_numpy(w.transpose(3, 2, 0, 1).copy()).contiguous(memory_format=fmt)
-  tdy = torch.from_numpy(dy.transpose(0, 3, 1, 2).copy()).contiguous(memory_format=fmt)
+  tx, tdy = (_to_torch(torch, a, (0, 3, 1, 2), fmt) for a in (x, dy))
+  tw = _to_torch(torch, w, (3, 2, 0, 1), fmt)
   pad = w.shape[0] // 2
   grad = torch.nn.grad
   thunks = {"forward": lambda: torch.nn.functional.conv2d(tx, tw, padding=pad),
@@ -129,12 +134,12 @@ def measure_bn(n: int, stages=STAGES, chunks=(1, 2, 8), repeats: int = 5) -> lis
   rows = []
   for hw, c in stages:
     x = rng.standard_normal((n, hw, hw, c), np.float32)
-    tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    tx = _to_torch(torch, x, (0, 3, 1, 2))
     weight, mean, var = torch.ones(c), torch.zeros(c), torch.ones(c)
     y, save_mean, save_invstd = torch.ops.aten.native_batch_norm(tx, weight, None, mean, var, True, 0.1, 1e-5)
     for r in chunks:
       g = rng.standard_normal((r, n, hw, hw, c), np.float32)
-      tg = [torch.from_numpy(gi.transpose(0, 3, 1, 2).copy()) for gi in g]
+      tg = [_to_torch(torch, gi, (0, 3, 1, 2)) for gi in g]
 
       def torch_rows():  # as autograd runs it: ReLU's backward, then BN's
         return [torch.ops.aten.native_batch_norm_backward(torch.ops.aten.threshold_backward(gi, y, 0.0), tx, weight,
