@@ -21,7 +21,7 @@ from ntkjax import results, scoring
 def _table(rows: int) -> tuple[list[dict], list[str]]:
   rng = np.random.default_rng(0)
   metrics = scoring.metric_columns(scoring.BN_MODES)
-  columns = list(scoring.ARCH_FIELDS) + metrics + ["seconds"]
+  columns = scoring.result_columns(scoring.BN_MODES)
   table = []
   for i in range(rows):
     row = {"arch": f"|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~{i}|",

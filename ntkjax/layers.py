@@ -17,90 +17,35 @@ that owns the variables. The split lets a parent module read a child's arrays
 and run the pure function inside ``lax.switch`` (see ``spaces/nb201.py``),
 where calling a Flax module is not allowed.
 
-Taps for the structured NTK (``ntk``'s ``implementation='structured'``).
-Every parameterised layer reports, through ``tap``, what its parameters act
-on: a conv or dense layer its input, an affine BatchNorm its normalised
-input, as a ``Tap`` sown into the ``ntk_taps`` collection, and it adds a
-zero perturbation (``ntk_perturbations``) to its output, so one backward
-pass gives the output cotangent of every layer. Both collections are absent
-in ordinary calls, where ``tap`` returns the output untouched. A module that
-calls the pure functions itself (NB201's masked edge) passes ``tap`` along.
+Every parameterised layer taps its parameters' input for the structured NTK
+(``ntkjax.taps``); a module that calls the pure functions itself (NB201's
+edge) passes a ``tapper`` along.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax import struct
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 from ntkjax import initializers
+from ntkjax.taps import Tap, Tapper, conv_tap, pair, tap
 
 __all__ = [
     "check_images", "conv2d", "batch_norm", "avg_pool_3x3", "avg_pool_2x2", "avg_pool", "max_pool",
-    "relu_conv_bn", "BNState", "Conv", "BatchNorm", "Dense", "ReLUConvBN", "Tap", "tap", "TAPS",
-    "PERTURBATIONS",
+    "relu_conv_bn", "BNState", "Conv", "BatchNorm", "Dense", "ReLUConvBN",
 ]
-
-TAPS = "ntk_taps"
-PERTURBATIONS = "ntk_perturbations"
-
-
-class Tap(struct.PyTreeNode):
-  """What a parameterised layer's parameters act on, for the structured NTK.
-
-  ``kind``: ``'conv'`` (``y = conv(inputs, weight) + bias``), ``'dense'``
-  (``y = inputs @ weight + bias``) or ``'affine'`` (``y = inputs * weight +
-  bias`` per channel, BatchNorm's scale and shift on its normalised input).
-  ``weight`` and ``bias`` are the parameters' paths relative to the module
-  that taps (None where absent). ``active`` is None, or a traced boolean
-  that is False where the layer is one of an arch-as-data network's
-  unselected ops: its output cotangent is then zero and the structured NTK
-  skips the layer at run time. ``perturbation`` names the perturbation
-  (in the tapping module) whose cotangent is the layer's output cotangent,
-  where it is not the tap's own name: alternative ops that can never both
-  be selected share one.
-  """
-  inputs: jax.Array
-  kind: str = struct.field(pytree_node=False)
-  weight: tuple | None = struct.field(pytree_node=False)
-  bias: tuple | None = struct.field(pytree_node=False)
-  kernel_size: tuple = struct.field(pytree_node=False, default=(1, 1))
-  stride: tuple = struct.field(pytree_node=False, default=(1, 1))
-  padding: tuple = struct.field(pytree_node=False, default=(0, 0))
-  dilation: int = struct.field(pytree_node=False, default=1)
-  groups: int = struct.field(pytree_node=False, default=1)
-  active: jax.Array | None = None
-  perturbation: str | None = struct.field(pytree_node=False, default=None)
-
-
-def tap(module: nn.Module, name: str, y: jax.Array, record: Tap) -> jax.Array:
-  """Sows ``record`` under ``name`` and perturbs ``y`` when the structured
-  NTK asks (its collections are present); otherwise returns ``y``."""
-  if module.is_initializing():
-    return y
-  if module.is_mutable_collection(TAPS):
-    module.sow(TAPS, name, record)
-  return module.perturb(name, y, collection=PERTURBATIONS)
-
-
-Tapper = Callable[[str, jax.Array, Tap], jax.Array]
-
 
 
 def check_images(x) -> None:
   """Every network's input check: NHWC RGB images [batch, H, W, 3]."""
   if x.ndim != 4 or x.shape[-1] != 3:
     raise ValueError(f"expected NHWC images [batch, H, W, 3], got shape {x.shape}")
-
-
-def _pair(v) -> tuple[int, int]:
-  return (v, v) if isinstance(v, int) else tuple(v)
 
 
 def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation: int = 1, groups: int = 1):
@@ -110,8 +55,8 @@ def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation: int = 1, groups:
   with a [kh, kw, 1, c_out] kernel is a depthwise conv. Ungrouped convs
   differentiate through ``_conv`` (canonical backward convolutions).
   """
-  (ph, pw) = _pair(padding)
-  geometry = (_pair(stride), ((ph, ph), (pw, pw)), (dilation, dilation))
+  (ph, pw) = pair(padding)
+  geometry = (pair(stride), ((ph, ph), (pw, pw)), (dilation, dilation))
   if groups == 1:
     y = _conv(x, kernel, geometry)
   else:
@@ -133,7 +78,7 @@ def _conv(x, kernel, geometry):
   XLA:CPU rewrites a convolution into that canonical form (its fast Eigen
   path) only in the entry computation; inside ``lax.switch``, ``scan`` or
   ``while`` bodies the autodiff transposes (kernel ``01oi``, input
-  ``f01b``) run as naive loops, 20-25x slower (``BUILD.md``). Here the
+  ``f01b``) run as naive loops (docs/design.md). Here the
   tangent terms take pre-transposed operands (kernel as [kh, kw, O, I];
   input as [C, H, W, N] with the kernel tangent as [I, kh, kw, O]), whose
   transposes are canonical. Values and derivatives are those of the plain
@@ -268,7 +213,7 @@ class Conv(nn.Module):
   groups: int = 1
 
   def setup(self):
-    shape = _pair(self.kernel_size) + (self.c_in // self.groups, self.c_out)
+    shape = pair(self.kernel_size) + (self.c_in // self.groups, self.c_out)
     kernel_init, bias_init = initializers.get(self.init_scheme, shape)
     self.kernel = self.param("kernel", kernel_init, shape)
     self.bias = self.param("bias", bias_init, (self.c_out,)) if self.use_bias else None
@@ -277,10 +222,6 @@ class Conv(nn.Module):
     y = conv2d(x, self.kernel, self.bias, self.stride, self.padding, self.dilation, self.groups)
     return tap(self, "out", y, conv_tap(x, self.kernel.shape, self.stride, self.padding, self.dilation,
                                         self.groups, ("kernel",), ("bias",) if self.use_bias else None))
-
-
-def conv_tap(x, kernel_shape, stride, padding, dilation, groups, weight, bias) -> Tap:
-  return Tap(x, "conv", weight, bias, tuple(kernel_shape[:2]), _pair(stride), _pair(padding), dilation, groups)
 
 
 class BatchNorm(nn.Module):

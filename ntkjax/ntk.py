@@ -41,8 +41,8 @@ Implementations (``implementation=``):
   output cotangent (``ntkjax.structured``), for Flax modules built of
   ``ntkjax.layers`` (every space here). Independent samples cost one batched
   backward per output column; coupled ones one per output row, without
-  autodiff through the weight gradients (on the CPU, NB201 coupled kernels
-  went from 0.09× to 0.8–1.05× the PyTorch per-sample loop; BENCHMARKS.md).
+  autodiff through the weight gradients (BENCHMARKS.md, "NTK kernel
+  speed").
   Memory ~ N·K·P, as Jacobian contraction.
 * ``'auto'``: NTK-vector products if J would exceed ``max_jacobian_bytes``,
   else structured if taps cover every chosen parameter, else Jacobian
@@ -56,12 +56,10 @@ split over devices (``ntkjax.kernel_sharding``).
 (coupled) or columns (NTK-vector products) are in flight at once. For the
 structured implementation chunks are unrolled (rows of a coupled kernel,
 output columns of an independent one); without ``chunk_size`` coupled rows go
-in at most 8 chunks of at least 8. For the others chunks run sequentially
-under ``lax.map``, each vectorised with ``vmap``: use it only when memory
-requires it, since a loop body limits XLA's fusions. (Convolutions inside
-loop bodies were ~10x slower on XLA:CPU until ``ntkjax.layers`` made them
-canonical; structured coupled rows under ``lax.map`` now measure 0.95-1.18x
-the unrolled time; BENCHMARKS.md.)
+in at most 8 chunks of at least 8 (mapped chunks cost steady time;
+docs/design.md). For the others chunks run sequentially under ``lax.map``,
+each vectorised with ``vmap``: use it only when memory requires it, since a
+loop body limits XLA's fusions.
 
 ``param_filter`` restricts θ. Pass a callable ``(path: tuple[str, ...]) ->
 bool`` over paths in ``variables['params']`` or a preset name: ``'all'`` or
@@ -91,7 +89,6 @@ Reduction = Literal["sum_logits", "trace", "full"]
 Implementation = Literal["auto", "jacobian_contraction", "ntk_vector_products", "structured"]
 BNMode = Literal["eval", "train"]
 REDUCTIONS: tuple[str, ...] = get_args(Reduction)
-IMPLEMENTATIONS: tuple[str, ...] = get_args(Implementation)
 _DEFAULT_MAX_JACOBIAN_BYTES = 8 * 2**30
 
 PathFilter = Callable[[tuple[str, ...]], bool]
@@ -163,8 +160,7 @@ def contract_blocks(blocks_a, blocks_b, reduction: str):
   [n_a, n_b] for ``sum_logits``/``trace``, [n_a, n_b, K, K] for ``full``."""
   total = None
   # Each term is one 2-D matrix product: XLA:CPU ran the einsum with two
-  # contracting dims ("ikp,jkp->ij") 3x slower (NB201 eval, N = 64:
-  # 0.47 s against 0.14-0.17 s for all 246 blocks).
+  # contracting dims ("ikp,jkp->ij") slower (BENCHMARKS.md, "Tried and rejected").
   for a, b in zip(jax.tree_util.tree_leaves(blocks_a), jax.tree_util.tree_leaves(blocks_b)):
     (n_a, k), n_b = a.shape[:2], b.shape[0]
     if reduction == "full":
@@ -193,6 +189,7 @@ class _Problem(NamedTuple):
   reduce: Callable      # logits [n, C] -> [n, k]
   first: Any = 0        # coupled: J's rows are those of samples first..first+count-1
   count: int | None = None
+  cover: Any = None     # structured: the taps' coverage, where the resolver traced it
 
 
 def _one_hot_rows(p: _Problem):
@@ -241,13 +238,29 @@ def _structured_blocks(p: _Problem) -> list[jax.Array]:
                      f"not {p.module!r}")
   return structured.structured_jacobian(p.module, p.variables, p.x, p.args, train=p.train, chosen=p.theta,
                                         reduce=p.reduce, independent=p.independent, chunk_size=p.chunk_size,
-                                        first=p.first, count=p.count)
+                                        first=p.first, count=p.count, cover=p.cover)
 
 
-_BLOCK_FNS: dict[str, Callable[[_Problem], list[jax.Array]]] = {
-    "jacobian_contraction": _jacobian_blocks,
-    "structured": _structured_blocks,
+def _contracted(blocks_fn: Callable[[_Problem], list[jax.Array]]) -> Callable[[_Problem], jax.Array]:
+  """The kernel of an implementation that forms J's blocks."""
+  def kernel(p: _Problem) -> jax.Array:
+    blocks = blocks_fn(p)
+    return contract_blocks(blocks, blocks, p.reduction)
+  return kernel
+
+
+class _Implementation(NamedTuple):
+  kernel: Callable[[_Problem], jax.Array]
+  blocks: Callable[[_Problem], list[jax.Array]] | None  # J's rows as blocks; None: it never forms J
+
+
+# Every implementation; 'auto' is resolved per call by ``_resolve``.
+_IMPLEMENTATIONS: dict[str, _Implementation] = {
+    "jacobian_contraction": _Implementation(_contracted(_jacobian_blocks), _jacobian_blocks),
+    "structured": _Implementation(_contracted(_structured_blocks), _structured_blocks),
+    "ntk_vector_products": _Implementation(_ntk_vector_products, None),
 }
+IMPLEMENTATIONS: tuple[str, ...] = ("auto", *_IMPLEMENTATIONS)
 
 
 class _Options(NamedTuple):
@@ -306,18 +319,27 @@ def _problem(o: _Options, variables, x, args, samples=None) -> tuple[_Problem, s
 
   n = x.shape[0]
   k = 1 if o.reduction == "sum_logits" else jax.eval_shape(lambda: logits(chosen, x)).shape[1]
-  impl = o.implementation
-  if impl == "auto":
-    n_params = sum(math.prod(v.shape) for v in chosen.values())
-    jac_bytes = n * k * n_params * jnp.dtype(x.dtype).itemsize
-    if jac_bytes > o.max_jacobian_bytes:
-      impl = "ntk_vector_products"
-    elif o.module is not None and structured.supports(o.module, variables, x, args, train=o.train, chosen=chosen):
-      impl = "structured"
+  p = _Problem(logits, chosen, x, n, k, o.independent, o.chunk_size, o.reduction, o.module, variables, args,
+               o.train, reduce, first, count)
+  return _resolve(o, p) if o.implementation == "auto" else (p, o.implementation)
+
+
+def _resolve(o: _Options, p: _Problem) -> tuple[_Problem, str]:
+  """``'auto'``: NTK-vector products if J would exceed
+  ``max_jacobian_bytes``, else structured where taps cover every chosen
+  parameter (the coverage it traces goes with the problem, so it is traced
+  once), else Jacobian contraction."""
+  n_params = sum(math.prod(v.shape) for v in p.theta.values())
+  if p.n * p.k * n_params * jnp.dtype(p.x.dtype).itemsize > o.max_jacobian_bytes:
+    return p, "ntk_vector_products"
+  if o.module is not None:
+    try:
+      cover = structured.coverage(o.module, p.variables, p.x, p.args, train=o.train, chosen=p.theta)
+    except ValueError:
+      pass
     else:
-      impl = "jacobian_contraction"
-  return _Problem(logits, chosen, x, n, k, o.independent, o.chunk_size, o.reduction, o.module, variables, args,
-                  o.train, reduce, first, count), impl
+      return p._replace(cover=cover), "structured"
+  return p, "jacobian_contraction"
 
 
 def empirical_ntk_fn(
@@ -354,7 +376,7 @@ def empirical_ntk_fn(
     A pure, jittable function. ``x`` is the minibatch [N, ...]; ``*args``
     are passed to ``apply_fn`` after ``x`` (e.g. the NB201 op array).
     ``xla_options.jit`` jits it with the compiler options the engine uses
-    (on XLA:CPU, coupled kernels 4-16% faster; ``ntkjax.xla_options``).
+    (``ntkjax.xla_options``).
 
   >>> from ntkjax.spaces import nb201
   >>> net = nb201.Network(C=4, N=1)
@@ -369,11 +391,7 @@ def empirical_ntk_fn(
 
   def ntk_fn(variables, x, *args):
     p, impl = _problem(o, variables, x, args)
-    if impl == "ntk_vector_products":
-      kernel = _ntk_vector_products(p)
-    else:
-      blocks = _BLOCK_FNS[impl](p)
-      kernel = contract_blocks(blocks, blocks, reduction)
+    kernel = _IMPLEMENTATIONS[impl].kernel(p)
     if reduction == "trace" and normalize_trace:
       kernel = kernel / p.k
     return kernel
@@ -403,13 +421,13 @@ def jacobian_blocks_fn(
   over devices (``ntkjax.kernel_sharding``). ``'auto'`` picks structured
   where taps cover the parameters, else Jacobian contraction.
   """
-  if implementation == "ntk_vector_products":
-    raise ValueError("implementation='ntk_vector_products' never forms J; use 'auto', 'structured' or "
-                     "'jacobian_contraction'")
   o = _options(apply_fn, bn, reduction, param_filter, implementation, chunk_size, vmap_axes, math.inf)
+  if implementation != "auto" and _IMPLEMENTATIONS[implementation].blocks is None:
+    forming = ", ".join(repr(k) for k, v in _IMPLEMENTATIONS.items() if v.blocks is not None)
+    raise ValueError(f"implementation={implementation!r} never forms J; use 'auto', {forming}")
 
   def blocks_fn(variables, x, *args, samples=None):
     p, impl = _problem(o, variables, x, args, samples)
-    return _BLOCK_FNS[impl](p)
+    return _IMPLEMENTATIONS[impl].blocks(p)
 
   return blocks_fn

@@ -25,7 +25,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from ntkjax import ntk, scoring, xla_options
 from ntkjax.progress import Progress
-from ntkjax.results import ResultsCSV, write_csv
+from ntkjax.results import write_csv
 from ntkjax.spaces import api
 
 __all__ = ["ARCH_AXIS", "arch_mesh", "batched_kernels", "process_share", "shard_path", "shard_paths",
@@ -107,9 +107,8 @@ def score_sharded(results_path, archs: Sequence[str], positions: Sequence[int], 
   space = space.batched()
   if len(archs) != len(positions):
     raise ValueError(f"{len(archs)} archs but {len(positions)} positions")
-  columns = scoring.metric_columns(bn_modes)
-  table = ResultsCSV(results_path, list(scoring.ARCH_FIELDS) + columns + ["seconds"])
-  todo = [(p, a) for p, a in zip(positions, archs) if a not in table.done]
+  table = scoring.ScoreTable(results_path, bn_modes)
+  todo = table.start(archs, positions, progress)
   if todo:
     x, y = jax.numpy.asarray(images), jax.numpy.asarray(labels)
     net = space.candidate(todo[0][1]).net
@@ -120,8 +119,6 @@ def score_sharded(results_path, archs: Sequence[str], positions: Sequence[int], 
     batched_init = jax.jit(jax.vmap(lambda k, x1, a: net.init(k, x1, *a), in_axes=(0, None, 0)))
     per_call = archs_per_device * mesh.size
     variables = init(key, x[:1], *space.candidate(todo[0][1]).args) if shared else None
-    if progress is not None:
-      progress.start(len(archs), already=len(archs) - len(todo))
     for lo in range(0, len(todo), per_call):
       batch = todo[lo:lo + per_call]
       padded = batch + [batch[-1]] * (per_call - len(batch))  # a full batch keeps one compilation
@@ -134,11 +131,10 @@ def score_sharded(results_path, archs: Sequence[str], positions: Sequence[int], 
       seconds = (time.perf_counter() - t0) / len(batch)
       for j, (p, arch) in enumerate(batch):
         values = jax.device_get(of_kernels({bn: k[j] for bn, k in ks.items()}, y))
-        table.append(scoring.result_row(arch, p, seed, space, values, bn_modes, seconds))
+        table.append(arch, p, seed, space, values, seconds)
         if progress is not None:
           progress.tick(arch, seconds, compiled=lo == 0 and j == 0)
-  by_arch = table.by_key()
-  return [scoring.ArchScore.from_row(by_arch[a], columns) for a in archs]
+  return table.rows(archs)
 
 
 def _read_rows(path, columns: Sequence[str]) -> list[dict]:

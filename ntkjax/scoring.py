@@ -7,6 +7,8 @@ every architecture; NB101 and NDS compile once per graph).
 ``score_architectures`` runs it over a list of architectures of a
 ``spaces.api.Space``, appending one CSV row per architecture as it goes and
 skipping rows already present, and returns typed ``ArchScore`` rows.
+``ScoreTable`` is that resumable table, shared with the sharded loop
+(``ntkjax.parallel``).
 
 A row is ``nonfinite`` when a kernel has a non-finite entry (float32
 overflow, e.g. Gaussian init at full size) or a metric is NaN. Its values are
@@ -28,10 +30,19 @@ from ntkjax.progress import Progress
 from ntkjax.results import ResultsCSV
 from ntkjax.spaces import api
 
-__all__ = ["METRICS", "BN_MODES", "ARCH_FIELDS", "MetricKey", "metric_keys", "metric_columns", "ArchScore", "metrics_fn", "is_nonfinite", "result_row",
-           "arch_fields", "score_fn", "score_architectures"]
+__all__ = ["METRIC_FNS", "METRICS", "BN_MODES", "ARCH_FIELDS", "MetricKey", "metric_keys", "metric_columns",
+           "result_columns", "ArchScore", "ScoreTable", "metrics_fn", "is_nonfinite", "result_row", "arch_fields",
+           "score_fn", "score_architectures"]
 
-METRICS = ("fnorm", "mean", "ncn", "lga")
+# Each metric of a kernel: name -> f(kernel, labels, compat) -> scalar. A new
+# metric of Θ is one entry here (its columns are '<name>_<bn>').
+METRIC_FNS: dict[str, Callable] = {
+    "fnorm": lambda k, labels, compat: metrics.frobenius_norm(k),
+    "mean": lambda k, labels, compat: metrics.mean(k),
+    "ncn": lambda k, labels, compat: metrics.negative_condition_number(k, compat=compat),
+    "lga": lambda k, labels, compat: metrics.label_gradient_alignment(k, labels, compat=compat),
+}
+METRICS = tuple(METRIC_FNS)
 BN_MODES = ("train", "eval")
 ARCH_FIELDS = ("arch", "position", "benchmark_index", "seed", "params", "degenerate", "nonfinite")
 
@@ -63,6 +74,11 @@ def metric_keys(bn_modes: Sequence[str] = BN_MODES) -> tuple[MetricKey, ...]:
 
 def metric_columns(bn_modes: Sequence[str] = BN_MODES) -> list[str]:
   return [k.column for k in metric_keys(bn_modes)]
+
+
+def result_columns(bn_modes: Sequence[str] = BN_MODES) -> list[str]:
+  """Every column of a scoring results CSV, in order."""
+  return list(ARCH_FIELDS) + metric_columns(bn_modes) + ["seconds"]
 
 
 class ArchScore(NamedTuple):
@@ -130,10 +146,8 @@ def metrics_fn(bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax") -> Ca
   def of_kernels(ks, labels):
     out = {}
     for bn, k in ks.items():
-      out[f"fnorm_{bn}"] = metrics.frobenius_norm(k)
-      out[f"mean_{bn}"] = metrics.mean(k)
-      out[f"ncn_{bn}"] = metrics.negative_condition_number(k, compat=compat)
-      out[f"lga_{bn}"] = metrics.label_gradient_alignment(k, labels, compat=compat)
+      for name, fn in METRIC_FNS.items():
+        out[MetricKey(name, bn).column] = fn(k, labels, compat)
       out[f"finite_{bn}"] = jnp.isfinite(k).all()
     return out
   return of_kernels
@@ -145,6 +159,36 @@ def result_row(arch: str, position: int, seed: int, space: api.Space, values: Ma
   (``metrics_fn``'s output) and the seconds it took."""
   return {**arch_fields(arch, position, seed, space, nonfinite=is_nonfinite(values, bn_modes)),
           "seconds": f"{seconds:.3f}", **{c: repr(float(values[c])) for c in metric_columns(bn_modes)}}
+
+
+class ScoreTable:
+  """The resumable results CSV of a scoring loop: ``start`` says which
+  archs are still to score, ``append`` writes one arch's row as soon as it
+  is scored, ``rows`` reads the typed rows back, old and new."""
+
+  def __init__(self, path, bn_modes: Sequence[str] = BN_MODES):
+    self.bn_modes = tuple(bn_modes)
+    self.columns = metric_columns(bn_modes)
+    self.csv = ResultsCSV(path, result_columns(bn_modes))
+
+  def start(self, archs: Sequence[str], positions: Sequence[int],
+            progress: Progress | None = None) -> list[tuple[int, str]]:
+    """(position, arch) of the archs not yet in the table; ``progress``
+    starts counting over all of ``archs``."""
+    todo = [(p, a) for p, a in zip(positions, archs) if a not in self.csv.done]
+    if todo and progress is not None:
+      progress.start(len(archs), already=len(archs) - len(todo))
+    return todo
+
+  def append(self, arch: str, position: int, seed: int, space: api.Space, values: Mapping,
+             seconds: float) -> dict:
+    row = result_row(arch, position, seed, space, values, self.bn_modes, seconds)
+    self.csv.append(row)
+    return row
+
+  def rows(self, archs: Sequence[str]) -> list["ArchScore"]:
+    by_arch = self.csv.by_key()
+    return [ArchScore.from_row(by_arch[a], self.columns) for a in archs]
 
 
 def is_nonfinite(values: Mapping[str, float], bn_modes) -> bool:
@@ -176,25 +220,20 @@ def score_architectures(
   Returns:
     The rows of ``archs``, in order, old and new.
   """
-  columns = metric_columns(bn_modes)
-  table = ResultsCSV(results_path, list(ARCH_FIELDS) + columns + ["seconds"])
-  todo = [(i, a) for i, a in enumerate(archs) if a not in table.done]
+  table = ScoreTable(results_path, bn_modes)
+  todo = table.start(archs, range(len(archs)), progress)
   if todo:
     x, y = jnp.asarray(images), jnp.asarray(labels)
     pool = api.Instantiator(space, key, x[:1], {"score": lambda net: score_fn(
         net, bn_modes=bn_modes, compat=compat, **ntk_kwargs)}, init_per_arch=init_per_arch,
         clear_caches=clear_caches)
-    if progress is not None:
-      progress.start(len(archs), already=len(archs) - len(todo))
     for i, arch in todo:
       t0 = time.perf_counter()
       inst = pool.get(arch, i)
       values = jax.device_get(inst.fns["score"](inst.variables, x, y, *inst.args))
       seconds = time.perf_counter() - t0
-      row = result_row(arch, i, seed, space, values, bn_modes, seconds)
-      table.append(row)
+      row = table.append(arch, i, seed, space, values, seconds)
       pool.release(inst)
       if progress is not None:
         progress.tick(arch, seconds, compiled=inst.fresh, note=f"lga_{bn_modes[-1]}={row[f'lga_{bn_modes[-1]}']}")
-  by_arch = table.by_key()
-  return [ArchScore.from_row(by_arch[a], columns) for a in archs]
+  return table.rows(archs)

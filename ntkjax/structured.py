@@ -3,7 +3,7 @@ the layers' output cotangents, never the whole Jacobian by autodiff.
 
 In the spirit of neural-tangents' structured derivatives (Novak et al.,
 ICML 2022): a layer's parameters act on the layer's input in a known way
-(``layers.Tap``), so the Jacobian of an output row with respect to them is a
+(``taps.Tap``), so the Jacobian of an output row with respect to them is a
 contraction of that input with the row's cotangent at the layer's output:
 
 * conv ``y = conv(x, W) + b``: ∂row/∂W = Σ_pixels patches(x)ᵀ δ (im2col
@@ -12,7 +12,7 @@ contraction of that input with the row's cotangent at the layer's output:
 * affine BatchNorm ``y = x̂ s + b``: Σ_pixels x̂ δ and Σ_pixels δ.
 
 One batched forward records every tapped layer's input and adds a zero
-perturbation to its output (``layers.TAPS``, ``layers.PERTURBATIONS``). The
+perturbation to its output (``taps.TAPS``, ``taps.PERTURBATIONS``). The
 VJP with respect to the perturbations then gives every layer's output
 cotangent δ:
 
@@ -23,7 +23,7 @@ cotangent δ:
   slower; one batched GEMM on other platforms);
 * samples coupled (train BN, or the paper code's cell BN): each output row
   needs its own batched backward (vmapped over rows, ``chunk_size`` rows at a
-  time, chunks unrolled: XLA:CPU runs convolutions in loop bodies slowly);
+  time, chunks unrolled: mapping them costs steady time, docs/design.md);
   the row's Jacobian sums the contraction over the batch, one GEMM per layer
   against the layer's im2col built once for all rows.
 
@@ -37,15 +37,15 @@ network.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
-from ntkjax import layers
+from ntkjax.taps import PERTURBATIONS, TAPS, Tap
 
-__all__ = ["structured_jacobian", "covered_params", "supports", "default_chunk"]
+__all__ = ["structured_jacobian", "Coverage", "coverage", "covered_params", "default_chunk"]
 
 _MUTABLE_STATS = "batch_stats"
 _MIN_CHUNK = 8
@@ -56,7 +56,7 @@ _MAX_CHUNKS = 8
 MAPPED_CONV_PLATFORMS = ("cpu",)
 
 
-def _patches(rec: layers.Tap, x: jax.Array | None = None) -> jax.Array:
+def _patches(rec: Tap, x: jax.Array | None = None) -> jax.Array:
   """im2col of a conv tap's input (or of ``x``, images shaped like it):
   [n, Ho, Wo, kh*kw, C_in]."""
   x = rec.inputs if x is None else x
@@ -71,12 +71,12 @@ def _patches(rec: layers.Tap, x: jax.Array | None = None) -> jax.Array:
   return jnp.stack(cols, axis=3)
 
 
-def _per_sample_conv_grads(rec: layers.Tap, delta: jax.Array) -> jax.Array:
+def _per_sample_conv_grads(rec: Tap, delta: jax.Array) -> jax.Array:
   """Per-sample weight gradients of a conv (groups == 1), one sample at a
   time under ``lax.map``: that sample's im2col [Ho*Wo, kh*kw*C_in] against
   its cotangents [Ho*Wo, k*C_out] in one 2-D GEMM, which XLA:CPU runs at
-  matmul speed; a convolution grouped over the samples was 1.6-2.8x and a
-  batched GEMM 3-7x slower per NB201 layer at N = 64 (BENCHMARKS.md).
+  matmul speed, where a convolution grouped over the samples and a batched
+  GEMM ran slower (BENCHMARKS.md, "Tried and rejected").
   Returns [n, k, kh*kw*C_in*C_out] from ``delta`` [k, n, Ho, Wo, C_out]."""
   k, c_out = delta.shape[0], delta.shape[-1]
 
@@ -90,7 +90,7 @@ def _per_sample_conv_grads(rec: layers.Tap, delta: jax.Array) -> jax.Array:
   return jax.lax.map(one, (rec.inputs, jnp.swapaxes(delta, 0, 1)))
 
 
-def _conv_im2col_grads(rec: layers.Tap, patches: jax.Array, delta: jax.Array, lead: str, res: str) -> jax.Array:
+def _conv_im2col_grads(rec: Tap, patches: jax.Array, delta: jax.Array, lead: str, res: str) -> jax.Array:
   """Conv weight Jacobians as one einsum of the im2col ``patches`` with the
   cotangents (per sample: a GEMM batched over samples)."""
   g = rec.groups
@@ -99,7 +99,7 @@ def _conv_im2col_grads(rec: layers.Tap, patches: jax.Array, delta: jax.Array, le
   return jnp.einsum(f"nhwtgc,{lead}hwgo->{res}tgco", p, dl)
 
 
-def _rows_operand(rec: layers.Tap) -> jax.Array:
+def _rows_operand(rec: Tap) -> jax.Array:
   """A coupled tap's input laid out for one GEMM over every row: conv
   [kh*kw*C_in, n*Ho*Wo] (groups == 1) or the grouped patches, dense
   [n, D_in], affine [n, H, W, C]. Built once per tap, shared by all rows."""
@@ -111,7 +111,7 @@ def _rows_operand(rec: layers.Tap) -> jax.Array:
   return rec.inputs
 
 
-def _jacobians(rec: layers.Tap, operand: jax.Array, delta: jax.Array, *, per_sample: bool, want_weight: bool,
+def _jacobians(rec: Tap, operand: jax.Array, delta: jax.Array, *, per_sample: bool, want_weight: bool,
                want_bias: bool) -> list[jax.Array]:
   """The layer's Jacobian blocks for every row: [rows..., P] arrays.
 
@@ -153,7 +153,7 @@ def _jacobians(rec: layers.Tap, operand: jax.Array, delta: jax.Array, *, per_sam
   return [a.reshape(a.shape[:2] + (-1,)) if per_sample else a.reshape(a.shape[0], -1) for a in out]
 
 
-def _if_active(rec: layers.Tap, fn: Callable[[], list]) -> list:
+def _if_active(rec: Tap, fn: Callable[[], list]) -> list:
   """``fn()`` for a selected layer; for an unselected op of an arch-as-data
   network (``rec.active`` False) zeros, without running ``fn`` (a batched
   ``active``, e.g. archs under vmap, runs both)."""
@@ -163,7 +163,7 @@ def _if_active(rec: layers.Tap, fn: Callable[[], list]) -> list:
   return jax.lax.cond(rec.active, fn, zeros)
 
 
-def _flat_taps(taps) -> dict[tuple, layers.Tap]:
+def _flat_taps(taps) -> dict[tuple, Tap]:
   out = {}
   for key, recs in traverse_util.flatten_dict(taps).items():
     if len(recs) != 1:
@@ -173,7 +173,7 @@ def _flat_taps(taps) -> dict[tuple, layers.Tap]:
   return out
 
 
-def covered_params(taps: dict[tuple, layers.Tap]) -> dict[tuple, tuple[tuple, str]]:
+def covered_params(taps: dict[tuple, Tap]) -> dict[tuple, tuple[tuple, str]]:
   """Param path -> (tap key, 'weight' | 'bias') for every tapped parameter."""
   out = {}
   for key, rec in taps.items():
@@ -200,25 +200,36 @@ def _used(module, variables, x, args, train, stats, paths) -> list[tuple]:
 
 def _shapes(module, base, x, args, train, stats):
   return jax.eval_shape(lambda: module.apply(base, x, *args, train=train,
-                                             mutable=[layers.TAPS, layers.PERTURBATIONS] + stats))[1]
+                                             mutable=[TAPS, PERTURBATIONS] + stats))[1]
 
 
 def _base(variables):
-  return {c: v for c, v in variables.items() if c not in (layers.TAPS, layers.PERTURBATIONS)}
+  return {c: v for c, v in variables.items() if c not in (TAPS, PERTURBATIONS)}
 
 
 def _stats(train, base):
   return [_MUTABLE_STATS] if train and _MUTABLE_STATS in base else []
 
 
-def _coverage(module, base, x, args, train, stats, chosen) -> tuple[dict, dict, dict]:
-  """(perturbation shapes, taps, covered params); raises ValueError naming
-  the first chosen parameter no tap covers."""
+class Coverage(NamedTuple):
+  """Which tap covers which parameter, traced once per kernel (shapes only)."""
+  perturbation_shapes: dict
+  taps: dict           # tap key -> Tap (shapes)
+  covered: dict        # param path -> (tap key, 'weight' | 'bias')
+
+
+def coverage(module, variables: dict, x: jax.Array, args: Sequence, *, train: bool,
+             chosen: dict[tuple, jax.Array]) -> Coverage:
+  """The taps of ``module`` and the parameters they cover, evaluated at
+  trace time (shapes only); raises ValueError naming the first parameter of
+  ``chosen`` that no tap covers and the forward pass reads."""
+  base = _base(variables)
+  stats = _stats(train, base)
   shapes = _shapes(module, base, x, args, train, stats)
-  if layers.PERTURBATIONS not in shapes:
-    raise ValueError(f"{type(module).__name__} has no tapped layers (ntkjax.layers); the structured NTK "
+  if PERTURBATIONS not in shapes:
+    raise ValueError(f"{type(module).__name__} has no tapped layers (ntkjax.taps); the structured NTK "
                      "cannot see its parameters")
-  taps = _flat_taps(shapes[layers.TAPS])
+  taps = _flat_taps(shapes[TAPS])
   covered = covered_params(taps)
   missing = [k for k in chosen if tuple(k) not in covered]
   if missing:  # a parameter the forward never reads (an op a static arch leaves out) has a zero Jacobian
@@ -226,47 +237,39 @@ def _coverage(module, base, x, args, train, stats, chosen) -> tuple[dict, dict, 
   if missing:
     raise ValueError(f"the structured NTK sees no tap for {len(missing)} parameter(s), e.g. {'/'.join(missing[0])}; "
                      "use implementation='jacobian_contraction' (or 'auto')")
-  return shapes[layers.PERTURBATIONS], taps, covered
-
-
-def supports(module, variables: dict, x: jax.Array, args: Sequence, *, train: bool,
-             chosen: dict[tuple, jax.Array]) -> bool:
-  """Whether every parameter in ``chosen`` is covered by a tap (at trace
-  time: only shapes are evaluated)."""
-  base = _base(variables)
-  try:
-    _coverage(module, base, x, args, train, _stats(train, base), chosen)
-  except ValueError:
-    return False
-  return True
+  return Coverage(shapes[PERTURBATIONS], taps, covered)
 
 
 def default_chunk(rows: int) -> int:
   """Coupled rows per batched backward when ``chunk_size`` is None: at most
-  ``_MAX_CHUNKS`` unrolled chunks of at least ``_MIN_CHUNK`` rows. On a
-  2-core CPU (N = 64, NB201) chunks of 4 and 8 ran alike and all 64 at once
-  ran out of cache; more chunks only cost compile time (BENCHMARKS.md)."""
+  ``_MAX_CHUNKS`` unrolled chunks of at least ``_MIN_CHUNK`` rows: smaller
+  chunks only cost compile time, larger ones ran slower (BENCHMARKS.md,
+  "Tried and rejected")."""
   return min(rows, max(_MIN_CHUNK, -(-rows // _MAX_CHUNKS)))
 
 
 def structured_jacobian(module, variables: dict, x: jax.Array, args: Sequence, *, train: bool,
                         chosen: dict[tuple, jax.Array], reduce: Callable[[jax.Array], jax.Array], independent: bool,
-                        chunk_size: int | None, first=0, count: int | None = None) -> list[jax.Array]:
+                        chunk_size: int | None, first=0, count: int | None = None,
+                        cover: Coverage | None = None) -> list[jax.Array]:
   """J of ``module`` (a Flax module built of tapping layers) over the
   parameters ``chosen`` (flat by path), as one [n, k, P_l] block per tapped
   weight or bias, for ``ntk.empirical_ntk_fn`` and
   ``ntk.jacobian_blocks_fn``. Coupled samples: only the rows of samples
-  ``first..first+count-1`` (default all), each a VJP of the whole batch."""
+  ``first..first+count-1`` (default all), each a VJP of the whole batch.
+  ``cover``: ``coverage(...)`` of the same call, where the caller has it."""
   base = _base(variables)
   stats = _stats(train, base)
-  perturbation_shapes, _, covered = _coverage(module, base, x, args, train, stats, chosen)
+  if cover is None:
+    cover = coverage(module, variables, x, args, train=train, chosen=chosen)
+  perturbation_shapes, covered = cover.perturbation_shapes, cover.covered
   zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), perturbation_shapes)
   wanted = {covered[tuple(k)] for k in chosen if tuple(k) in covered}
 
   def forward(perturbations):
-    out, state = module.apply({**base, layers.PERTURBATIONS: perturbations}, x, *args, train=train,
-                              mutable=[layers.TAPS] + stats)
-    return reduce(out), state[layers.TAPS]
+    out, state = module.apply({**base, PERTURBATIONS: perturbations}, x, *args, train=train,
+                              mutable=[TAPS] + stats)
+    return reduce(out), state[TAPS]
 
   logits, vjp_fn, taps = jax.vjp(forward, zeros, has_aux=True)
   taps = _flat_taps(taps)
@@ -299,7 +302,7 @@ def structured_jacobian(module, variables: dict, x: jax.Array, args: Sequence, *
   rows = (n if count is None else count) * k
   step = default_chunk(rows) if chunk_size is None else min(chunk_size, rows)
   parts = []
-  for lo in range(0, rows, step):  # unrolled: XLA:CPU runs convolutions in loops slowly
+  for lo in range(0, rows, step):  # unrolled: lax.map over chunks cost steady time (docs/design.md)
     idx = first * k + jnp.arange(lo, min(lo + step, rows))
     parts.append(blocks(jax.nn.one_hot(idx, n * k, dtype=logits.dtype).reshape(-1, n, k)))
   return [jnp.concatenate(p, axis=0).reshape(-1, k, p[0].shape[-1]) for p in zip(*parts)]

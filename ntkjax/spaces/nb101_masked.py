@@ -21,7 +21,7 @@ the NTK equals the per-graph network's when ``embed`` copies its variables in
 vertex's kernel at the scale of its real fan-in (``initializers.
 kernel_init_with_fans``), so a fresh init has the per-graph network's
 distribution. The price is compute: all three ops at full width on every
-vertex (BENCHMARKS.md, "Compile versus run").
+vertex (BENCHMARKS.md, "Compile against run").
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from ntkjax import initializers, layers
+from ntkjax import initializers, layers, taps
 from ntkjax.spaces import nb101
 
 __all__ = ["Arch", "encode", "MaskedNetwork", "embed"]
@@ -98,7 +98,7 @@ class _Conv(nn.Module):
       return draw(key, shape, dtype) * active.astype(dtype)
     kernel = self.param("kernel", init, (k, k, self.c_in, self.c_out))
     y = layers.conv2d(x, kernel, None, 1, k // 2)
-    return layers.tap(self, "out", y, layers.conv_tap(x, kernel.shape, 1, k // 2, 1, 1, ("kernel",), None))
+    return taps.tap(self, "out", y, taps.conv_tap(x, kernel.shape, 1, k // 2, 1, 1, ("kernel",), None))
 
 
 class _ConvBNReLU(nn.Module):

@@ -10,8 +10,8 @@ array as an input, so one XLA compilation serves all 15,625 architectures.
 Each edge evaluates its candidate ops and sums them weighted by one-hot(op)
 (``select='mask'``, the default; vmaps over archs) or runs only the selected
 op with ``lax.switch`` (``select='switch'``: for one arch at a time, e.g. the
-batch-coupled structured NTK, whose N backward passes then cost ~1.35x
-the static network's rather than 3-7x; BENCHMARKS.md). Either way
+batch-coupled structured NTK, whose N backward passes then run only the
+selected ops; BENCHMARKS.md, "NTK kernel speed, CPU"). Either way
 unselected ops receive exactly zero gradient,
 so the network computes the same function and the same NTK as a network
 built for that architecture alone (tests/spaces/test_nb201.py,
@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ntkjax import layers
+from ntkjax import layers, taps
 
 __all__ = [
     "OPS", "NUM_EDGES", "EDGES", "VARIANTS", "decode", "encode", "validate",
@@ -183,7 +183,7 @@ def has_unreachable_ops(ops) -> bool:
   for e, (src, dst) in reversed(list(enumerate(EDGES))):
     if live[e] and dst in to_output:
       to_output.add(src)
-  return any(l and not (src in from_input and dst in to_output) for l, (src, dst) in zip(live, EDGES))
+  return any(on and not (src in from_input and dst in to_output) for on, (src, dst) in zip(live, EDGES))
 
 
 def _op_params(op: int, c: int, variant: str) -> int:
@@ -253,38 +253,25 @@ class Edge(nn.Module):
     keep3 = (arr3[1].mean, arr3[1].var)
     static = isinstance(op, (int, np.integer))
     switched = not static and self.select == "switch"
-    # Inside lax.switch no variable can be touched, so a switched edge reads
-    # its perturbations before the switch, its branches return their taps'
-    # inputs and the taps are sown after it. The two conv ops, never both
-    # selected, share one perturbation and one input per tapped layer (half
-    # the switch's tap outputs; at N=16 it timed the same as one each).
-    tapping = switched and not self.is_initializing() and self.is_mutable_collection(layers.TAPS)
-    layer_names = ("conv_out",) if self.variant == "paper_code" else ("conv_out", "bn_out")
-    taps = {(prefix, layer): f"{prefix}_{layer}" for prefix in ("conv_1x1", "conv_3x3") for layer in layer_names}
     chooses = lambda prefix: op == OPS.index(f"nor_{prefix}")
-    if tapping:
-      perturbations = {k: self.perturb(k, jnp.zeros_like(x), collection=layers.PERTURBATIONS) for k in layer_names}
-    records = {}
+    # Inside lax.switch no variable can be touched: the two conv ops, never
+    # both selected, share one perturbation and one input per tapped layer
+    # (half the switch's tap outputs; at N=16 it timed the same as one each).
+    layer_names = ("conv_out",) if self.variant == "paper_code" else ("conv_out", "bn_out")
+    switch_taps = taps.SwitchTaps(self, layer_names, x) if switched else None
 
     def tapper(prefix, inputs):
-      if switched and not tapping:
-        return None
-
-      def tap(name, out, rec):
-        key = f"{prefix}_{name}"
-        rec = rec.replace(weight=(prefix,) + rec.weight, bias=None if rec.bias is None else (prefix,) + rec.bias)
-        if not tapping:
-          return layers.tap(self, key, out, rec.replace(active=None if static else chooses(prefix)))
-        records[key] = rec.replace(inputs=None, perturbation=name)  # static fields; the inputs leave the branch
-        inputs[name] = rec.inputs
-        return out + perturbations[name]
-      return tap
+      if switched:
+        return switch_taps.tapper(prefix, inputs)
+      active = None if static else chooses(prefix)
+      return lambda name, out, rec: taps.tap(self, f"{prefix}_{name}",
+                                             out, taps.prefixed(rec, prefix).replace(active=active))
 
     def branch(fn):
       def run():
         inputs = {}
         y, new1, new3 = fn(inputs)
-        return y, new1, new3, {k: inputs.get(k, jnp.zeros_like(x)) for k in (layer_names if tapping else ())}
+        return y, new1, new3, switch_taps.outputs(inputs) if switched else {}
       return run
 
     def conv(arr, pad, keep, prefix, inputs):
@@ -310,8 +297,7 @@ class Edge(nn.Module):
       y, new1, new3, _ = branches[int(op)]()
     elif switched:
       y, new1, new3, inputs = lax.switch(op, branches)
-      for (prefix, layer), key in taps.items() if tapping else ():
-        self.sow(layers.TAPS, key, records[key].replace(inputs=inputs[layer], active=chooses(prefix)))
+      switch_taps.sow(inputs, chooses)
     else:
       y, new1, new3 = self._masked(x, op, branches)
     if train:
@@ -329,7 +315,7 @@ class Edge(nn.Module):
     op is a 1x1 conv with kernel onehot_skip · I (exact at HIGHEST
     precision): as a plain product, skip paths chain elementwise through all
     cells and XLA:CPU fuses a stage's whole backward into giant fusions that
-    recompute shared terms (~10x slower gradients; BUILD.md).
+    recompute shared terms (much slower gradients; docs/design.md).
     """
     outs = [b()[:3] for b in branches]
     w = jax.nn.one_hot(op, len(OPS), dtype=x.dtype)
