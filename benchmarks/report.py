@@ -1,7 +1,6 @@
 """What every benchmark records: the machine and versions, and the result
 as JSON on stdout and optionally in a file (``benchmarks/results/``)."""
 
-import datetime
 import json
 import os
 import pathlib
@@ -9,12 +8,14 @@ import platform
 import statistics
 import time
 
-import jax
+from ntkjax import provenance
 
 
 def environment() -> dict:
-  return {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-          "cpus": os.cpu_count(), "device": str(jax.devices()[0]), "jax": jax.__version__}
+  """``provenance.environment()`` (date, commit, library versions, device)
+  plus the host's processor and core count."""
+  return {**provenance.environment(), "machine": platform.processor() or platform.machine(),
+          "cpus": os.cpu_count()}
 
 
 def median_seconds(fn, repeats: int) -> float:

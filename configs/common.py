@@ -10,12 +10,11 @@ experiment:
 * dataset: ``cifar10`` (the studies' default), ``cifar100``, ``imagenet16``,
   or ``digits`` (scikit-learn's bundled digits at 16x16: no download; the
   score job's default).
-* space: ``nb201`` (default), ``nb101`` (the 1,000 benchmark specs in
-  ``../shared``, 108-epoch validation accuracy), ``nds_darts`` (the 725
-  NAS-Bench-301 DARTS cells, surrogate accuracy, width 32, depth 8) or
-  ``nds_enas`` / ``nds_nasnet`` / ``nds_amoeba`` / ``nds_pnas`` (set
-  ``ground_truth.path`` to an NDS JSON file for τ). ``deciles`` and
-  ``init_schemes`` are NB201 studies.
+* space: a name in ``ntkjax.spaces.registry`` (``nb201`` default; ``nb101``,
+  ``nds_darts``, ``nds_enas``, ``nds_nasnet``, ``nds_amoeba``,
+  ``nds_pnas``): the registry gives each one's default ground truth and
+  reduced networks. ``deciles``, ``init_schemes`` and ``sweep`` are NB201
+  studies.
 * ``paper_code``: the paper code's network variant, ``weight``-only
   parameter filter and degenerate-value conventions; without it ntkjax's
   defaults.
@@ -25,50 +24,28 @@ space, data, ntk, metrics, ground_truth); ``training(variant)`` adds the
 paper's SGD and the epochs at which metrics are taken. Optional values are
 ``config_dict.placeholder``s (None until set), never 0 sentinels.
 
-Data paths default to the layout of ``../shared/data`` next to the checkout
-(CIFAR-10 JPEG zips and the v1x NB201 tables); point ``data.root`` and
-``ground_truth.path`` elsewhere for your own copies.
+Configs name data, never paths: ``data.root`` (None) and
+``ground_truth.table`` are found in the data home (``ntkjax.data_home``:
+``$NTKJAX_DATA``, ``~/.cache/ntkjax``, ``../shared/data``; ``ntkjax-data``
+lists what is there). Set ``data.root`` or ``ground_truth.path`` to read
+other files.
 """
 
-import pathlib
 from typing import NamedTuple
 
 import ml_collections
 from ml_collections import config_dict
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+from ntkjax import spaces
 
 SIZES = ("small", "cpu", "full")
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet16")
-SPACES = ("nb201", "nb101", "nds_darts", "nds_enas", "nds_nasnet", "nds_amoeba", "nds_pnas")
+SPACES = spaces.NAMES
 FLAGS = ("paper_code",)
 
-_TRUTH = {  # dataset -> NB201 ground-truth table (v1x release, as the paper) and its columns
-    "cifar10": dict(path=SHARED / "nasbench201/v1x/nb201_v1x_naswot_cifar10_params_jacov.csv",
-                    dataset="cifar10-valid", arch_column="cellstr",
-                    accuracy_column="valid_test_top1", index_column="arch"),
-    "cifar100": dict(path=SHARED / "nasbench201/v1x/nasgraph/nasbench201_cifar100.csv",
-                     dataset="cifar100", arch_column="arch str", accuracy_column="test accuracy",
-                     index_column="file id"),
-    "imagenet16": dict(path=SHARED / "nasbench201/v1x/nasgraph/nasbench201_ImageNet16-120.csv",
-                       dataset="ImageNet16-120", arch_column="arch str",
-                       accuracy_column="test accuracy", index_column="file id"),
-}
-_TRUTH["digits"] = _TRUTH["cifar10"]  # smoke runs on digits keep CIFAR-10's table
-_DATA = {"digits": ("digits16", None, 256),
-         "cifar10": ("cifar10", SHARED / "cifar10", 256),
-         "cifar100": ("cifar100", None, 256),
-         "imagenet16": ("ImageNet16-120", None, 512)}
-# Space -> ground truth available in ../shared (a stand-in for NDS-DARTS: NB301's surrogate).
-SPACE_TRUTH = {
-    "nb101": dict(path=SHARED / "nasbench101" / "nb101_nasbench_vis_1k.json", format="nb101_json",
-                  dataset="cifar10", split="valid", epochs=108),
-    "nds_darts": dict(path=SHARED / "nasbench301_darts_space" / "naslib_zc_nasbench301_725.json",
-                      format="nb301_naslib", dataset="cifar10", split="valid", epochs=100),
-}
-# Reduced networks for CPU runs, per space; results at this scale are labelled as such.
-PROXY = {"cpu": dict(C=8, N=1, stem_channels=16, modules_per_stack=1, width=8, depth=5),
-         "small": dict(C=4, N=1, stem_channels=8, modules_per_stack=1, width=8, depth=5)}
+# dataset variant -> (data.load name, NTK minibatch: 256 images, 512 for ImageNet16-120 as the paper)
+_DATA = {"digits": ("digits16", 256), "cifar10": ("cifar10", 256), "cifar100": ("cifar100", 256),
+         "imagenet16": ("ImageNet16-120", 512)}
 
 
 class Variant(NamedTuple):
@@ -127,10 +104,10 @@ def at_init(v: Variant) -> ml_collections.ConfigDict:
   c.space.init_per_arch = False      # the paper code reseeds: one init for all archs
   c.space.clear_caches = True        # per-graph spaces: drop each arch's executables (bounded host memory)
 
-  name, root, batch = _DATA[v.dataset]
+  name, batch = _DATA[v.dataset]
   c.data = ml_collections.ConfigDict()
   c.data.name = name
-  c.data.root = config_dict.placeholder(str) if root is None else str(root)
+  c.data.root = config_dict.placeholder(str)  # None: the data home's folder for data.name
   c.data.split = "test"
   c.data.batch_size = batch
   # The paper takes the first test batch of the pickled (class-shuffled) files;
@@ -147,6 +124,9 @@ def at_init(v: Variant) -> ml_collections.ConfigDict:
   c.metrics.compat = "paper_code" if v.paper_code else "ntkjax"
 
   c.ground_truth = ml_collections.ConfigDict()
+  # The data home's benchmark table (ntkjax.data_home.TABLES) at dataset/split/epochs;
+  # None: no ground truth. ``path`` reads a file instead, with format and the columns below.
+  c.ground_truth.table = config_dict.placeholder(str)
   c.ground_truth.path = config_dict.placeholder(str)
   c.ground_truth.format = "nb201"    # nb201 | nb101_json | nb101_tfrecord | nds_json | nb301_naslib
   c.ground_truth.dataset = "cifar10-valid"
@@ -155,22 +135,17 @@ def at_init(v: Variant) -> ml_collections.ConfigDict:
   c.ground_truth.arch_column = "arch"
   c.ground_truth.accuracy_column = "accuracy"
   c.ground_truth.index_column = config_dict.placeholder(str)
-  c.ground_truth.release = "v1x"
+  c.ground_truth.release = "v1x"     # NB201: the release a table prefers (the paper's), or that a file is
   c.ground_truth.nds_space = config_dict.placeholder(str)  # for nds_json
-  if v.space == "nb201":
-    c.ground_truth.update({k: str(p) for k, p in _TRUTH[v.dataset].items()})
-  elif v.space in SPACE_TRUTH:
-    c.ground_truth.update({k: str(p) if k == "path" else p for k, p in SPACE_TRUTH[v.space].items()})
-  else:
-    c.ground_truth.update(format="nds_json", nds_space=v.space[4:])
+  c.ground_truth.update(spaces.get(v.space).truth(name))
   return c
 
 
 def reduce_network(c: ml_collections.ConfigDict, size: str) -> ml_collections.ConfigDict:
-  """The ``PROXY`` network of ``size`` (none for ``full``): NB201 C and N,
-  NB101 stem channels and modules per stack, NDS width and depth (NDS
-  benchmark cells are then built at that size)."""
-  c.space.update(PROXY.get(size, {}))
+  """The space's reduced network for ``size`` (``spaces.registry``; none for
+  ``full``): NB201 C and N, NB101 stem channels and modules per stack, NDS
+  width and depth (NDS benchmark cells are then built at that size)."""
+  c.space.update(spaces.get(c.space.name).reduced.get(size, {}))
   return c
 
 

@@ -11,7 +11,8 @@ Variants as in ``configs/common.py`` (NB201 only):
   images, eval BN only: about 10 minutes on a 2-core CPU.
 * ``full``: 100 archs per decile x 20 draws, 256 images, both BN modes.
   Each distinct arch is scored once; 20 x 1,000 draws cover about 11,000
-  distinct archs: a few hours on an H100.
+  distinct archs: GPU scale, not yet run (about 1 s per coupled kernel at
+  N = 256 on an H200, BENCHMARKS.md).
 * ``small``: 4 per decile x 3 draws, 16 images, eval BN: about 3 minutes.
 """
 

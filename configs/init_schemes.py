@@ -10,8 +10,8 @@ Variants as in ``configs/common.py`` (NB201 only):
 
 * (default) ``cpu``: 100 archs, 16 images, eval BN only: about 5 minutes on
   a 2-core CPU.
-* ``full``: 1,000 archs, 256 images, both BN modes, 5 schemes: about 5x the
-  rank-correlation run on an H100 (~2 h).
+* ``full``: 1,000 archs, 256 images, both BN modes, 5 schemes: 5 times the
+  ``rank_correlation`` ``full`` run; GPU scale, not yet run.
 * ``small``: 20 archs, 16 images, eval BN only: about 2 minutes.
 """
 

@@ -17,10 +17,10 @@ Variants (``configs/common.py``):
 * ``full``: 1,000 archs, full NB201, all 50k CIFAR-10 training images,
   batch 1024, t in (1, 3, 5, 10). GPU scale: 10 epochs per arch.
 * ``small``: 20 archs, C=4, N=1, 256 training images, t in (1, 3): minutes.
-* ``nb101`` / ``nds_darts`` / ``nds_<space>``: the same study over NB101's
-  1,000 benchmark specs, NB301's 725 DARTS cells, or an NDS JSON file
-  (``ground_truth.path``); ``cpu``/``small`` train the reduced networks of
-  ``common.PROXY``. ``cpu,nb101`` with ``--config.epochs='(1,)'`` gives
+* ``nb101`` / ``nds_darts`` / ``nds_<space>``: the same study over the data
+  home's NB101 specs, NB301's 725 DARTS cells, or the NDS data;
+  ``cpu``/``small`` train the space's reduced network
+  (``spaces.registry``). ``cpu,nb101`` with ``--config.epochs='(1,)'`` gives
   Table 1's at-init columns and LGA_1 (docs/results.md), about 1 min per
   spec on a 2-core CPU.
 """

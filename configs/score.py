@@ -8,31 +8,29 @@ Variants via ``--config configs/score.py:ARG`` (comma-separated, the
 vocabulary of ``configs/common.py``):
 
 * (none) = ``cpu``: 20 archs of a reduced NB201 (C=8, N=1) on 32 digits
-  images at 16x16, both BN modes: about 2 minutes on a 2-core CPU (~1 min
-  compile).
+  images at 16x16, both BN modes: about 1 minute on a 2-core CPU, most of it
+  compilation (51 s wall on 2026-12-05).
 * ``small``: 5 archs, 16 images: under a minute; used by the tests.
-* ``full``: the real NB201 network (C=16, N=5), 100 archs, 64 images: about
-  20 s per architecture on a 2-core CPU (train-BN dominates); a few seconds
-  in total on an H100.
-* ``cifar10`` (``cifar100``, ``imagenet16``): those images instead of digits
-  (CIFAR-10 from ``../shared``; set ``--config.data.root`` for the others),
-  with the NB201 v1x table as ground truth, so the summary gives Kendall τ.
+* ``full``: the real NB201 network (C=16, N=5), 100 archs, 64 images: tens
+  of seconds per architecture on a 2-core CPU (the coupled train-BN kernel
+  dominates; BENCHMARKS.md).
+* ``cifar10`` (``cifar100``, ``imagenet16``): those images instead of digits,
+  from the data home (``ntkjax-data``), with the NB201 v1x table as ground
+  truth, so the summary gives Kendall τ.
 * ``paper_code``: the paper code's network variant, parameter filter and
   degenerate values.
-* ``nb101``: NB101 specs drawn from the 1,000 benchmark specs in
-  ``../shared`` (108-epoch validation accuracy), the official network (128
-  stem channels, 3x3 modules); ``small`` shrinks it to 16 channels and one
-  module per stack. Each spec compiles (~10 s CPU) unless
-  ``--config.space.masked=True`` (one masked network for all specs: one
-  compilation, a slower NTK; with ``small`` 0.65 s per spec after the first
-  against 10.7 s; BENCHMARKS.md).
-* ``nds_darts``: DARTS cells from the 725 NAS-Bench-301 cells in
-  ``../shared`` (surrogate accuracy; width 32, depth 8; ``small`` builds
-  them at width 8, depth 5).
+* ``nb101``: specs of the data home's NB101 table (108-epoch validation
+  accuracy), the official network (128 stem channels, 3x3 modules);
+  ``small`` shrinks it to 16 channels and one module per stack. Each spec
+  compiles unless ``--config.space.masked=True`` (one masked network for
+  all specs: one compilation, a slower NTK; BENCHMARKS.md, "Compile against
+  run").
+* ``nds_darts``: DARTS cells from the 725 NAS-Bench-301 cells (surrogate
+  accuracy; width 32, depth 8; ``small`` builds them at width 8, depth 5).
 * ``nds_enas``, ``nds_nasnet``, ``nds_amoeba``, ``nds_pnas``: cells sampled
   from the whole space at ``space.width``/``space.depth`` (16/8; ``small``:
-  8/5). No NDS ground truth exists here; point ``ground_truth.path`` at an
-  NDS JSON file to get τ.
+  8/5), without ground truth; ``--config.ground_truth.table=nds_enas`` (...)
+  scores against the NDS data in the data home.
 
 Override any field on the command line, e.g. ``--config.space.num_archs=50``.
 """
@@ -47,9 +45,10 @@ def get_config(arg=None):
   c.space.C, c.space.N = 8, 1
   c.data.batch_size = 32
   if v.dataset == "digits" and v.space == "nb201":  # the embedded default: no ground truth
-    c.ground_truth.path = None
-  if v.space.startswith("nds_") and v.space not in common.SPACE_TRUTH:
-    c.space.width, c.space.depth = 16, 8  # sampled from the whole space at this size
+    c.ground_truth.table = None
+  if v.space.startswith("nds_") and v.space != "nds_darts":  # no NDS data by default: the whole space
+    c.ground_truth.table = None
+    c.space.width, c.space.depth = 16, 8
   if v.size == "small":
     c.space.num_archs = 5
     c.data.batch_size = 16

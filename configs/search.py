@@ -22,11 +22,10 @@ Variants (``configs/common.py``):
   3,600 device-seconds, scorers LGA_3, LGA_5, at-init LGA, NCN, F-Norm,
   params and the oracle, 5 seeds, full NB201 and all 50k training images:
   GPU scale (the paper: 3.6K GPU-s per RS + LGA_3 search).
-* ``nb101`` / ``nds_darts`` (or another ``nds_<space>`` with an NDS JSON as
-  ``ground_truth.path``): the search runs over the ground truth's specs or
-  cells (NB101's 1,000 with 108-epoch validation accuracy; NB301's 725 with
-  surrogate accuracy), mutating within them; ``cpu``/``small`` train the
-  reduced networks of ``common.PROXY``. Each arch compiles its own network,
+* ``nb101`` / ``nds_darts`` (or another ``nds_<space>``, against the NDS
+  data): the search runs over the ground truth's specs or cells (NB101's
+  with 108-epoch validation accuracy; NB301's 725 with surrogate accuracy),
+  mutating within them; ``cpu``/``small`` train the space's reduced network. Each arch compiles its own network,
   and that time is part of its charged cost.
 * ``small``: RS over 6 archs and REA for 8 evaluations, C=4, 256 images,
   LGA_1, params and the oracle, 2 seeds: minutes.
@@ -39,20 +38,14 @@ from configs import common
 
 # Table 2 reports 200-epoch test accuracy of nets trained on the full training
 # set; the NATS-tss seed means give its optima 94.37 / 73.51 / 47.31.
-NATS_TEST = common.SHARED / "nasbench201/nats_tss/nb201_nats_tss_test_acc_200ep_avg_all3.csv"
-_COLUMN = {"cifar10": ("cifar10", "CIFAR10TestAccuracy200Epochs"),
-           "cifar100": ("cifar100", "CIFAR100TestAccuracy200Epochs"),
-           "imagenet16": ("ImageNet16-120", "ImageNetTestAccuracy200Epochs")}
-_COLUMN["digits"] = _COLUMN["cifar10"]
+_DATASET = {"digits": "cifar10", "cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "ImageNet16-120"}
 
 
 def get_config(arg=None):
   v = common.parse(arg)
   c = common.training(v)
   if v.space == "nb201":
-    name, column = _COLUMN[v.dataset]
-    c.ground_truth.update(path=str(NATS_TEST), dataset=name, arch_column="ArchitectureString",
-                          accuracy_column=column, index_column=None, release="nats")
+    c.ground_truth.update(dataset=_DATASET[v.dataset], release="nats")
   c.methods = ("rs", "rea")
   c.scorers = ("lga_eval@3", "lga_eval@5", "lga_eval@0", "ncn_eval@0", "fnorm_train@0", "params", "oracle")
   c.num_seeds = 5

@@ -17,8 +17,8 @@ Variants (``configs/common.py`` vocabulary):
 * (default) ``cpu``: 256 archs evenly spaced, C=8, N=1, 32 digits images:
   275 s on the idle 2-core CPU, 1.2 archs/s steady, 2.2 GiB peak memory.
 * ``full``: all 15,625 archs of the full NB201 (C=16, N=5) on 256 CIFAR-10
-  images, 8 archs per device per call: GPU scale (BENCHMARKS.md estimates
-  9-44 hours on one H100 from XLA's flop count; not yet measured on a GPU).
+  images, 8 archs per device per call: GPU scale, not yet run (an estimate
+  from XLA's flop count is in BENCHMARKS.md, "Sweep throughput").
 * ``paper_code``: the paper code's network, parameter filter and
   degenerate values.
 
@@ -35,7 +35,8 @@ def get_config(arg=None):
   full = "full" in (arg or "").split(",")
   v = common.parse(arg, spaces=("nb201",), dataset="cifar10" if full else "digits")
   c = common.at_init(v)
-  c.ground_truth.path = None if v.dataset == "digits" else c.ground_truth.path
+  if v.dataset == "digits":
+    c.ground_truth.table = None
   c.sweep = config_dict.ConfigDict()
   c.sweep.archs = "all"
   c.sweep.num_archs = config_dict.placeholder(int)

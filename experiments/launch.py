@@ -23,7 +23,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import configs
-from ntkjax import results
+from ntkjax import ground_truth, provenance, results
 from ntkjax.studies import setup
 
 flags.disclaim_key_flags()  # flags defined here are the calling experiment's: --help lists them
@@ -79,13 +79,29 @@ def _snapshot(workdir: pathlib.Path) -> dict[pathlib.Path, float]:
 def write_outputs(result: setup.StudyResult, workdir: pathlib.Path) -> list[pathlib.Path]:
   """Writes the result's summary, tables and figures into ``workdir``."""
   summary = workdir / "summary.txt"
-  summary.write_text(result.summary() + "\n")
+  summary.write_text(f"{result.summary()}\n\n{provenance.describe()}\n")
   paths = [summary]
   for name, (rows, fields) in result.tables().items():
     paths.append(results.write_csv(workdir / name, rows, fields))
   for name, draw in result.figures().items():
     paths.append(draw(workdir / name))
   return paths
+
+
+# What a user can fix (a path, a config value, a busy workdir): one line, exit 2.
+# Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, ground_truth.NotInGroundTruth, FileNotFoundError, results.WorkdirInUse)
+
+
+def execute(run: Callable, config, workdir: pathlib.Path):
+  """``run(config, workdir)``; a ``USER_ERRORS`` error ends the process
+  with one ``error:`` line on stderr and exit status 2."""
+  try:
+    return run(config, workdir)
+  except USER_ERRORS as e:
+    logging.debug("run failed", exc_info=True)
+    print(f"{pathlib.Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 def main(run: Callable, config_name: str) -> None:
@@ -103,12 +119,7 @@ def main(run: Callable, config_name: str) -> None:
     logging.info("config:\n%s", config)
     before = _snapshot(workdir)
     start = time.time()
-    try:
-      result = run(config, workdir)
-    except (ValueError, KeyError, FileNotFoundError, results.WorkdirInUse) as e:
-      logging.debug("run failed", exc_info=True)
-      print(f"{pathlib.Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
-      sys.exit(2)
+    result = execute(run, config, workdir)
     write_outputs(result, getattr(result, "output_dir", None) or workdir)
     print(result.summary())
     after = _snapshot(workdir)

@@ -20,7 +20,8 @@ Readers (``load(name, root, split)`` picks one from what ``root`` holds):
 
 Decoding 60k JPEGs takes about a minute, so decoded arrays are cached as
 ``.npz`` under ``cache_dir`` (default ``$NTKJAX_CACHE`` or
-``~/.cache/ntkjax``), keyed by the source files' paths, sizes and mtimes.
+``~/.cache/ntkjax/decoded``), keyed by the source files' paths, sizes and
+mtimes. Where a dataset's files are found by name is ``ntkjax.data_home``.
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ def read_image_folder(path, split: str, *, size: int | None = None):
 # ----------------------------------------------------------------------------- cache and registry
 
 def default_cache_dir() -> pathlib.Path:
-  return pathlib.Path(os.environ.get("NTKJAX_CACHE", pathlib.Path.home() / ".cache" / "ntkjax"))
+  return pathlib.Path(os.environ.get("NTKJAX_CACHE", pathlib.Path.home() / ".cache" / "ntkjax" / "decoded"))
 
 
 def _fingerprint(sources: Sequence[pathlib.Path]) -> str:

@@ -50,7 +50,8 @@ import numpy as np
 from ntkjax import pickles, tfrecord
 from ntkjax.spaces import nb101, nb201, nds
 
-__all__ = ["DATASETS", "FORMATS", "GroundTruth", "read", "load", "read_csv", "read_nats_simple", "deciles",
+__all__ = ["DATASETS", "FORMATS", "GroundTruth", "NotInGroundTruth", "read", "load", "read_csv", "read_nats_simple",
+           "deciles",
            "sample_per_decile", "read_nb101_tfrecord", "read_nb101_json", "read_nds_json", "read_nb301_naslib"]
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
@@ -66,6 +67,14 @@ _NATS_EVAL = {
     ("ImageNet16-120", "valid"): ("x-valid",),
     ("ImageNet16-120", "test"): ("x-test", "ori-test"),
 }
+
+
+class NotInGroundTruth(KeyError):
+  """An architecture that a ground truth does not hold (a user error: the
+  wrong table for the archs, or an arch string of another space)."""
+
+  def __str__(self) -> str:  # KeyError quotes its message
+    return str(self.args[0]) if self.args else ""
 
 
 class GroundTruth(NamedTuple):
@@ -91,7 +100,7 @@ class GroundTruth(NamedTuple):
     except KeyError:
       if self.space == "nb201":
         nb201.validate(arch)  # a malformed string gets the codec's error
-      raise KeyError(f"{arch} is not in the ground truth {self.source} "
+      raise NotInGroundTruth(f"{arch} is not in the ground truth {self.source} "
                      f"({self.dataset}/{self.split}, {len(self)} archs)") from None
 
   def lookup(self, archs: Iterable[str]) -> np.ndarray:
@@ -101,7 +110,7 @@ class GroundTruth(NamedTuple):
     for a, i in self.index.items():
       if i == index:
         return a
-    raise KeyError(f"no architecture with official index {index} in {self.source}")
+    raise NotInGroundTruth(f"no architecture with official index {index} in {self.source}")
 
 
 class _Collector:

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from ntkjax import stats
-from ntkjax.ground_truth import GroundTruth
+from ntkjax.ground_truth import GroundTruth, NotInGroundTruth
 from ntkjax.spaces import nb201
 
 __all__ = ["CorrelationRow", "TABLE_FIELDS", "SUBSETS", "ComparisonRow", "compare_runs", "correlations",
@@ -62,7 +62,7 @@ def correlations(archs: Sequence[str], scores: Mapping[str, np.ndarray], truth: 
   """
   missing = [a for a in archs if a not in truth]
   if missing:
-    raise KeyError(f"{len(missing)} scored archs are not in {truth.source}, e.g. {missing[0]}")
+    raise NotInGroundTruth(f"{len(missing)} scored archs are not in {truth.source}, e.g. {missing[0]}")
   acc = truth.lookup(archs)
   degenerate = np.asarray(degenerate, bool)
   nonfinite = np.zeros_like(degenerate) if nonfinite is None else np.asarray(nonfinite, bool)
@@ -106,7 +106,7 @@ def compare_runs(archs: Sequence[str], scores_a: Mapping[str, np.ndarray], score
   alike. NaN scores rank last, as in ``correlations``."""
   missing = [a for a in archs if a not in truth]
   if missing:
-    raise KeyError(f"{len(missing)} archs are not in {truth.source}, e.g. {missing[0]}")
+    raise NotInGroundTruth(f"{len(missing)} archs are not in {truth.source}, e.g. {missing[0]}")
   acc = truth.lookup(archs)
   out = []
   for name in [k for k in scores_a if k in scores_b]:

@@ -1,6 +1,7 @@
 """Results on disk: append-only CSV tables keyed by a column, typed Parquet
-copies of finished tables, the pinned config of a workdir, and a lock that
-keeps two runs out of one workdir.
+copies of finished tables, the pinned config of a workdir (with the commit
+and versions of every start), and a lock that keeps two runs out of one
+workdir.
 
 Each row is flushed and fsynced as soon as it is written, so an interrupted
 run loses at most the row in flight, and a rerun skips keys already present.
@@ -15,8 +16,8 @@ import os
 import pathlib
 from typing import Iterable, Mapping, Sequence
 
-__all__ = ["ResultsCSV", "write_csv", "write_parquet", "pin_config", "holds_results", "WorkdirLock", "WorkdirInUse",
-           "CONFIG_FILE", "LOCK_FILE"]
+__all__ = ["ResultsCSV", "write_csv", "write_parquet", "pin_config", "read_config", "holds_results", "WorkdirLock",
+           "WorkdirInUse", "CONFIG_FILE", "LOCK_FILE"]
 
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
@@ -126,8 +127,17 @@ def holds_results(workdir) -> bool:
   return False
 
 
-def pin_config(workdir, config: Mapping) -> pathlib.Path:
-  """Writes ``config`` (a JSON-able mapping) to ``workdir/config.json``.
+def read_config(workdir) -> tuple[dict, list[dict]]:
+  """The config pinned in ``workdir/config.json`` and the environment of
+  every start of the run (oldest first)."""
+  saved = json.loads((pathlib.Path(workdir) / CONFIG_FILE).read_text())
+  return saved["config"], saved.get("runs", [])
+
+
+def pin_config(workdir, config: Mapping, environment: Mapping | None = None) -> pathlib.Path:
+  """Writes ``config`` (a JSON-able mapping) to ``workdir/config.json``,
+  with ``environment`` (``provenance.environment()``: commit, versions,
+  device) appended to the file's list of runs, one per start.
 
   A workdir that holds results of a different config is refused (resuming
   needs the same one); one that holds none (a start that failed) takes the
@@ -136,14 +146,17 @@ def pin_config(workdir, config: Mapping) -> pathlib.Path:
   workdir.mkdir(parents=True, exist_ok=True)
   new = json.loads(json.dumps(config, sort_keys=True))
   saved = workdir / CONFIG_FILE
+  runs = []
   if saved.exists():
-    old = json.loads(saved.read_text())
+    old, runs = read_config(workdir)
     if old != new and holds_results(workdir):
       diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
       raise ValueError(f"{workdir} holds results of a different config (sections {diff} differ); "
                        "use a new --workdir")
+  if environment is not None:
+    runs = runs + [json.loads(json.dumps(dict(environment)))]
   tmp = saved.with_name(saved.name + ".tmp")
-  tmp.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
+  tmp.write_text(json.dumps({"config": new, "runs": runs}, indent=1, sort_keys=True) + "\n")
   os.replace(tmp, saved)
   return saved
 

@@ -23,15 +23,15 @@ import optax
 from absl import logging
 
 from ntkjax import data as data_lib
-from ntkjax import ground_truth, ranking, scoring, tracking, train
+from ntkjax import data_home, ground_truth, provenance, ranking, scoring, spaces, tracking, train
 from ntkjax.ground_truth import GroundTruth
 from ntkjax.progress import Progress
 from ntkjax.results import WorkdirLock, pin_config
 from ntkjax.spaces import api, nb201
 
-__all__ = ["StudyResult", "Job", "prepare", "truth_from_config", "space_from_config", "ntk_options",
-           "score_options", "training_data", "optimizer", "sample_archs", "require_truth", "progress",
-           "correlate", "official_params", "training", "metric_measure", "track"]
+__all__ = ["StudyResult", "Job", "prepare", "truth_from_config", "space_from_config", "data_root", "Input",
+           "inputs", "ntk_options", "score_options", "training_data", "optimizer", "sample_archs", "require_truth",
+           "progress", "correlate", "official_params", "training", "metric_measure", "track"]
 
 
 class StudyResult(Protocol):
@@ -64,38 +64,63 @@ class Job(NamedTuple):
 
 
 def truth_from_config(gt: ml_collections.ConfigDict) -> GroundTruth | None:
-  """The ground truth named by a config's ``ground_truth`` section, or None
-  without a path."""
-  if not gt.path:
+  """The ground truth of a config's ``ground_truth`` section: the file at
+  ``path`` (read with the section's format and columns), else the data
+  home's benchmark ``table`` (``ntkjax.data_home``), else None."""
+  if gt.path:
+    return ground_truth.read(gt.path, format=gt.format, dataset=gt.dataset, split=gt.split, epochs=gt.epochs,
+                             arch_column=gt.arch_column, accuracy_column=gt.accuracy_column,
+                             index_column=gt.index_column or None, release=gt.release,
+                             nds_space=gt.nds_space or None)
+  if not gt.table:
     return None
-  return ground_truth.read(gt.path, format=gt.format, dataset=gt.dataset, split=gt.split, epochs=gt.epochs,
-                           arch_column=gt.arch_column, accuracy_column=gt.accuracy_column,
-                           index_column=gt.index_column or None, release=gt.release,
-                           nds_space=gt.nds_space or None)
+  path, reader = data_home.truth(gt.table, dataset=gt.dataset, split=gt.split, epochs=gt.epochs,
+                                 release=gt.release)
+  return ground_truth.read(path, **reader)
 
 
 def space_from_config(sp: ml_collections.ConfigDict, num_classes: int, truth: GroundTruth | None) -> api.Space:
-  """The space named by ``config.space.name``: ``nb201``, ``nb101`` (over the
-  ground truth's specs) or ``nds_<darts|enas|nasnet|amoeba|pnas>`` (over the
-  ground truth's archs when there is one)."""
-  name = sp.name
-  if truth is not None and truth.space != name:
-    raise ValueError(f"space {name!r} cannot be scored against {truth.source}, a ground truth of {truth.space}")
-  index = dict(truth.index) if truth is not None else None
-  if name == "nb201":
-    return api.NB201Space(num_classes, C=sp.C, N=sp.N, variant=sp.variant, init_scheme=sp.init,
-                          official_index=index, select=sp.select)
-  if name == "nb101":
-    if truth is None:
-      raise ValueError("space 'nb101' samples from a benchmark's specs: set ground_truth.path and "
-                       "ground_truth.format to 'nb101_json' or 'nb101_tfrecord'")
-    return api.NB101Space(truth.universe, num_classes, stem_channels=sp.stem_channels, num_stacks=sp.num_stacks,
-                          modules_per_stack=sp.modules_per_stack, init_scheme=sp.init, masked=sp.masked)
-  if name.startswith("nds_"):
-    return api.NDSSpace(name[4:], num_classes, archs=truth.universe if truth is not None else None,
-                        width=sp.width, depth=sp.depth, init_scheme=sp.init, op_affine=sp.op_affine,
-                        record_index=index)
-  raise ValueError(f"unknown space {name!r}; use nb201, nb101 or nds_<darts|enas|nasnet|amoeba|pnas>")
+  """The space named by ``config.space.name`` (``spaces.registry``), over
+  the ground truth's archs where the space has a universe."""
+  options = sp.to_dict()
+  return spaces.build(options.pop("name"), num_classes, truth, **options)
+
+
+def data_root(data: ml_collections.ConfigDict) -> str | None:
+  """``data.root``, or the data home's folder for ``data.name``."""
+  if data.root or data.name not in data_home.IMAGES:
+    return data.root or None
+  return str(data_home.images(data.name))
+
+
+class Input(NamedTuple):
+  """A file a config needs: what it is, where it was found (None: missing)
+  and, when missing, the error a run would stop with."""
+  what: str
+  path: pathlib.Path | None
+  error: str = ""
+
+
+def inputs(config: ml_collections.ConfigDict) -> list[Input]:
+  """The images and the ground truth ``config`` reads, found or not,
+  without reading them (``ntkjax-data``)."""
+  out, needed = [], []
+  gt = config.ground_truth
+  if config.data.root or config.data.name in data_home.IMAGES:  # digits16 comes with scikit-learn
+    needed.append((f"{config.data.name} images", lambda: pathlib.Path(data_root(config.data))))
+  if gt.path:
+    needed.append((f"ground truth {gt.path}", lambda: pathlib.Path(gt.path)))
+  elif gt.table:
+    needed.append((f"{gt.table} table ({gt.dataset} {gt.split})", lambda: data_home.truth(
+        gt.table, dataset=gt.dataset, split=gt.split, epochs=gt.epochs, release=gt.release)[0]))
+  for what, find in needed:
+    try:
+      path = find()
+    except (FileNotFoundError, ValueError) as e:
+      out.append(Input(what, None, str(e)))
+      continue
+    out.append(Input(what, path) if path.exists() else Input(what, None, f"{path} does not exist"))
+  return out
 
 
 def _config_dict(config: ml_collections.ConfigDict) -> dict:
@@ -110,13 +135,13 @@ def prepare(config: ml_collections.ConfigDict, workdir) -> Iterator[Job]:
   workdir = pathlib.Path(workdir)
   key = jax.random.key(config.seed)
   k_init, k_data, k_arch = jax.random.split(key, 3)
-  dataset = data_lib.load(config.data.name, config.data.root or None, config.data.split)
+  dataset = data_lib.load(config.data.name, data_root(config.data), config.data.split)
   images, labels, idx = data_lib.select_minibatch(k_data, dataset, config.data.batch_size,
                                                   first=config.data.first_batch)
   truth = truth_from_config(config.ground_truth)
   space = space_from_config(config.space, dataset.num_classes, truth)
   with WorkdirLock(workdir):
-    pin_config(workdir, _config_dict(config))
+    pin_config(workdir, _config_dict(config), provenance.environment())
     np.savetxt(workdir / "minibatch.csv", np.stack([idx, labels], 1), fmt="%d", delimiter=",",
                header="index,label", comments="")
     yield Job(workdir, space, images, labels, dataset.name, dataset.num_classes, truth, k_init, k_arch)
@@ -125,7 +150,9 @@ def prepare(config: ml_collections.ConfigDict, workdir) -> Iterator[Job]:
 def require_truth(job: Job) -> GroundTruth:
   """The ground truth ``prepare`` read for ``job``; an error without one."""
   if job.truth is None:
-    raise ValueError("this study needs ground_truth.path (a CSV, a NATS-tss archive or a benchmark JSON)")
+    raise ValueError("this study needs a ground truth: set ground_truth.table (a data-home benchmark table: "
+                     f"{', '.join(data_home.TABLES)}) or ground_truth.path (a CSV, a NATS-tss archive or a "
+                     "benchmark JSON)")
   return job.truth
 
 
@@ -146,7 +173,7 @@ def score_options(config: ml_collections.ConfigDict, job: Job) -> dict:
 
 def training_data(config: ml_collections.ConfigDict, key: jax.Array) -> data_lib.Dataset:
   """The training split, or a seeded subset of ``config.train.num_images``."""
-  ds = data_lib.load(config.data.name, config.data.root or None, config.train.split)
+  ds = data_lib.load(config.data.name, data_root(config.data), config.train.split)
   n = config.train.num_images
   if n and n < len(ds.labels):
     idx = np.sort(np.asarray(jax.random.choice(key, len(ds.labels), (n,), replace=False)))
