@@ -1,7 +1,6 @@
 """Shared fixtures."""
 
 import csv
-import pathlib
 
 import numpy as np
 import pytest
@@ -58,10 +57,6 @@ def tiny(truth_csv):
       c.epochs = (1, 2)
     return c
   return shrink
-
-
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data absent")
 
 
 def pytest_configure(config):

@@ -35,15 +35,15 @@ def test_every_variant_of_the_vocabulary_parses(name):
 def test_score_variants_work_as_the_readme_says():
   from configs import score
   default = score.get_config()
-  assert default.data.name == "digits16" and default.ground_truth.path is None
+  assert default.data.name == "digits16" and default.ground_truth.table is None
   cpu = score.get_config("cpu")
   assert cpu.to_dict() == default.to_dict()  # cpu is the default size
   c10 = score.get_config("cifar10")
-  assert c10.data.name == "cifar10" and c10.data.root.endswith("cifar10")
-  assert c10.ground_truth.path.endswith("nb201_v1x_naswot_cifar10_params_jacov.csv")
+  assert c10.data.name == "cifar10" and c10.data.root is None  # found in the data home
+  assert (c10.ground_truth.table, c10.ground_truth.path, c10.ground_truth.dataset) == ("nb201", None, "cifar10-valid")
   assert score.get_config("full").space.C == 16 and score.get_config("small").space.num_archs == 5
   nb101 = score.get_config("small,nb101")
-  assert nb101.ground_truth.format == "nb101_json" and nb101.space.stem_channels == 16
+  assert nb101.ground_truth.table == "nb101" and nb101.space.stem_channels == 16
 
 
 def test_study_defaults_finish_on_a_cpu_and_full_is_explicit():
@@ -71,7 +71,7 @@ def test_sweep_sizes_and_arch_lists(tmp_path):
   assert (full.sweep.num_archs, full.data.name, full.space.C, full.space.N) == (None, "cifar10", 16, 5)
   assert len(sweep.sweep_archs(full)) == 15625
   small = sweep_config.get_config("small")
-  assert small.data.name == "digits16" and small.ground_truth.path is None
+  assert small.data.name == "digits16" and small.ground_truth.table is None
   picked = sweep.sweep_archs(small)
   assert picked == nb201.all_archs()[::976][:16] and len(set(picked)) == 16
   listed = tmp_path / "archs.txt"
@@ -107,4 +107,4 @@ def test_documented_variants_keep_their_fields():
   assert (ke.space.num_archs, ke.ntk.param_filter, tuple(ke.bn_modes)) == (5, "paper_code", ("eval",))
   s = search.get_config("cpu")
   assert (s.rs.num_archs, s.rea.max_evals, s.num_seeds, s.budget_s) == (20, 40, 3, None)
-  assert s.ground_truth.release == "nats" and s.ground_truth.index_column is None
+  assert (s.ground_truth.table, s.ground_truth.dataset, s.ground_truth.release) == ("nb201", "cifar10", "nats")

@@ -2,7 +2,6 @@
 
 import io
 import os
-import pathlib
 import pickle
 import zipfile
 
@@ -12,8 +11,8 @@ import pytest
 from PIL import Image
 
 from ntkjax import data, pickles
+from tests.helpers import SHARED
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 RNG = np.random.default_rng(0)
 
 

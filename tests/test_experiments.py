@@ -13,13 +13,12 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--config.space.num_archs=2", "--config.space.C=4", "--config.space.N=1", "--config.data.batch_size=4"]
 
-pytestmark = pytest.mark.slow
-
 
 def _run(args, cwd=ROOT, timeout=600):
   return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_score_main_runs_lists_its_files_and_rejects_unknown_keys(tmp_path):
   base = [sys.executable, "-m", "experiments.score", "--config", "configs/score.py:small"] + TINY
   ok = _run(base + [f"--workdir={tmp_path}"])
@@ -39,6 +38,14 @@ def test_a_bad_path_is_one_clear_line_and_the_workdir_stays_reusable(tmp_path):
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1] == "score.py: error: cifar10 root /nowhere/cifar does not exist"
   assert not (tmp_path / "config.json").exists()
+  home = tmp_path / "empty_home"
+  home.mkdir()
+  missing = subprocess.run(base + [f"--workdir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "NTKJAX_DATA": str(home)})
+  assert missing.returncode == 2
+  line = missing.stderr.strip().splitlines()[-1]
+  assert line.startswith("score.py: error: CIFAR-10 images not found: expected ") and "cifar-10-python.tar.gz" in line
+  assert not (tmp_path / "config.json").exists()
 
 
 def test_help_lists_the_flags_and_the_config_fields():
@@ -48,6 +55,7 @@ def test_help_lists_the_flags_and_the_config_fields():
     assert word in text, word
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ntkjax-score") is None, reason="not installed (pip install -e .)")
 def test_console_script_runs_from_any_directory_with_a_bare_variant(tmp_path):
   out = _run(["ntkjax-score", "--config", "small"] + TINY + [f"--workdir={tmp_path / 'w'}"], cwd=tmp_path)

@@ -5,7 +5,6 @@ import bz2
 import collections
 import csv
 import json
-import pathlib
 import pickle
 
 import jax
@@ -14,11 +13,12 @@ import pytest
 
 from ntkjax import ground_truth, pickles
 from ntkjax.spaces import nb201
+from tests.helpers import SHARED, needs
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201"
-NATS_SAMPLE = SHARED / "nats_tss_simple_sample"
-V1X = SHARED / "v1x" / "nb201_v1x_naswot_cifar10_params_jacov.csv"
-needs_shared = pytest.mark.skipif(not NATS_SAMPLE.exists(), reason="../shared/data absent")
+NB201 = SHARED / "nasbench201"
+NATS_SAMPLE = NB201 / "nats_tss_simple_sample"
+V1X = NB201 / "v1x" / "nb201_v1x_naswot_cifar10_params_jacov.csv"
+needs_shared = needs(NATS_SAMPLE)
 
 
 @needs_shared
@@ -28,7 +28,7 @@ needs_shared = pytest.mark.skipif(not NATS_SAMPLE.exists(), reason="../shared/da
     ("ImageNet16-120", "ImageNetTestAccuracy200Epochs")])
 def test_nats_simple_matches_the_nats_csv_export(dataset, column):
   gt = ground_truth.read_nats_simple(NATS_SAMPLE, dataset=dataset, split="test")
-  rows = list(csv.DictReader(open(SHARED / "nats_tss" / "nb201_nats_tss_test_acc_200ep_avg_all3.csv")))
+  rows = list(csv.DictReader(open(NB201 / "nats_tss" / "nb201_nats_tss_test_acc_200ep_avg_all3.csv")))
   assert sorted(gt.index.values()) == [0, 11, 284]
   for arch, i in gt.index.items():
     assert rows[i]["ArchitectureString"] == arch
@@ -37,7 +37,7 @@ def test_nats_simple_matches_the_nats_csv_export(dataset, column):
 
 @needs_shared
 def test_nats_simple_cifar10_valid_both_splits():
-  rows = list(csv.DictReader(open(SHARED / "nats_tss" / "nb201_nats_tss_cifar10valid_avg_full_metrics.csv")))
+  rows = list(csv.DictReader(open(NB201 / "nats_tss" / "nb201_nats_tss_cifar10valid_avg_full_metrics.csv")))
   for split, column in (("test", "test-accuracy"), ("valid", "valid-accuracy")):
     gt = ground_truth.read_nats_simple(NATS_SAMPLE, dataset="cifar10-valid", split=split, indices=[11, 284])
     for arch, i in gt.index.items():
@@ -171,7 +171,8 @@ def test_nds_json_list_and_top_mid(tmp_path):
   (tmp_path / "list.json").write_text(json.dumps(recs))
   (tmp_path / "topmid.json").write_text(json.dumps({"top": recs[:1], "mid": recs[1:]}))
   for name in ("list.json", "topmid.json"):
-    truth = ground_truth.read_nds_json(tmp_path / name, "enas"); archs = truth.universe
+    truth = ground_truth.read_nds_json(tmp_path / name, "enas")
+    archs = truth.universe
     assert truth[nds.encode(a)] == 92.5 and truth[nds.encode(b)] == 90.0
     assert archs[nds.encode(a)] == a and truth.index[nds.encode(b)] == 1 and truth.space == "nds_enas"
 
@@ -199,12 +200,13 @@ def test_nds_json_rejects_ops_outside_the_space(tmp_path):
     ground_truth.read_nds_json(tmp_path / "missing.json", "darts")
 
 
-NB301 = SHARED.parent / "nasbench301_darts_space" / "naslib_zc_nasbench301_725.json"
+NB301 = SHARED / "nasbench301_darts_space" / "naslib_zc_nasbench301_725.json"
 
 
 @pytest.mark.skipif(not NB301.exists(), reason="../shared/data absent")
 def test_nb301_naslib_cells():
-  truth = ground_truth.read_nb301_naslib(NB301); archs = truth.universe
+  truth = ground_truth.read_nb301_naslib(NB301)
+  archs = truth.universe
   assert len(truth) == len(archs) == 725 and truth.space == "nds_darts"
   acc = np.array(list(truth.accuracy.values()))
   assert 91.2 < acc.min() < acc.max() < 94.5

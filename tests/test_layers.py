@@ -8,17 +8,18 @@ import numpy as np
 import pytest
 from jax import lax
 
-from ntkjax import layers
+from ntkjax import layers, taps
 
 # (kernel (kh, kw), stride, padding, dilation)
 GEOMETRIES = [((3, 3), 2, 1, 1)] + [
     pytest.param(*g, marks=pytest.mark.slow)
-    for g in (((3, 3), 1, 1, 1), ((3, 3), 1, 2, 2), ((1, 1), 1, 0, 1), ((1, 1), 2, 0, 1), ((1, 3), (1, 2), (0, 1), 1), ((5, 5), 2, 2, 1))]
+    for g in (((3, 3), 1, 1, 1), ((3, 3), 1, 2, 2), ((1, 1), 1, 0, 1), ((1, 1), 2, 0, 1), ((1, 3), (1, 2), (0, 1), 1),
+              ((5, 5), 2, 2, 1))]
 
 
 def _reference(x, kernel, stride, padding, dilation):
-  s = layers._pair(stride)
-  ph, pw = layers._pair(padding)
+  s = taps.pair(stride)
+  ph, pw = taps.pair(padding)
   return lax.conv_general_dilated(x, kernel, s, ((ph, ph), (pw, pw)), rhs_dilation=(dilation, dilation),
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=lax.Precision.HIGHEST)
 

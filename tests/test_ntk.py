@@ -2,25 +2,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import flax.linen as nn
 from flax import traverse_util
 from jax.flatten_util import ravel_pytree
 
 from ntkjax import ntk
 from ntkjax.spaces import nb201
-
-MIXED = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
-ARCHS = (MIXED, "|skip_connect~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|nor_conv_3x3~0|none~1|skip_connect~2|")
-
-
-def _setup(variant="benchmark", n=4, arch=MIXED):
-  net = nb201.Network(C=4, N=1, variant=variant)
-  x = jax.random.normal(jax.random.key(1), (n, 8, 8, 3))
-  ops = nb201.decode(arch)
-  v = net.init(jax.random.key(0), x, ops)
-  # Non-trivial running stats so eval mode differs from train mode.
-  v = {**v, "batch_stats": jax.tree_util.tree_map(lambda a: 0.9 * a + 0.05, v["batch_stats"])}
-  return net, v, x, ops
+from tests.helpers import ARCHS, explicit_ntk, nb201_setup, tiny_net
 
 
 def _explicit_ntk64(net, v, x, ops, bn, reduction, param_filter=None):
@@ -45,48 +32,12 @@ def _explicit_ntk64(net, v, x, ops, bn, reduction, param_filter=None):
   return np.einsum("iap,jbp->ijab", jac, jac)
 
 
-class TinyBNNet(nn.Module):
-  """Conv -> BN -> ReLU -> pool -> Dense: a fast stand-in for every
-  engine code path (both BN modes, all reductions and implementations)."""
-
-  def couples_samples(self, train):
-    return train
-
-  @nn.compact
-  def __call__(self, x, train=False):
-    x = nn.Conv(3, (3, 3))(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
-    x = jax.nn.relu(x).mean(axis=(1, 2))
-    return nn.Dense(3)(x)
-
-
-def _tiny(net=None):
-  """``net`` (default TinyBNNet) on 5 images, with running stats away from their init."""
-  net = net or TinyBNNet()
-  x = jax.random.normal(jax.random.key(1), (5, 6, 6, 2))
-  v = net.init(jax.random.key(0), x)
-  v = {**v, "batch_stats": jax.tree_util.tree_map(lambda a: a + 0.3, v["batch_stats"])}
-  return net, v, x
-
-
-def _explicit(net, v, x, bn, reduction, *args):
-  with jax.enable_x64(True):
-    v64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), v)
-    theta, unravel = ravel_pytree(v64["params"])
-    f = lambda t: net.apply({**v64, "params": unravel(t)}, jnp.asarray(x, jnp.float64), *args,
-                            train=bn == "train", mutable=["batch_stats"])[0]
-    jac = np.asarray(jax.jacrev(f)(theta))
-  return {"sum_logits": lambda: jac.sum(1) @ jac.sum(1).T,
-          "trace": lambda: np.einsum("icp,jcp->ij", jac, jac),
-          "full": lambda: np.einsum("iap,jbp->ijab", jac, jac)}[reduction]()
-
-
 @pytest.mark.parametrize("impl", ["jacobian_contraction", "ntk_vector_products"])
 @pytest.mark.parametrize("bn", ["eval", "train"])
 @pytest.mark.parametrize("reduction", ntk.REDUCTIONS)
 def test_matches_explicit_float64_jacobian(impl, bn, reduction):
-  net, v, x = _tiny()
-  want = _explicit(net, v, x, bn, reduction)
+  net, v, x = tiny_net()
+  want = explicit_ntk(net, v, x, bn, reduction)
   with jax.enable_x64(True):
     v64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), v)
     fn = jax.jit(ntk.empirical_ntk_fn(net, bn=bn, reduction=reduction, implementation=impl))
@@ -103,7 +54,7 @@ def test_matches_explicit_float64_jacobian(impl, bn, reduction):
 @pytest.mark.parametrize("variant", nb201.VARIANTS)
 @pytest.mark.parametrize("bn", ["eval", "train"])
 def test_nb201_matches_explicit_float64_jacobian(variant, bn):
-  net, v, x, ops = _setup(variant)
+  net, v, x, ops = nb201_setup(variant)
   want = _explicit_ntk64(net, v, x, ops, bn, "sum_logits")
   got = jax.jit(ntk.empirical_ntk_fn(net, bn=bn))(v, x, ops)
   np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4 * np.abs(want).max())
@@ -111,7 +62,7 @@ def test_nb201_matches_explicit_float64_jacobian(variant, bn):
 
 @pytest.mark.slow
 def test_normalize_trace_divides_by_num_classes():
-  net, v, x, ops = _setup()
+  net, v, x, ops = nb201_setup()
   raw = ntk.empirical_ntk_fn(net, reduction="trace")(v, x, ops)
   norm = ntk.empirical_ntk_fn(net, reduction="trace", normalize_trace=True)(v, x, ops)
   np.testing.assert_allclose(norm * 10, raw, rtol=1e-6)
@@ -121,17 +72,17 @@ def test_normalize_trace_divides_by_num_classes():
 
 def test_coupling_is_read_from_the_network():
   """Train BN couples samples; a forced per-sample vmap would be wrong."""
-  net, v, x = _tiny()
+  net, v, x = tiny_net()
   exact = jax.jit(ntk.empirical_ntk_fn(net, bn="train"))(v, x)
   wrong = jax.jit(ntk.empirical_ntk_fn(net, bn="train", vmap_axes=0))(v, x)
   assert np.abs(np.asarray(exact - wrong)).max() > 1e-3 * np.abs(np.asarray(exact)).max()
-  np.testing.assert_allclose(exact, _explicit(net, v, x, "train", "sum_logits"), rtol=1e-4)
+  np.testing.assert_allclose(exact, explicit_ntk(net, v, x, "train", "sum_logits"), rtol=1e-4)
 
 
 @pytest.mark.slow
 def test_paper_code_cells_couple_samples_in_eval_mode():
   """paper_code cells use batch stats even in eval mode: coupled there too."""
-  pnet, pv, x, ops = _setup("paper_code")
+  pnet, pv, x, ops = nb201_setup("paper_code")
   exact = ntk.empirical_ntk_fn(pnet, bn="eval")(pv, x, ops)
   wrong = ntk.empirical_ntk_fn(pnet, bn="eval", vmap_axes=0)(pv, x, ops)
   assert np.abs(np.asarray(exact - wrong)).max() > 1e-3 * np.abs(np.asarray(exact)).max()
@@ -142,7 +93,7 @@ def test_paper_code_cells_couple_samples_in_eval_mode():
 
 @pytest.mark.slow
 def test_paper_code_param_filter_selects_weights_without_classifier():
-  net, v, x, ops = _setup()
+  net, v, x, ops = nb201_setup()
   got = ntk.empirical_ntk_fn(net, param_filter="paper_code")(v, x, ops)
   want = _explicit_ntk64(net, v, x, ops, "eval", "sum_logits", ntk.paper_code_filter)
   np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4 * np.abs(want).max())
@@ -155,7 +106,7 @@ def test_paper_code_param_filter_selects_weights_without_classifier():
 
 @pytest.mark.slow  # 27 s; the structured tests' random-arch checks cover masked edges in the fast set too
 def test_inactive_ops_get_exactly_zero_gradient_and_do_not_change_the_ntk():
-  net, v, x, ops = _setup()
+  net, v, x, ops = nb201_setup()
   grads = jax.grad(lambda p: net.apply({**v, "params": p}, x, jnp.asarray(ops)).sum())(v["params"])
   live = 0
   for path, g in traverse_util.flatten_dict(grads).items():
@@ -202,7 +153,7 @@ def test_ntk_equals_official_network_built_for_the_arch(bn):
 
 
 def test_one_compilation_serves_all_architectures():
-  net, v, x, _ = _setup()
+  net, v, x, _ = nb201_setup()
   traces = []
 
   def counted(variables, xs, ops):
@@ -234,6 +185,6 @@ def test_plain_function_defaults_to_exact_coupled_jacobian():
     ({"vmap_axes": 1}, "1"),
 ])
 def test_bad_options_are_named(kwargs, needle):
-  net, *_ = _setup()
+  net, *_ = nb201_setup()
   with pytest.raises(ValueError, match=needle):
     ntk.empirical_ntk_fn(net, **kwargs)

@@ -18,7 +18,7 @@ import pytest
 from ntkjax import parallel, scoring
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-COLUMNS = list(scoring.ARCH_FIELDS) + scoring.metric_columns(scoring.BN_MODES) + ["seconds"]
+COLUMNS = scoring.result_columns(scoring.BN_MODES)
 
 
 def test_process_shares_are_disjoint_cover_everything_and_are_deterministic():

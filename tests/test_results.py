@@ -4,9 +4,10 @@ import csv
 import multiprocessing
 import os
 
+import jax
 import pytest
 
-from ntkjax import results
+from ntkjax import provenance, results
 
 
 def test_results_csv_appends_resumes_and_refuses_other_columns(tmp_path):
@@ -46,6 +47,17 @@ def test_pin_config_refuses_a_different_config_only_once_results_exist(tmp_path)
   with pytest.raises(ValueError, match="different config .*'seed'"):
     results.pin_config(tmp_path, {"seed": 2})
   results.pin_config(tmp_path, {"seed": 1})  # the same config resumes
+
+
+def test_pin_config_records_the_environment_of_every_start(tmp_path):
+  env = provenance.environment()
+  assert {"commit", "jax", "jaxlib", "flax", "torch", "device", "date"} <= set(env)
+  assert env["jax"] == jax.__version__ and env["commit"] != ""
+  results.pin_config(tmp_path, {"seed": 1}, env)
+  results.pin_config(tmp_path, {"seed": 1}, dict(env, date="later"))
+  config, runs = results.read_config(tmp_path)
+  assert config == {"seed": 1} and [r["date"] for r in runs] == [env["date"], "later"]
+  assert provenance.describe(env).startswith(f"ntkjax {env['commit'][:12]}, jax {jax.__version__}")
 
 
 def _hold(workdir, ready, release):

@@ -1,7 +1,6 @@
 """Random search and regularized evolution with cheap scorers."""
 
 import math
-import pathlib
 
 import jax
 import numpy as np
@@ -9,9 +8,9 @@ import pytest
 
 from ntkjax import ground_truth, search
 from ntkjax.spaces import api, nb201
+from tests.helpers import SHARED
 
-V1X = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / "v1x"
-       / "nb201_v1x_naswot_cifar10_params_jacov.csv")
+V1X = SHARED / "nasbench201" / "v1x" / "nb201_v1x_naswot_cifar10_params_jacov.csv"
 
 
 SPACE = api.NB201Space()

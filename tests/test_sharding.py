@@ -8,38 +8,16 @@ import subprocess
 import sys
 import textwrap
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkjax import data, layers, ntk, parallel, train
+from ntkjax import ntk, parallel, train
 from ntkjax.kernel_sharding import rows_mesh, sharded_ntk_fn
+from tests.helpers import Gated, gated_setup, toy_data
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-class Gated(nn.Module):
-  """A tapped conv/BN/dense net whose second branch is weighted by an arch
-  input, so that archs are data as in NB201."""
-
-  @nn.compact
-  def __call__(self, x, gate, train: bool = False):
-    y = layers.Conv(x.shape[-1], 4, 3, 1, 1, name="conv")(x)
-    y = layers.BatchNorm(4, name="bn")(y, train)
-    y = nn.relu(y) + gate * layers.Conv(4, 4, 1, 1, 0, name="branch")(nn.relu(y))
-    return layers.Dense(4, 3, name="classifier")(y.mean(axis=(1, 2)))
-
-  def couples_samples(self, train: bool) -> bool:
-    return train
-
-
-def _setup(n=6):
-  x = jax.random.normal(jax.random.key(1), (n, 6, 6, 3))
-  net = Gated()
-  v = net.init(jax.random.key(0), x, jnp.float32(0.5))
-  return net, v, x
 
 
 @pytest.mark.parametrize("bn,implementation,reduction", [
@@ -47,7 +25,7 @@ def _setup(n=6):
     pytest.param("eval", "jacobian_contraction", "full", marks=pytest.mark.slow),
     pytest.param("train", "jacobian_contraction", "sum_logits", marks=pytest.mark.slow)])
 def test_jacobian_blocks_of_a_sample_range_are_those_rows_of_the_kernel(bn, implementation, reduction):
-  net, v, x = _setup()
+  net, v, x = gated_setup()
   kw = dict(bn=bn, implementation=implementation, reduction=reduction)
   blocks_fn = ntk.jacobian_blocks_fn(net, **kw)
   theta = jax.jit(ntk.empirical_ntk_fn(net, **kw))(v, x, 0.5)
@@ -62,7 +40,7 @@ def test_jacobian_blocks_of_a_sample_range_are_those_rows_of_the_kernel(bn, impl
 
 
 def test_one_device_rows_mesh_gives_the_kernel_and_rejects_bad_options():
-  net, v, x = _setup()
+  net, v, x = gated_setup()
   mesh = rows_mesh(jax.devices()[:1])
   for bn in ("eval", "train"):
     want = jax.jit(ntk.empirical_ntk_fn(net, bn=bn, reduction="trace", normalize_trace=True))(v, x, 0.5)
@@ -72,15 +50,9 @@ def test_one_device_rows_mesh_gives_the_kernel_and_rejects_bad_options():
     sharded_ntk_fn(net, mesh=mesh, implementation="ntk_vector_products")
 
 
-def _toy_data(n=20):
-  rng = np.random.default_rng(0)
-  return data.Dataset(rng.integers(0, 256, (n, 6, 6, 3), dtype=np.uint8), rng.integers(0, 3, n).astype(np.int32),
-                      3, "toy", (0.5,) * 3, (0.25,) * 3)
-
-
 @pytest.mark.parametrize("mode", ["loop", pytest.param("scan", marks=pytest.mark.slow)])
 def test_training_archs_at_once_equals_training_each(mode, tmp_path):
-  net, ds = Gated(), _toy_data(16)  # two full batches: the remainder step is the 4-device test's (20 images)
+  net, ds = Gated(), toy_data(16)  # two full batches: the remainder step is the 4-device test's (20 images)
   gates = jnp.array([0.0, 0.5, 1.0, -1.0])
   keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(5), i))(jnp.arange(4))
   inits = jax.vmap(lambda k, g: net.init(k, jnp.zeros((1, 6, 6, 3)), g))(keys, gates)
@@ -90,7 +62,7 @@ def test_training_archs_at_once_equals_training_each(mode, tmp_path):
   got, histories = train.train_archs(net, inits, (gates,), ds, 2, keys, mesh=mesh, epoch_fn=epoch, **kw)
   single = train.make_epoch(net, train.sgd(), mean=ds.mean, std=ds.std, mode=mode, **kw)
   for a in range(4):
-    want, history = train.train(net, jax.tree.map(lambda l: l[a], inits), (gates[a],), ds, 2, keys[a],
+    want, history = train.train(net, jax.tree.map(lambda leaf: leaf[a], inits), (gates[a],), ds, 2, keys[a],
                                 epoch_fn=single, **kw)
     for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
       np.testing.assert_allclose(g[a], w, rtol=1e-4, atol=1e-5)
@@ -105,18 +77,18 @@ def test_training_archs_at_once_equals_training_each(mode, tmp_path):
     np.testing.assert_array_equal(r, g)
   with pytest.raises(ValueError, match="3 archs do not split evenly over 2 devices"):
     two = parallel.arch_mesh(jax.devices()[:1] * 2) if len(jax.devices()) < 2 else parallel.arch_mesh(jax.devices()[:2])
-    train.train_archs(net, jax.tree.map(lambda l: l[:3], inits), (gates[:3],), ds, 1, keys[:3], mesh=two, **kw)
+    train.train_archs(net, jax.tree.map(lambda leaf: leaf[:3], inits), (gates[:3],), ds, 1, keys[:3], mesh=two, **kw)
 
 
 _DEVICES_SCRIPT = textwrap.dedent("""
     import sys, jax, jax.numpy as jnp, numpy as np
     from ntkjax import ntk, parallel, train
     from ntkjax.kernel_sharding import rows_mesh, sharded_ntk_fn
-    from tests.test_sharding import _setup, _toy_data
+    from tests.helpers import gated_setup, toy_data
     assert len(jax.devices()) == 4, jax.devices()
     # The Gated net (arch as data through its gate): the split does not depend on the network, and the
     # NB201 space's sharded path is tests/test_parallel.py's; a small net keeps 6 compilations short.
-    net, v, x = _setup(8)
+    net, v, x = gated_setup(8)
     gates = jnp.array([0.0, 0.5, 1.0, -1.0])
     with jax.enable_x64(True):  # rows split over 4 devices: the single-device kernel to float64 precision
       v64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), v)
@@ -132,7 +104,7 @@ _DEVICES_SCRIPT = textwrap.dedent("""
         assert err < 1e-12, (bn, impl, red, err)
     # four archs trained at once, one per device (loop mode: the CPU's); 20 images in batches of 8 end
     # with a remainder step
-    ds = _toy_data(20)
+    ds = toy_data(20)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(5), i))(jnp.arange(4))
     inits = jax.vmap(lambda k, g: net.init(k, x[:1], g))(keys, gates)
     got, hist = train.train_archs(net, inits, (gates,), ds, 1, keys, mesh=parallel.arch_mesh(), batch_size=8)

@@ -1,16 +1,16 @@
 """The structured NTK (per-layer Jacobians from taps) against the Jacobian
 contraction and the explicit float64 Jacobian, on every space."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import flax.linen as nn
 
 from ntkjax import layers, ntk, structured
 from ntkjax.spaces import nb101, nb201, nds
 from ntkjax.spaces import nb101_masked as masked
-from tests.test_ntk import ARCHS, MIXED, TinyBNNet, _explicit, _setup, _tiny
+from tests.helpers import ARCHS, INCEPTION, MIXED, TinyBNNet, explicit_ntk, nb201_setup, tiny_net
 
 
 class TappedTiny(nn.Module):
@@ -29,7 +29,7 @@ class TappedTiny(nn.Module):
 
 
 def _tapped():
-  return _tiny(TappedTiny())
+  return tiny_net(TappedTiny())
 
 
 def _f64(tree):
@@ -57,7 +57,7 @@ def _close(got, want, rtol=1e-10):
 @pytest.mark.parametrize("reduction", ntk.REDUCTIONS)
 def test_matches_explicit_float64_jacobian(bn, reduction):
   net, v, x = _tapped()
-  want = _explicit(net, v, x, bn, reduction)
+  want = explicit_ntk(net, v, x, bn, reduction)
   for chunk in (None, 2):
     with jax.enable_x64(True):
       fn = jax.jit(ntk.empirical_ntk_fn(net, bn=bn, reduction=reduction, implementation="structured",
@@ -91,7 +91,7 @@ def _strided_dilated():
 def test_per_sample_conv_gradients_match_the_explicit_jacobian(reduction, mapped_on, monkeypatch):
   monkeypatch.setattr(structured, "MAPPED_CONV_PLATFORMS", mapped_on)  # () runs the other platforms' GEMM here
   net, v, x = _strided_dilated()
-  want = _explicit(net, v, x, "eval", reduction)
+  want = explicit_ntk(net, v, x, "eval", reduction)
   with jax.enable_x64(True):
     fn = jax.jit(ntk.empirical_ntk_fn(net, bn="eval", reduction=reduction, implementation="structured"))
     _close(np.asarray(fn(_f64(v), jnp.asarray(x, jnp.float64))), want)
@@ -117,15 +117,25 @@ def test_auto_picks_structured_only_where_taps_cover_the_parameters():
   net, v, x = _tapped()
   flax_net = TinyBNNet()
   fv = flax_net.init(jax.random.key(0), x)
-  assert structured.supports(net, v, x, (), train=True, chosen=ntk.split_params(v["params"], lambda p: True)[0])
-  assert not structured.supports(flax_net, fv, x, (), train=True,
-                                 chosen=ntk.split_params(fv["params"], lambda p: True)[0])
+  cover = structured.coverage(net, v, x, (), train=True, chosen=ntk.split_params(v["params"], lambda p: True)[0])
+  assert set(cover.covered) == set(ntk.split_params(v["params"], None)[0])
+  with pytest.raises(ValueError, match="no tapped layers"):
+    structured.coverage(flax_net, fv, x, (), train=True, chosen=ntk.split_params(fv["params"], lambda p: True)[0])
   # flax.linen.Conv has no tap: named error when asked for, Jacobian contraction under 'auto'
   with pytest.raises(ValueError, match="no tapped layers"):
     ntk.empirical_ntk_fn(flax_net, implementation="structured")(fv, x)
   auto = ntk.empirical_ntk_fn(flax_net, bn="train")(fv, x)
   ref = ntk.empirical_ntk_fn(flax_net, bn="train", implementation="jacobian_contraction")(fv, x)
   np.testing.assert_array_equal(auto, ref)
+
+
+def test_auto_traces_the_tap_coverage_once(monkeypatch):
+  net, v, x = _tapped()
+  calls = []
+  shapes = structured._shapes
+  monkeypatch.setattr(structured, "_shapes", lambda *a: calls.append(1) or shapes(*a))
+  jax.make_jaxpr(ntk.empirical_ntk_fn(net, bn="train"))(v, x)
+  assert len(calls) == 1
 
 
 def test_a_layer_applied_twice_is_refused():
@@ -148,7 +158,8 @@ def test_default_chunks_bound_the_unrolled_backwards():
   assert structured.default_chunk(256) == 32
 
 
-@pytest.mark.parametrize("variant,bn", [("benchmark", "eval"), pytest.param("benchmark", "train", marks=pytest.mark.slow),
+@pytest.mark.parametrize("variant,bn", [("benchmark", "eval"),
+                                        pytest.param("benchmark", "train", marks=pytest.mark.slow),
                                         pytest.param("paper_code", "eval", marks=pytest.mark.slow),
                                         pytest.param("paper_code", "train", marks=pytest.mark.slow)])
 def test_nb201_switch_network_taps_inside_lax_switch(variant, bn):
@@ -157,7 +168,7 @@ def test_nb201_switch_network_taps_inside_lax_switch(variant, bn):
   contraction of the network built for that arch alone, in float64 (both
   conv ops selected)."""
   both = "|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|"
-  net, v, x, _ = _setup(variant)
+  net, v, x, _ = nb201_setup(variant)
   switch = nb201.Network(C=4, N=1, variant=variant, select="switch")
   with jax.enable_x64(True):
     v64, x64 = _f64(v), jnp.asarray(np.asarray(x), jnp.float64)
@@ -170,7 +181,7 @@ def test_nb201_switch_network_taps_inside_lax_switch(variant, bn):
 
 @pytest.mark.slow
 def test_nb201_arch_as_data_coupled_paper_code():
-  net, v, x, ops = _setup("paper_code")
+  net, v, x, ops = nb201_setup("paper_code")
   _close(*_pair64(net, v, x, (jnp.asarray(ops),), bn="eval", param_filter="paper_code", chunk_size=3))
 
 
@@ -185,7 +196,7 @@ def test_nb201_arch_as_data_coupled_paper_code():
     ("paper_code", True, "train", "paper_code", "trace", 3),
     ("paper_code", False, "eval", "paper_code", "sum_logits", 3)])
 def test_nb201_static_and_arch_as_data(variant, static, bn, param_filter, reduction, chunk):
-  net, v, x, ops = _setup(variant)
+  net, v, x, ops = nb201_setup(variant)
   args = (MIXED,) if static else (jnp.asarray(ops),)
   _close(*_pair64(net, v, x, args, bn=bn, param_filter=param_filter, reduction=reduction, chunk_size=chunk))
 
@@ -195,7 +206,7 @@ def test_nb201_static_and_arch_as_data(variant, static, bn, param_filter, reduct
 def test_nb201_random_archs(variant):
   """Property check over seeded random archs (a degenerate one included):
   one compilation per BN mode serves them all."""
-  net, v, x, _ = _setup(variant)
+  net, v, x, _ = nb201_setup(variant)
   archs = [nb201.decode(a) for a in ARCHS] + list(nb201.sample(jax.random.key(7), 3))
   archs.append(nb201.decode("|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|"))
   with jax.enable_x64(True):
@@ -214,7 +225,6 @@ def test_nb201_random_archs(variant):
 @pytest.mark.slow
 @pytest.mark.parametrize("bn", ["eval", "train"])
 def test_nb101_per_graph_and_masked(bn):
-  from tests.spaces.test_nb101 import INCEPTION
   kw = dict(stem_channels=4, num_stacks=2, modules_per_stack=1)
   x = jax.random.normal(jax.random.key(0), (3, 8, 8, 3))
   per_graph = nb101.Network(INCEPTION, **kw)

@@ -3,7 +3,6 @@ this test writes with its own encoder."""
 
 import base64
 import json
-import pathlib
 import struct
 
 import numpy as np
@@ -11,8 +10,9 @@ import pytest
 
 from ntkjax import ground_truth, tfrecord
 from ntkjax.spaces import nb101
+from tests.helpers import SHARED, needs
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nasbench101"
+NB101 = SHARED / "nasbench101"
 
 
 def _varint(n):
@@ -67,7 +67,8 @@ def _write_nb101(path, hash_override=None):
     for valid, test in runs:
       raw = base64.b64encode(_metrics(valid, test, nb101.num_params(spec))).decode()
       records.append(json.dumps([key, 108, bits, ",".join(ops), raw]).encode())
-    records.append(json.dumps([key, 36, bits, ",".join(ops), base64.b64encode(_metrics(0.5, 0.5, 1)).decode()]).encode())
+    metrics = base64.b64encode(_metrics(0.5, 0.5, 1)).decode()
+    records.append(json.dumps([key, 36, bits, ",".join(ops), metrics]).encode())
     want[key] = (100 * np.mean([v for v, _ in runs]), 100 * np.mean([t for _, t in runs]), spec)
   path.write_bytes(b"".join(_frame(r) for r in records))
   return want
@@ -90,7 +91,8 @@ def test_nb101_tfrecord_reader(tmp_path):
   path = tmp_path / "nasbench_only108.tfrecord"
   want = _write_nb101(path)
   for split, k in (("valid", 0), ("test", 1)):
-    gt = ground_truth.read_nb101_tfrecord(path, split=split, check_hash=True, verify_data=True); specs = gt.universe
+    gt = ground_truth.read_nb101_tfrecord(path, split=split, check_hash=True, verify_data=True)
+    specs = gt.universe
     assert set(gt.accuracy) == set(want) and gt.space == "nb101"
     for key, w in want.items():
       assert gt[key] == pytest.approx(w[k])
@@ -124,12 +126,13 @@ def test_nb101_tfrecord_errors_name_file_and_offset(tmp_path):
     ground_truth.read_nb101_tfrecord(tmp_path / "missing.tfrecord")
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data absent")
+@needs(NB101)
 def test_nb101_json_readers_on_shared_exports():
-  gt = ground_truth.read_nb101_json(SHARED / "nb101_nasbench_vis_1k.json"); specs = gt.universe
+  gt = ground_truth.read_nb101_json(NB101 / "nb101_nasbench_vis_1k.json")
+  specs = gt.universe
   assert len(gt) == 1000 and max(gt.accuracy.values()) == pytest.approx(94.67, abs=0.01)
   assert all(specs[k].hash == k for k in list(specs)[:50])
-  fx = ground_truth.read_nb101_json(SHARED / "nb101_naslib_test_fixture_30.json", split="test")
+  fx = ground_truth.read_nb101_json(NB101 / "nb101_naslib_test_fixture_30.json", split="test")
   assert len(fx) == 30 and all(86.5 < v < 93.1 for v in fx.accuracy.values())
   with pytest.raises(ValueError, match="no column '108_final_test_accuracy'"):
-    ground_truth.read_nb101_json(SHARED / "nb101_nasbench_vis_1k.json", split="test")
+    ground_truth.read_nb101_json(NB101 / "nb101_nasbench_vis_1k.json", split="test")

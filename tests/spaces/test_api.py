@@ -1,12 +1,12 @@
 """The common space interface over NB201, NB101 and NDS."""
 
-import pathlib
 
 import jax
 import numpy as np
 import pytest
 
 from ntkjax.spaces import api, nb101, nb201, nds
+from tests.helpers import SHARED
 
 SPECS = {s.hash: s for s in (
     nb101.Spec.create([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"]),
@@ -92,7 +92,7 @@ def test_nds_space_whole_space_and_universe():
     api.NDSSpace("darts").validate(archs[0])
 
 
-NB101_VIS = pathlib.Path(__file__).resolve().parents[3] / "shared/data/nasbench101/nb101_nasbench_vis_1k.json"
+NB101_VIS = SHARED / "nasbench101" / "nb101_nasbench_vis_1k.json"
 
 
 @pytest.mark.skipif(not NB101_VIS.exists(), reason="../shared/data absent")

@@ -2,7 +2,6 @@
 own records, and the Flax network."""
 
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -11,25 +10,10 @@ import pytest
 
 from ntkjax import ntk
 from ntkjax.spaces import api, nb101
+from tests.helpers import CHAIN, INCEPTION, SHARED, SKIP
 
-SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "nasbench101"
-VIS_1K = SHARED / "nb101_nasbench_vis_1k.json"
-FIXTURE_30 = SHARED / "nb101_naslib_test_fixture_30.json"
-
-# The Inception-like spec of the official NASBench notebook.
-INCEPTION = nb101.Spec.create(
-    [[0, 1, 1, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 1, 0, 0],
-     [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0]],
-    ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu",
-     "maxpool3x3", "output"])
-CHAIN = nb101.Spec.create([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]],
-                          ["input", "conv3x3-bn-relu", "maxpool3x3", "output"])
-# input -> output directly, plus two vertices with 3 + 1 output split (truncation)
-SKIP = nb101.Spec.create(
-    [[0, 1, 1, 0, 0, 1], [0, 0, 0, 1, 0, 1], [0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 1],
-     [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0]],
-    ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "output"])
-
+VIS_1K = SHARED / "nasbench101" / "nb101_nasbench_vis_1k.json"
+FIXTURE_30 = SHARED / "nasbench101" / "nb101_naslib_test_fixture_30.json"
 
 def _vis_specs():
   v = json.load(open(VIS_1K))

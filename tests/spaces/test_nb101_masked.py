@@ -10,7 +10,7 @@ import pytest
 from ntkjax import data, ntk, train
 from ntkjax.spaces import api, nb101
 from ntkjax.spaces import nb101_masked as masked
-from tests.spaces.test_nb101 import CHAIN, INCEPTION, SKIP
+from tests.helpers import CHAIN, INCEPTION, SKIP
 
 DIRECT = nb101.Spec.create([[0, 1], [0, 0]], ["input", "output"])  # input -> output only
 SPECS = (INCEPTION, SKIP, DIRECT)

