@@ -30,6 +30,7 @@ from benchmarks import report
 def measure(args) -> dict:
   import jax
   import jax.numpy as jnp
+
   from ntkjax import parallel
   from ntkjax.spaces import api
   space = api.NB201Space(C=args.C, N=args.N, variant=args.variant)
@@ -71,6 +72,7 @@ def flops_per_arch(C, N, n, hw, variant) -> float:
   one arch per call), from the lowered program."""
   import jax
   import jax.numpy as jnp
+
   from ntkjax import parallel
   from ntkjax.spaces import api
   space = api.NB201Space(C=C, N=N, variant=variant)

@@ -51,6 +51,7 @@ def ntkjax_steps(images, labels, batch, mode="auto", C=16, N=5):
 
 def torch_steps(images, labels, batch, C=16, N=5):
   import torch
+
   from tests.torch_nb201 import official_network
   torch.manual_seed(0)
   device = "cuda" if torch.cuda.is_available() else "cpu"

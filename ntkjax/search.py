@@ -94,7 +94,8 @@ class Evaluator:
       else:
         t = time.perf_counter()
         out = self.score(arch)
-        value, cost = (float(out[0]), float(out[1])) if isinstance(out, tuple) else (float(out), time.perf_counter() - t)
+        value, cost = ((float(out[0]), float(out[1])) if isinstance(out, tuple)
+                       else (float(out), time.perf_counter() - t))
       if math.isnan(value):
         value = -math.inf  # a NaN score never wins
     self.total += cost

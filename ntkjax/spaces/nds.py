@@ -352,7 +352,8 @@ class Cell(nn.Module):
       for k in (2 * node, 2 * node + 1):
         op, i = self.pairs[k]
         stride = 2 if self.reduction and i < 2 else 1
-        out = out + Op(op, self.c, stride, self.init_scheme, self.op_affine, name=f"node{node}_op{k % 2}")(states[i], train)
+        op_module = Op(op, self.c, stride, self.init_scheme, self.op_affine, name=f"node{node}_op{k % 2}")
+        out = out + op_module(states[i], train)
       states.append(out)
     return jnp.concatenate([states[j] for j in self.concat], axis=-1)
 

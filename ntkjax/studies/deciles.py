@@ -36,7 +36,7 @@ class DecilesResult(NamedTuple):
   rows: list[DecileCorrelation]
 
   def summary(self) -> str:
-    lines = ["median tau over draws (all archs)", f"{'metric':<12}" + "".join(f"{l:>7}" for l in LABELS)]
+    lines = ["median tau over draws (all archs)", f"{'metric':<12}" + "".join(f"{label:>7}" for label in LABELS)]
     for m in self.columns:
       med = [np.median([r.correlation.tau for r in self.rows if r.correlation.metric == m and r.decile == label
                         and r.correlation.subset == "all"] or [np.nan]) for label in LABELS]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
