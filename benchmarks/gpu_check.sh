@@ -5,7 +5,7 @@
 #
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh ntk ntk_switch
 #
-#   ntk         issue 14: N=256 kernels on the static network, both
+#   ntk         N=256 kernels on the static network, both
 #               conventions and BN modes, against torch.func and the TE-NAS
 #               loop on the same card (~5 min)
 #   ntk_switch  the same under paper_code on the arch-as-data switch network

@@ -14,9 +14,11 @@ conventions:
 
 ntkjax runs each implementation on the static network (the arch a Python
 string: one compilation per arch) and on the arch-as-data network (the op
-array traced: one compilation for every arch). Run:
+array traced: one compilation for every arch). BENCHMARKS.md gives the
+commands behind its rows, e.g.
 
-    python -m benchmarks.ntk_speed --n 64 --out benchmarks/results/ntk_speed_cpu.json
+    python -m benchmarks.ntk_speed --n 64 --repeats 3 --variants benchmark --bn eval --networks static \
+        --out benchmarks/results/ntk_speed_cpu_eval_rerun_2026_12_04.json
 
 ``--end_to_end K`` adds K distinct random archs under paper_code
 conventions, both BN modes, end to end (ntkjax's arch-as-data network,
@@ -54,6 +56,7 @@ class Torch:
 
   def __init__(self, arch, variant, seed=0):
     import torch
+
     from tests.torch_nb201 import official_network
     self.torch = torch
     torch.manual_seed(seed)

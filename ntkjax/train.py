@@ -31,7 +31,6 @@ from typing import Any, Callable, NamedTuple, Sequence
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax.sharding import PartitionSpec
 
@@ -146,9 +145,9 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
   * ``'scan'``: the whole epoch is one jitted ``lax.scan`` (plus the
     remainder step). Best on GPU/TPU.
   * ``'loop'``: a Python loop dispatching one jitted step per batch, with no
-    host sync until the caller reads the result. On XLA:CPU convolutions
-    inside a ``while`` loop run about 15x slower than at top level, so this
-    is the CPU choice.
+    host sync until the caller reads the result. The CPU default: it
+    compiles one step rather than the epoch, and on XLA:CPU the two modes
+    run steps at about the same speed (BENCHMARKS.md, "Training steps").
   * ``'auto'``: ``loop`` on CPU, ``scan`` elsewhere.
 
   Both modes give the same result. ``epoch.cache_size()`` counts the
@@ -182,8 +181,8 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
 
   def accumulate(batch_fn, carry, i, images, labels, perm, k_aug, *args):
     state, loss_sum, correct = carry
-    state, (l, c) = batch_fn(state, images, labels, perm, i, k_aug, *args)
-    return state, loss_sum + l, correct + c
+    state, (loss, c) = batch_fn(state, images, labels, perm, i, k_aug, *args)
+    return state, loss_sum + loss, correct + c
 
   def scanned(carry, full, *args):
     body = lambda c, i: (accumulate(batch, c, i, *args), None)  # noqa: E731
@@ -209,8 +208,8 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
     carry = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))  # broadcast to [A] over archs
     state, loss_sum, correct = full_batches(carry, full, images, labels, perm, k_aug, *args)
     if rest:
-      state, (l, c) = last_batch(state, images, labels, perm, k_aug, *args)
-      loss_sum, correct = loss_sum + l, correct + c
+      state, (loss, c) = last_batch(state, images, labels, perm, k_aug, *args)
+      loss_sum, correct = loss_sum + loss, correct + c
     return state, (loss_sum, correct)
 
   if mode == "scan":
@@ -348,7 +347,7 @@ def train_archs(net, variables, args, dataset: data_lib.Dataset, epochs: int, ke
   state = jax.vmap(lambda v: init_state(v, tx))(variables)
 
   def stats(loss_sum, correct, n):
-    return [_epoch_stats(l, c, n) for l, c in zip(loss_sum, correct)]
+    return [_epoch_stats(loss, c, n) for loss, c in zip(loss_sum, correct)]
 
   variables, history = _epochs(state, epoch_fn, dataset, _as_args(args), epochs,
                                lambda e: jax.vmap(jax.random.fold_in, (0, None))(keys, e), stats, checkpoint_dir,

@@ -3,9 +3,9 @@
 On XLA:CPU (jaxlib 0.10) convolutions go to YNNPACK by default
 (``xla_cpu_experimental_ynn_fusion_type`` holds INDIVIDUAL_CONVOLUTION
 besides INDIVIDUAL_DOT and REDUCE). Without it they stay plain
-convolutions, run by XLA:CPU's own (Eigen) convolution thunk: on the 2-core
-VM a batch-64 NB201 gradient runs 35% faster and the coupled NB201
-kernels 4-16% faster (BENCHMARKS.md, "XLA:CPU compiler options").
+convolutions, run by XLA:CPU's own (Eigen) convolution thunk, which ran
+NB201's gradients and coupled kernels faster (BENCHMARKS.md, "Tried and
+rejected").
 The options are passed per ``jax.jit`` (``compiler_options``), never
 through the process-wide ``XLA_FLAGS``, so nothing outside the engine's own
 functions changes. A jaxlib that does not accept them (an older or newer

@@ -175,8 +175,8 @@ class NB201Space:
 
   ``select`` is ``nb201.Network``'s: ``'mask'`` (the default) evaluates every
   op of every edge and vmaps over archs; ``'switch'`` runs only the selected
-  op (``lax.switch``), for scoring or training one arch at a time (on a CPU,
-  paper_code's batch-coupled kernels cost 2-5x less; BENCHMARKS.md). Both
+  op (``lax.switch``), for scoring or training one arch at a time (far
+  cheaper for batch-coupled kernels; BENCHMARKS.md). Both
   take the same variables. Code that vmaps over archs takes ``batched()``."""
   name = "nb201"
   shares_variables = True
