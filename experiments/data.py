@@ -89,6 +89,7 @@ def _main(argv):
 
 
 def main():
+  launch.as_main(__name__)
   app.run(_main)
 
 

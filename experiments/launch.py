@@ -6,12 +6,15 @@ file, locked so unknown keys are errors; by default the experiment's file in
 variant of it) and ``--workdir``, logs the config, calls the study's
 ``run(config, workdir)`` and then prints and writes its result: the summary
 (also ``summary.txt``), its tables (CSV) and figures (PNG), and the list of
-files the run wrote. Errors in what the user gave (a path, a config value, a
-busy workdir) end the run with one line naming the problem.
+files the run wrote. Errors in what the user gave (a path, a config value or
+field, a busy workdir) end the run with one ``error:`` line naming the
+problem and exit status 2, before anything is written; an interrupt ends it
+with one line saying what is saved and that the same command resumes.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import pathlib
@@ -31,15 +34,20 @@ flags.disclaim_key_flags()  # flags defined here are the calling experiment's: -
 CONFIGS = pathlib.Path(configs.__file__).resolve().parent
 
 
-def _config_help(config_file: pathlib.Path) -> str:
+def _load_config(config_file: pathlib.Path, variant: str | None = None):
+  """``get_config(variant)`` of a config file, and the file's docstring."""
   spec = importlib.util.spec_from_file_location(f"_config_{config_file.stem}", config_file)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  fields = sorted(_fields(module.get_config()))
-  doc = (module.__doc__ or "").strip().splitlines()[0]
+  return module.get_config(variant), (module.__doc__ or "").strip()
+
+
+def _config_help(config_file: pathlib.Path) -> str:
+  config, doc = _load_config(config_file)
+  fields = sorted(_fields(config))
   return (f"Config file (default {config_file}), optionally with ':variant' (e.g. :small,nb101); a bare "
-          f"variant picks it from the default file. {doc} Override fields with --config.<field>=value: "
-          + ", ".join(fields))
+          f"variant picks it from the default file. {doc.splitlines()[0]} Override fields with "
+          "--config.<field>=value: " + ", ".join(fields))
 
 
 def _fields(config, prefix=""):
@@ -93,38 +101,137 @@ def write_outputs(result: setup.StudyResult, workdir: pathlib.Path) -> list[path
 USER_ERRORS = (ValueError, ground_truth.NotInGroundTruth, FileNotFoundError, results.WorkdirInUse)
 
 
+def _fail(message: str, status: int = 2):
+  print(f"{pathlib.Path(sys.argv[0]).name}: {message}", file=sys.stderr)
+  sys.exit(status)
+
+
 def execute(run: Callable, config, workdir: pathlib.Path):
-  """``run(config, workdir)``; a ``USER_ERRORS`` error ends the process
-  with one ``error:`` line on stderr and exit status 2."""
+  """``run(config, workdir)`` once the config's values and the workdir are
+  checked. A ``USER_ERRORS`` error ends the process with one ``error:`` line
+  on stderr and exit status 2; an interrupt with one line saying how many
+  result rows are saved (exit status 130)."""
   try:
+    if workdir.exists() and not workdir.is_dir():
+      raise ValueError(f"--workdir {workdir} is a file; give a directory (it is created if missing)")
+    setup.check_config(config)
+    logging.info("config:\n%s", config)
     return run(config, workdir)
   except USER_ERRORS as e:
     logging.debug("run failed", exc_info=True)
-    print(f"{pathlib.Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _fail(f"error: {e}")
+  except KeyboardInterrupt:
+    _interrupted(workdir)
+
+
+def _interrupted(workdir: pathlib.Path):
+  """Ends the process after Ctrl-C with one line saying what is saved."""
+  rows = results.saved_rows(workdir) if workdir.is_dir() else 0
+  print(f"{pathlib.Path(sys.argv[0]).name}: interrupted: {rows} result rows are saved in {workdir}; "
+        "run the same command to resume from them", file=sys.stderr)
+  # The unwound stack has closed the result files and released the lock; a
+  # normal interpreter exit can crash (SIGSEGV) while XLA still compiles in
+  # its own threads, so leave without finalisation.
+  logging.flush()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(130)
+
+
+def _unknown_override(argv: list[str], default: pathlib.Path | None = None) -> str | None:
+  """The first ``--config.<field>=`` override in ``argv`` that names no
+  field of the config it applies to (``default`` without ``--config``), as
+  an error message."""
+  config_arg = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if config_arg is None and "--config" in argv[:-1]:
+    config_arg = argv[argv.index("--config") + 1]
+  config_arg = config_arg or (str(default) if default else None)
+  if config_arg is None:
+    return None
+  path, _, variant = config_arg.partition(":")
+  try:
+    known = set(_fields(_load_config(pathlib.Path(path), variant or None)[0]))
+  except Exception:  # the config itself failed: its own error is the one to report
+    return None
+  for a in argv:
+    if a.startswith("--config."):
+      field = a[len("--config."):].split("=", 1)[0]
+      if field not in known:
+        close = difflib.get_close_matches(field, known, n=1)
+        return f"--config.{field}: no such config field" + (f"; did you mean {close[0]}?" if close else "")
+  return None
+
+
+def _parse_flags(argv: list[str], default: pathlib.Path | None = None) -> list[str]:
+  """absl's flag parsing, with a bad flag, config file, variant or field
+  reported in one ``error:`` line (exit status 2) instead of a traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except _FLAG_ERRORS as e:
+    _flag_error(e, argv, default)
+
+
+# What a bad flag, config file, variant or field raises while flags are parsed.
+_FLAG_ERRORS = (flags.Error, AttributeError, KeyError, TypeError, ValueError)
+
+
+def _flag_error(e: BaseException, argv: list[str], default: pathlib.Path | None):
+  message = _unknown_override(argv, default) or _first_lines(e)[0]
+  if message.endswith(":"):  # absl wrapping the config file's own error: report that one
+    message = f"{message.split(': ')[0]}: {_first_lines(e)[-1]}"
+  _fail(f"error: {message}")
+
+
+def _first_lines(e: BaseException) -> list[str]:
+  """The first line of each message along an exception's chain, outermost first."""
+  chain = [e]
+  while chain[-1].__cause__ or chain[-1].__context__:
+    chain.append(chain[-1].__cause__ or chain[-1].__context__)
+  return [str(x).strip().splitlines()[0] for x in chain if str(x).strip()]
+
+
+def as_main(module_name: str) -> None:
+  """Makes ``--help`` of a console script (whose ``__main__`` is a generated
+  wrapper) show ``module_name``'s docstring and flags, as ``python -m`` does."""
+  if module_name == "__main__":
+    return
+  sys.modules["__main__"].__doc__ = sys.modules[module_name].__doc__
+  for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
 def main(run: Callable, config_name: str) -> None:
   """Runs ``run(config, workdir)`` from the command line."""
   default = CONFIGS / config_name
-  config_flag = config_flags.DEFINE_config_file("config", str(default), _config_help(default), lock_config=True)
+  try:  # overrides of the default config are applied here, as it is defined
+    config_flag = config_flags.DEFINE_config_file("config", str(default), _config_help(default), lock_config=True)
+  except _FLAG_ERRORS as e:
+    _flag_error(e, sys.argv, default)
   workdir_flag = flags.DEFINE_string("workdir", None, "Directory for results (resumed if it exists).")
   flags.mark_flags_as_required(["workdir"])
   _resolve_config_argument(sys.argv, default)
+  as_main(sys._getframe(1).f_globals["__name__"])
 
   def _main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config, workdir = config_flag.value, pathlib.Path(workdir_flag.value)
-    logging.info("config:\n%s", config)
+    config = config_flag.value
+    try:
+      config.keys()  # a config file that failed to load raises when first read
+    except OSError as e:
+      _fail(f"error: --config: {str(e).strip().splitlines()[-1].strip()}")
+    workdir = pathlib.Path(workdir_flag.value)
     before = _snapshot(workdir)
     start = time.time()
     result = execute(run, config, workdir)
-    write_outputs(result, getattr(result, "output_dir", None) or workdir)
+    try:
+      write_outputs(result, getattr(result, "output_dir", None) or workdir)
+    except KeyboardInterrupt:
+      _interrupted(workdir)
     print(result.summary())
     after = _snapshot(workdir)
     written = sorted(p for p, m in after.items() if before.get(p) != m and p.name != results.LOCK_FILE)
     print(f"\nDone in {time.time() - start:.0f}s. Files written in {workdir.resolve()}:")
     for p in written:
       print(f"  {p.relative_to(workdir)}")
-  app.run(_main)
+  app.run(_main, flags_parser=lambda argv: _parse_flags(argv, default))

@@ -14,10 +14,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ntkjax import stats
 from ntkjax.ranking import CorrelationRow
 
 __all__ = ["correlation_bars", "decile_boxes", "init_scheme_bars", "tau_over_epochs", "kernel_evolution",
-           "trajectories"]
+           "trajectories", "metric_scatter", "kernel_heatmaps"]
 
 
 def _pyplot():
@@ -72,8 +73,9 @@ def correlation_bars(table: Sequence[CorrelationRow], path, *, title: str = "") 
   degenerate ones side by side."""
   plt = _pyplot()
   metrics = list(dict.fromkeys(r.metric for r in table))
+  subsets = dict.fromkeys(r.subset for r in table)  # 'non_degenerate' only where an arch is degenerate
   groups = [("all archs" if subset == "all" else "without degenerate",
-             {r.metric: r for r in table if r.subset == subset}) for subset in ("all", "non_degenerate")]
+             {r.metric: r for r in table if r.subset == subset}) for subset in subsets]
   fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(metrics)), 3.6))
   _tau_bars(ax, groups, metrics, title)
   return _save(fig, plt, path)
@@ -164,4 +166,41 @@ def trajectories(series: Mapping[str, Mapping[str, np.ndarray]], epochs: Sequenc
     ax.tick_params(labelsize=7)
   panels[0].legend(fontsize=7)
   fig.suptitle(title, fontsize=10)
+  return _save(fig, plt, path)
+
+
+def metric_scatter(scores: Mapping[str, np.ndarray], target: np.ndarray, path, *, target_label: str,
+                   title: str = "") -> pathlib.Path:
+  """One panel per score column: the score of each arch against ``target``
+  (accuracy or parameter count), Kendall τ ± s.e. in the panel's title
+  (NaN scores ranked last, non-finite ones left out of the plot)."""
+  plt = _pyplot()
+  fig, panels = _grid(plt, len(scores))
+  target = np.asarray(target, np.float64)
+  for ax, (name, s) in zip(panels, scores.items()):
+    s = np.asarray(s, np.float64)
+    tau = stats.kendall_tau(s, target, nan_policy="last")
+    finite = np.isfinite(s)
+    ax.scatter(s[finite], target[finite], s=10)
+    ax.set_title(f"{name}: τ = {tau.value:.2f} ± {tau.se:.2f}", fontsize=9)
+    ax.set_xlabel(name, fontsize=7)
+    ax.set_ylabel(target_label, fontsize=7)
+    ax.tick_params(labelsize=7)
+  fig.suptitle(title, fontsize=10)
+  return _save(fig, plt, path)
+
+
+def kernel_heatmaps(kernels: Mapping[str, np.ndarray], labels: np.ndarray, path, *, title: str = "") -> pathlib.Path:
+  """One panel per kernel ([N, N], e.g. per BN mode), samples sorted by
+  label so class blocks show."""
+  plt = _pyplot()
+  order = np.argsort(np.asarray(labels), kind="stable")
+  fig, axes = plt.subplots(1, len(kernels), figsize=(3.6 * len(kernels), 3.4), squeeze=False)
+  for ax, (name, k) in zip(axes[0], kernels.items()):
+    image = ax.imshow(np.asarray(k)[np.ix_(order, order)], cmap="viridis")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(f"Θ, {name} BN (sorted by label)", fontsize=9)
+    ax.set_xlabel("sample", fontsize=7)
+    ax.set_ylabel("sample", fontsize=7)
+  fig.suptitle(title, fontsize=8)
   return _save(fig, plt, path)

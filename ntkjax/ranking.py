@@ -3,9 +3,10 @@ and Spearman ρ of score columns against a ground truth, the chance and
 parameter-count baselines.
 
 Degenerate architectures (no input->output path: a zero NTK) get the
-metrics' defined values that rank them last; every table reports τ with them
-and without them (``subset`` = ``all`` / ``non_degenerate``). Non-finite rows
-(an overflowed kernel) are left out of both and counted (``n_nonfinite``).
+metrics' defined values that rank them last; a table reports τ with them
+and, where there are any, without them (``subset`` = ``all`` /
+``non_degenerate``). Non-finite rows (an overflowed kernel) are left out of
+both and counted (``n_nonfinite``).
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ def correlations(archs: Sequence[str], scores: Mapping[str, np.ndarray], truth: 
     scores["random"] = random_scores(random_key, indices)
   out = []
   for subset, keep in zip(SUBSETS, (~nonfinite, ~nonfinite & ~degenerate)):
-    if keep.sum() < 3:
-      continue
+    if keep.sum() < 3 or (subset == "non_degenerate" and not degenerate[~nonfinite].any()):
+      continue  # too few archs, or the same archs as 'all
     for name, s in scores.items():
       tau = stats.kendall_tau(s[keep], acc[keep], nan_policy="last")
       rho = stats.spearman_rho(s[keep], acc[keep], nan_policy="last")

@@ -16,8 +16,8 @@ import os
 import pathlib
 from typing import Iterable, Mapping, Sequence
 
-__all__ = ["ResultsCSV", "write_csv", "write_parquet", "pin_config", "read_config", "holds_results", "WorkdirLock",
-           "WorkdirInUse", "CONFIG_FILE", "LOCK_FILE"]
+__all__ = ["ResultsCSV", "write_csv", "write_parquet", "pin_config", "read_config", "holds_results", "saved_rows",
+           "WorkdirLock", "WorkdirInUse", "CONFIG_FILE", "LOCK_FILE"]
 
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
@@ -112,6 +112,17 @@ def write_parquet(path, rows: Sequence[Mapping[str, str]], fields: Sequence[str]
   return path
 
 
+def saved_rows(workdir) -> int:
+  """The data rows of every results CSV in ``workdir`` (what a rerun keeps)."""
+  total = 0
+  for p in pathlib.Path(workdir).rglob("*.csv"):
+    if p.name in _SETUP_FILES:
+      continue
+    with open(p, newline="") as f:
+      total += max(0, sum(1 for _ in csv.reader(f)) - 1)
+  return total
+
+
 def holds_results(workdir) -> bool:
   """Whether ``workdir`` holds anything a run wrote after its set-up: a CSV
   row, a checkpoint, a history."""
@@ -167,8 +178,9 @@ class WorkdirInUse(RuntimeError):
 
 class WorkdirLock:
   """An advisory lock on ``workdir/.lock`` (``fcntl.flock``), held while a
-  run writes there; the file names the holder's pid. Released on exit,
-  also when the process dies."""
+  run writes there; the file names the holder's pid. Released, and the file
+  removed, on exit; the kernel releases it when the process dies (the file
+  stays then, and the next run takes it over)."""
 
   def __init__(self, workdir):
     self.path = pathlib.Path(workdir) / LOCK_FILE
@@ -176,14 +188,21 @@ class WorkdirLock:
 
   def acquire(self) -> "WorkdirLock":
     self.path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-      os.close(fd)
-      raise WorkdirInUse(f"{self.path.parent} is in use by another run (pid {holder}, lock {self.path}); "
-                         "wait for it to finish or use another --workdir") from None
+    while True:
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise WorkdirInUse(f"{self.path.parent} is in use by another run (pid {holder}, lock {self.path}); "
+                           "wait for it to finish or use another --workdir") from None
+      try:
+        if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+          break
+      except FileNotFoundError:
+        pass
+      os.close(fd)  # locked a file its holder removed on release: lock the path's new file instead
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     self._fd = fd
@@ -191,6 +210,7 @@ class WorkdirLock:
 
   def release(self) -> None:
     if self._fd is not None:
+      self.path.unlink(missing_ok=True)  # while still held, so no one locks a file about to go
       fcntl.flock(self._fd, fcntl.LOCK_UN)
       os.close(self._fd)
       self._fd = None

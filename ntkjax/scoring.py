@@ -32,7 +32,7 @@ from ntkjax.spaces import api
 
 __all__ = ["METRIC_FNS", "METRICS", "BN_MODES", "ARCH_FIELDS", "MetricKey", "metric_keys", "metric_columns",
            "result_columns", "ArchScore", "ScoreTable", "metrics_fn", "is_nonfinite", "result_row", "arch_fields",
-           "score_fn", "score_architectures"]
+           "score_fn", "score_pool", "score_architectures"]
 
 # Each metric of a kernel: name -> f(kernel, labels, compat) -> scalar. A new
 # metric of Θ is one entry here (its columns are '<name>_<bn>').
@@ -123,6 +123,8 @@ def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
   jitted functions: the kernels' executable holds no host callback, so JAX's
   persistent compilation cache (``jax_compilation_cache_dir``) can keep it
   across processes; the metrics' (float64 eigenvalues on the host) is small.
+  ``f.kernels(variables, x, *args) -> {bn: Θ}`` is the compiled kernels
+  function itself, for callers that want a kernel without compiling again.
   """
   metric_keys(bn_modes)
   kernel_fns = {bn: ntk.empirical_ntk_fn(net, bn=bn, **ntk_kwargs) for bn in bn_modes}
@@ -135,7 +137,19 @@ def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
 
   def f(variables, x, labels, *args):
     return of_kernels(kernels(variables, x, *args), labels)
+  f.kernels = kernels
   return f
+
+
+def score_pool(space: api.Space, key: jax.Array, images, *, init_per_arch: bool = False, clear_caches: bool = False,
+               bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax", **ntk_kwargs) -> api.Instantiator:
+  """The ``api.Instantiator`` that ``score_architectures`` scores with: each
+  network's ``score_fn`` under ``fns['score']`` (built once per network),
+  and its variables. Pass one to ``score_architectures(pool=...)`` to reuse
+  its compiled functions afterwards (a kernel for a figure, say)."""
+  return api.Instantiator(space, key, jnp.asarray(images)[:1],
+                          {"score": lambda net: score_fn(net, bn_modes=bn_modes, compat=compat, **ntk_kwargs)},
+                          init_per_arch=init_per_arch, clear_caches=clear_caches)
 
 
 def metrics_fn(bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax") -> Callable:
@@ -201,7 +215,7 @@ def score_architectures(
     results_path, archs: Sequence[str], *, space: api.Space, images, labels, key: jax.Array,
     init_per_arch: bool = False, seed: int = 0, bn_modes: Sequence[str] = BN_MODES,
     compat: str = "ntkjax", progress: Progress | None = None, clear_caches: bool = False,
-    **ntk_kwargs) -> list[ArchScore]:
+    pool: api.Instantiator | None = None, **ntk_kwargs) -> list[ArchScore]:
   """Scores ``archs`` of ``space``, appending one row each to the CSV at
   ``results_path``; archs already there are not scored again.
 
@@ -217,6 +231,8 @@ def score_architectures(
     progress: reports each architecture and the time left.
     clear_caches: clear JAX's compilation caches after each per-graph arch
       (bounds host memory over long per-graph runs; ``Instantiator``).
+    pool: ``score_pool(...)`` with the same options, to share its compiled
+      functions with the caller; by default one of its own.
   Returns:
     The rows of ``archs``, in order, old and new.
   """
@@ -224,9 +240,9 @@ def score_architectures(
   todo = table.start(archs, range(len(archs)), progress)
   if todo:
     x, y = jnp.asarray(images), jnp.asarray(labels)
-    pool = api.Instantiator(space, key, x[:1], {"score": lambda net: score_fn(
-        net, bn_modes=bn_modes, compat=compat, **ntk_kwargs)}, init_per_arch=init_per_arch,
-        clear_caches=clear_caches)
+    if pool is None:
+      pool = score_pool(space, key, images, init_per_arch=init_per_arch, clear_caches=clear_caches,
+                        bn_modes=bn_modes, compat=compat, **ntk_kwargs)
     for i, arch in todo:
       t0 = time.perf_counter()
       inst = pool.get(arch, i)

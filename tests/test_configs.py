@@ -6,6 +6,7 @@ import importlib
 import pytest
 
 from configs import common
+from ntkjax.studies import setup
 
 STUDIES = ("score", "rank_correlation", "deciles", "init_schemes", "post_training", "kernel_evolution",
            "trajectories", "search", "sweep")
@@ -24,6 +25,7 @@ def test_every_variant_of_the_vocabulary_parses(name):
         assert tuple(c.bn_modes) and set(c.bn_modes) <= {"train", "eval"}
         assert c.space.name == (space or "nb201")
         assert c.ntk.chunk_size is None  # a placeholder, not a 0 sentinel
+        setup.check_config(c)  # every shipped variant is in range
   pc = mod.get_config("paper_code")
   assert (pc.space.variant, pc.ntk.param_filter, pc.metrics.compat) == ("paper_code",) * 3
   with pytest.raises(ValueError, match="unknown config variant 'huge'"):

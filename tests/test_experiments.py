@@ -2,11 +2,13 @@
 console scripts, from any directory."""
 
 import csv
+import importlib
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -46,6 +48,46 @@ def test_a_bad_path_is_one_clear_line_and_the_workdir_stays_reusable(tmp_path):
   line = missing.stderr.strip().splitlines()[-1]
   assert line.startswith("score.py: error: CIFAR-10 images not found: expected ") and "cifar-10-python.tar.gz" in line
   assert not (tmp_path / "config.json").exists()
+
+
+SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_console_script_help_is_the_module_s(script, tmp_path):
+  if shutil.which(script) is None:
+    pytest.skip(f"{script} is not installed (pip install -e .)")
+  module = SCRIPTS[script].split(":")[0]
+  by_script = _run([script, "--help"], cwd=tmp_path)
+  by_module = _run([sys.executable, "-m", module, "--help"])
+  script_text, module_text = by_script.stdout + by_script.stderr, by_module.stdout + by_module.stderr
+  doc = importlib.import_module(module).__doc__.strip().splitlines()[0]
+  assert doc in script_text and doc in module_text
+  flags = [line.split(":")[0].strip() for line in module_text.splitlines() if line.strip().startswith("--")]
+  assert flags and all(f in script_text for f in flags), (script, flags)
+  if script != "ntkjax-data":
+    assert "--workdir" in script_text and "data.batch_size" in script_text
+
+
+def test_a_config_typo_is_one_line_and_writes_nothing(tmp_path):
+  typo = _run([sys.executable, "-m", "experiments.score", f"--workdir={tmp_path / 'w'}", "--config",
+               "configs/score.py:small", "--config.data.batch_sise=8"])
+  assert typo.returncode == 2 and typo.stderr.strip().splitlines() == [
+      "score.py: error: --config.data.batch_sise: no such config field; did you mean data.batch_size?"]
+  assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow
+def test_a_bad_variant_or_config_file_is_one_line_and_writes_nothing(tmp_path):
+  base = [sys.executable, "-m", "experiments.score", f"--workdir={tmp_path / 'w'}", "--config"]
+  variant, missing = _run(base + ["smal"]), _run(base + ["configs/nope.py"])
+  assert (variant.returncode, missing.returncode) == (2, 2)
+  assert len(variant.stderr.strip().splitlines()) == 1
+  assert "error: flag --config=" in variant.stderr and "unknown config variant 'smal'; known: small" in variant.stderr
+  assert missing.stderr.strip().splitlines() == [
+      "score.py: error: --config: [Errno 2] No such file or directory: 'configs/nope.py'"]
+  assert not (tmp_path / "w").exists()
 
 
 def test_help_lists_the_flags_and_the_config_fields():

@@ -33,6 +33,15 @@ def test_correlations_against_scipy_and_subsets():
     ranking.correlations(ARCHS[1:2] + archs, {"x": np.r_[0, acc]}, gt, degenerate=np.r_[False, degen])
 
 
+def test_without_degenerate_archs_there_is_no_duplicate_subset(truth_csv):
+  truth = ground_truth.read_csv(truth_csv, arch_column="arch", accuracy_column="acc", index_column="idx")
+  archs = [a for a in nb201.all_archs()[1000:1040] if not nb201.is_degenerate(a)][:20]
+  rows = ranking.correlations(archs, {"s": np.arange(20.0)}, truth, degenerate=np.zeros(20, bool))
+  assert [r.subset for r in rows] == ["all"]
+  rows = ranking.correlations(archs, {"s": np.arange(20.0)}, truth, degenerate=np.arange(20) == 3)
+  assert [r.subset for r in rows] == ["all", "non_degenerate"]
+
+
 def test_nonfinite_rows_are_left_out_and_counted():
   archs = [a for a in ARCHS[:60] if not nb201.is_degenerate(a)][:20]
   acc = np.arange(20.0)
@@ -41,7 +50,7 @@ def test_nonfinite_rows_are_left_out_and_counted():
   scores[[3, 7]] = [-1e9, 1e9]  # what an overflowed kernel's metric could be
   nonfinite = np.zeros(20, bool)
   nonfinite[[3, 7]] = True
-  (row, _) = ranking.correlations(archs, {"s": scores}, gt, degenerate=np.zeros(20, bool), nonfinite=nonfinite)
+  (row,) = ranking.correlations(archs, {"s": scores}, gt, degenerate=np.zeros(20, bool), nonfinite=nonfinite)
   assert (row.n, row.n_nonfinite, row.tau) == (18, 2, pytest.approx(1.0))
   assert "2 rows with a non-finite kernel or metric left out" in ranking.format_table([row])
 

@@ -57,7 +57,8 @@ def test_pin_config_records_the_environment_of_every_start(tmp_path):
   results.pin_config(tmp_path, {"seed": 1}, dict(env, date="later"))
   config, runs = results.read_config(tmp_path)
   assert config == {"seed": 1} and [r["date"] for r in runs] == [env["date"], "later"]
-  assert provenance.describe(env).startswith(f"ntkjax {env['commit'][:12]}, jax {jax.__version__}")
+  dirty = "+dirty" if env["commit"].endswith("+dirty") else ""
+  assert provenance.describe(env).startswith(f"ntkjax {env['commit'][:12]}{dirty}, jax {jax.__version__}")
 
 
 def _hold(workdir, ready, release):
@@ -80,6 +81,22 @@ def test_workdir_lock_names_the_holder_and_is_released(tmp_path):
     holder.join(30)
   with results.WorkdirLock(tmp_path):  # free again once the holder ended
     assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
+  assert not (tmp_path / ".lock").exists()  # removed on release
+
+
+def test_a_lock_file_left_by_a_killed_run_is_taken_over(tmp_path):
+  (tmp_path / ".lock").write_text("12345\n")  # its process died: the kernel dropped the flock
+  with results.WorkdirLock(tmp_path):
+    assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
+  assert not (tmp_path / ".lock").exists()
+
+
+def test_saved_rows_counts_results_but_not_set_up_files(tmp_path):
+  (tmp_path / "results.csv").write_text("arch,x\na,1\nb,2\n")
+  (tmp_path / "sub").mkdir()
+  (tmp_path / "sub" / "results.csv").write_text("arch\nc\n")
+  (tmp_path / "minibatch.csv").write_text("index,label\n1,2\n3,4\n")
+  assert results.saved_rows(tmp_path) == 3
 
 
 def test_write_csv_formats_floats_and_blanks_none(tmp_path):

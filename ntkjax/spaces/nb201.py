@@ -40,13 +40,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.experimental import checkify
 
 from ntkjax import layers, taps
 
 __all__ = [
     "OPS", "NUM_EDGES", "EDGES", "VARIANTS", "decode", "encode", "validate",
     "all_archs", "sample", "index_to_ops", "ops_to_index", "mutate", "num_params", "is_degenerate",
-    "has_unreachable_ops", "Network",
+    "has_unreachable_ops", "check_ops", "Network",
 ]
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -184,6 +185,30 @@ def has_unreachable_ops(ops) -> bool:
     if live[e] and dst in to_output:
       to_output.add(src)
   return any(on and not (src in from_input and dst in to_output) for on, (src, dst) in zip(live, EDGES))
+
+
+def check_ops(ops: jax.Array, traced: bool = False) -> None:
+  """Checks an op array that the network takes as data: its shape and
+  dtype always, a concrete array's values here (ValueError naming it), and
+  with ``traced`` a traced one's (inside ``jit``) by a
+  ``checkify.debug_check``, which raises only where the caller wraps the
+  function in ``checkify.checkify`` (``Network(check_ops=True)``)::
+
+      net = nb201.Network(C=16, N=5, check_ops=True)
+      err, kernel = checkify.checkify(jax.jit(ntk.empirical_ntk_fn(net)))(variables, x, ops)
+      err.throw()  # raises, naming the op array, if an index is out of range
+
+  Without it, ``lax.switch`` clamps an out-of-range index and the mask
+  zeroes the edge, so a bad traced array gives a kernel and no error. The
+  traced check is opt-in: it doubled the compile time of the structured
+  kernels."""
+  if ops.shape != (NUM_EDGES,) or not jnp.issubdtype(ops.dtype, jnp.integer):
+    raise ValueError(f"ops must be an integer array of shape (6,), got {ops.dtype}{list(ops.shape)}")
+  if not isinstance(ops, jax.core.Tracer):
+    validate(np.asarray(ops))
+  elif traced:
+    checkify.debug_check(jnp.all((ops >= 0) & (ops < len(OPS))),
+                         "NB201 op index out of range [0, 5) in op array {ops}", ops=ops)
 
 
 def _op_params(op: int, c: int, variant: str) -> int:
@@ -374,11 +399,15 @@ class Network(nn.Module):
     N: cells per stage.
     variant: ``'benchmark'`` or ``'paper_code'`` (module docstring).
     init_scheme: weight init scheme, a name in ``ntkjax.initializers.SCHEMES``.
+    check_ops: check traced op arrays too (``check_ops``), for callers that
+      wrap their jitted functions in ``checkify.checkify``.
 
   Call as ``logits = net.apply(variables, x, ops, train=False)`` with
   ``x: [batch, H, W, 3]`` (NHWC, normalised) and ``ops: int [6]`` from
-  ``decode``. In train mode pass ``mutable=['batch_stats']`` to get updated
-  running statistics; without it they are computed and dropped.
+  ``decode`` (``check_ops``: out-of-range indices are an error; inside
+  ``jit`` with ``check_ops=True`` under ``checkify.checkify``). In train
+  mode pass ``mutable=['batch_stats']`` to get updated running statistics;
+  without it they are computed and dropped.
 
   >>> net = Network(C=4, N=1)
   >>> ops = decode('|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|')
@@ -392,6 +421,7 @@ class Network(nn.Module):
   variant: str = "benchmark"
   init_scheme: str = "torch_default"
   select: str = "mask"
+  check_ops: bool = False
 
   def param_count(self, arch) -> int:
     """``num_params`` of ``arch`` in this network's configuration."""
@@ -414,8 +444,8 @@ class Network(nn.Module):
     if isinstance(ops, (str, tuple, list, np.ndarray)):
       # Concrete ops build a static network (one compilation per arch).
       ops = tuple(int(o) for o in validate(ops))
-    elif ops.shape != (NUM_EDGES,):
-      raise ValueError(f"ops must have shape (6,), got {ops.shape}")
+    else:
+      check_ops(ops, traced=self.check_ops)
     c = self.C
     y = layers.Conv(3, c, 3, 1, 1, init_scheme=self.init_scheme, name="stem_conv")(x)
     y = layers.BatchNorm(c, name="stem_bn")(y, train)

@@ -30,14 +30,17 @@ class SpaceEntry(NamedTuple):
   benchmark table (``data_home.TABLES``), its dataset, split and epochs,
   and the format of the space's benchmark files (for a ``path`` instead).
   ``reduced`` maps a config size (``cpu``, ``small``) to the option values
-  of the reduced network CPU runs use. ``needs_truth``: archs are drawn
-  from a benchmark's universe, so the space cannot be built without one.
+  of the reduced network CPU runs use; ``network(**options)`` says in words
+  which network the options build, and whether it is reduced.
+  ``needs_truth``: archs are drawn from a benchmark's universe, so the space
+  cannot be built without one.
   """
   name: str
   description: str
   build: Callable[..., api.Space]
   truth: Callable[[str], Mapping[str, Any]]
   reduced: Mapping[str, Mapping[str, int]]
+  network: Callable[..., str]
   needs_truth: bool = False
 
 
@@ -59,6 +62,24 @@ def _nds(space):
   return build
 
 
+def _nb201_network(*, C, N, variant, **_):
+  size = "the benchmark's size" if (C, N) == (16, 5) else "reduced: the benchmark's is C=16, N=5"
+  return f"NB201 {variant} network, C={C}, N={N} ({size})"
+
+
+def _nb101_network(*, stem_channels, num_stacks, modules_per_stack, **_):
+  official = (stem_channels, num_stacks, modules_per_stack) == (128, 3, 3)
+  size = "the benchmark's size" if official else "reduced: the benchmark's is 128, 3 x 3"
+  return f"NB101 network, {stem_channels} stem channels, {num_stacks} stacks of {modules_per_stack} modules ({size})"
+
+
+def _nds_network(space):
+  def network(*, width, depth, **_):
+    size = f"width {width}, depth {depth}" if width and depth else "each cell's own width and depth"
+    return f"NDS {space} network, {size}"
+  return network
+
+
 def _fixed(table, dataset, split, epochs, **reader):
   return lambda _: {"table": table, "dataset": dataset, "split": split, "epochs": epochs, **reader}
 
@@ -69,16 +90,18 @@ SPACES: dict[str, SpaceEntry] = {e.name: e for e in (
     SpaceEntry("nb201", "NAS-Bench-201 (ops as data: one compilation for all 15,625 archs)", _nb201,
                lambda dataset: {"table": "nb201", "dataset": _NB201_TRUTH_DATASET[dataset], "split": "test",
                                 "epochs": 200, "format": "nb201"},
-               {"cpu": {"C": 8, "N": 1}, "small": {"C": 4, "N": 1}}),
+               {"cpu": {"C": 8, "N": 1}, "small": {"C": 4, "N": 1}}, _nb201_network),
     SpaceEntry("nb101", "NAS-Bench-101 over a benchmark's specs (108-epoch accuracy)", _nb101,
                _fixed("nb101", "cifar10", "valid", 108, format="nb101_json"),
                {"cpu": {"stem_channels": 16, "modules_per_stack": 1},
-                "small": {"stem_channels": 8, "modules_per_stack": 1}}, needs_truth=True),
+                "small": {"stem_channels": 8, "modules_per_stack": 1}}, _nb101_network, needs_truth=True),
     # DARTS's default ground truth is NB301's surrogate, a stand-in for NDS-DARTS (table nds_darts).
     SpaceEntry("nds_darts", "NDS DARTS cells (default truth: the NAS-Bench-301 surrogate)", _nds("darts"),
-               _fixed("nb301_darts", "cifar10", "valid", 100, format="nb301_naslib"), _NDS_REDUCED),
+               _fixed("nb301_darts", "cifar10", "valid", 100, format="nb301_naslib"), _NDS_REDUCED,
+               _nds_network("DARTS")),
     *(SpaceEntry(f"nds_{s}", f"NDS {s} cells", _nds(s),
-                 _fixed(f"nds_{s}", "cifar10", "test", 0, format="nds_json", nds_space=s), _NDS_REDUCED)
+                 _fixed(f"nds_{s}", "cifar10", "test", 0, format="nds_json", nds_space=s), _NDS_REDUCED,
+                 _nds_network(s))
       for s in nds.SPACES if s != "darts"),
 )}
 NAMES: tuple[str, ...] = tuple(SPACES)

@@ -32,7 +32,7 @@ class InitSchemesResult(NamedTuple):
   def summary(self) -> str:
     lines = [f"Kendall tau by init scheme, {self.num_archs} archs",
              f"{'metric':<12}{'subset':<16}" + "".join(f"{s:>15}" for s in self.schemes)]
-    for subset in ranking.SUBSETS:
+    for subset in dict.fromkeys(r.correlation.subset for r in self.rows):
       for m in self.columns:
         taus = {r.init: r.correlation.tau for r in self.rows
                 if r.correlation.metric == m and r.correlation.subset == subset}

@@ -29,9 +29,10 @@ from ntkjax.progress import Progress
 from ntkjax.results import WorkdirLock, pin_config
 from ntkjax.spaces import api, nb201
 
-__all__ = ["StudyResult", "Job", "prepare", "truth_from_config", "space_from_config", "data_root", "Input",
-           "inputs", "ntk_options", "score_options", "training_data", "optimizer", "sample_archs", "require_truth",
-           "progress", "correlate", "official_params", "training", "metric_measure", "track"]
+__all__ = ["StudyResult", "Job", "RANGES", "check_config", "prepare", "truth_from_config", "space_from_config",
+           "data_root", "Input", "inputs", "ntk_options", "score_options", "score_pool", "training_data", "optimizer",
+           "sample_archs", "require_truth", "progress", "correlate", "official_params", "training",
+           "metric_measure", "track"]
 
 
 class StudyResult(Protocol):
@@ -61,6 +62,58 @@ class Job(NamedTuple):
   truth: GroundTruth | None
   k_init: jax.Array
   k_arch: jax.Array
+
+
+def _integer(v) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_POSITIVE = (lambda v: _integer(v) and v >= 1, "an integer >= 1")
+_OPTIONAL_POSITIVE = (lambda v: v is None or (_integer(v) and v >= 1), "an integer >= 1, or None")
+_SECONDS = (lambda v: _number(v) and v > 0, "a number of seconds > 0")
+# Every numeric config field with a valid range, checked before a run writes
+# anything (fields a config does not have are skipped).
+RANGES: dict[str, tuple[Callable, str]] = {
+    "seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "space.num_archs": _POSITIVE, "space.C": _POSITIVE, "space.N": _POSITIVE,
+    "space.stem_channels": _POSITIVE, "space.num_stacks": _POSITIVE, "space.modules_per_stack": _POSITIVE,
+    "space.width": _OPTIONAL_POSITIVE, "space.depth": _OPTIONAL_POSITIVE,
+    "data.batch_size": _POSITIVE, "ntk.chunk_size": _OPTIONAL_POSITIVE,
+    "train.num_images": _OPTIONAL_POSITIVE, "train.batch_size": _POSITIVE,
+    "train.learning_rate": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "train.momentum": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "train.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "epochs": (lambda v: isinstance(v, (tuple, list)) and len(v) > 0 and all(_integer(t) and t >= 0 for t in v),
+               "a non-empty tuple of integers >= 0, e.g. '(1, 3)'"),
+    "per_decile": _POSITIVE, "num_seeds": _POSITIVE, "per_group": _POSITIVE,
+    "budget_s": (lambda v: v is None or (_number(v) and v > 0), "a number of seconds > 0, or None"),
+    "baseline_epochs": _POSITIVE, "unit_cost_archs": _POSITIVE,
+    "rs.num_archs": _POSITIVE, "rea.population_size": _POSITIVE, "rea.sample_size": _OPTIONAL_POSITIVE,
+    "rea.max_evals": _OPTIONAL_POSITIVE,
+    "sweep.num_archs": _OPTIONAL_POSITIVE, "sweep.archs_per_device": _POSITIVE, "sweep.merge_timeout_s": _SECONDS,
+}
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Checks every field of ``RANGES`` that ``config`` has; ValueError
+  naming the field, its value and the valid values."""
+  for path, (valid, what) in RANGES.items():
+    node, present = config, True
+    for key in path.split("."):
+      if key not in node:
+        present = False
+        break
+      node = node[key]
+    if present and not valid(node):
+      raise ValueError(f"{path} = {node!r} is out of range: it must be {what}")
+  rea = config.get("rea")
+  if rea is not None and rea.sample_size is not None and rea.sample_size > rea.population_size:
+    raise ValueError(f"rea.sample_size = {rea.sample_size} is out of range: it must be at most "
+                     f"rea.population_size ({rea.population_size})")
 
 
 def truth_from_config(gt: ml_collections.ConfigDict) -> GroundTruth | None:
@@ -133,6 +186,9 @@ def prepare(config: ml_collections.ConfigDict, workdir) -> Iterator[Job]:
   workdir's lock while the study runs, with the config pinned and the
   minibatch recorded (``minibatch.csv``: index and label)."""
   workdir = pathlib.Path(workdir)
+  check_config(config)
+  if workdir.exists() and not workdir.is_dir():
+    raise ValueError(f"workdir {workdir} is a file; give a directory (it is created if missing)")
   key = jax.random.key(config.seed)
   k_init, k_data, k_arch = jax.random.split(key, 3)
   dataset = data_lib.load(config.data.name, data_root(config.data), config.data.split)
@@ -169,6 +225,14 @@ def score_options(config: ml_collections.ConfigDict, job: Job) -> dict:
               init_per_arch=config.space.init_per_arch, seed=config.seed, bn_modes=tuple(config.bn_modes),
               compat=config.metrics.compat, progress=progress(job.space),
               clear_caches=config.space.clear_caches, **ntk_options(config))
+
+
+def score_pool(config: ml_collections.ConfigDict, job: Job) -> api.Instantiator:
+  """``scoring.score_pool`` with the options ``score_options`` passes, for a
+  study that reuses the scoring's compiled functions afterwards."""
+  return scoring.score_pool(job.space, job.k_init, job.images, init_per_arch=config.space.init_per_arch,
+                            clear_caches=config.space.clear_caches, bn_modes=tuple(config.bn_modes),
+                            compat=config.metrics.compat, **ntk_options(config))
 
 
 def training_data(config: ml_collections.ConfigDict, key: jax.Array) -> data_lib.Dataset:

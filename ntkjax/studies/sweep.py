@@ -111,6 +111,7 @@ def _wait_and_merge(workdir: pathlib.Path, archs: Sequence[str], count: int, col
 def run(config: ml_collections.ConfigDict, workdir) -> SweepResult:
   """Runs the sweep described by ``configs/sweep.py``; in a
   ``jax.distributed`` job every process calls it with the same config."""
+  setup.check_config(config)
   if config.space.name != "nb201":
     raise ValueError(f"the sweep runs on nb201, not {config.space.name!r}")
   archs = sweep_archs(config)

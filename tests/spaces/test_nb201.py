@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import traverse_util
+from jax.experimental import checkify
 
 from ntkjax import initializers
 from ntkjax.spaces import nb101, nb201
@@ -152,6 +153,26 @@ def test_network_rejects_bad_inputs():
     nb201.Network(C=4, N=1, variant="foo").init(jax.random.key(0), jnp.zeros((2, 8, 8, 3)), ops)
   with pytest.raises(ValueError, match="unknown init scheme 'bogus'"):
     nb201.Network(C=4, N=1, init_scheme="bogus").init(jax.random.key(0), jnp.zeros((2, 8, 8, 3)), ops)
+
+
+@pytest.mark.parametrize("select", ["mask", pytest.param("switch", marks=pytest.mark.slow)])
+def test_out_of_range_op_arrays_are_errors_outside_jit_and_under_checkify(select):
+  net = nb201.Network(C=4, N=1, select=select, check_ops=True)
+  x = jnp.ones((2, 8, 8, 3))
+  v = net.init(jax.random.key(0), x, jnp.asarray(nb201.decode(MIXED)))
+  for bad in ([0, 1, 2, 3, 4, 9], [0, 1, 2, -1, 4, 1]):
+    with pytest.raises(ValueError, match=r"op index (9|-1) out of range \[0, 5\)"):
+      net.apply(v, x, jnp.asarray(bad, jnp.int32))
+  with pytest.raises(ValueError, match=r"integer array of shape \(6,\), got float32\[6\]"):
+    net.apply(v, x, jnp.zeros(6))
+  checked = checkify.checkify(jax.jit(lambda ops: net.apply(v, x, ops)))
+  err, _ = checked(jnp.asarray([0, 1, 2, 3, 4, 9], jnp.int32))
+  assert "NB201 op index out of range [0, 5) in op array [0 1 2 3 4 9]" in err.get()
+  err, logits = checked(jnp.asarray(nb201.decode(MIXED)))
+  assert err.get() is None and logits.shape == (2, 10)
+  unchecked = nb201.Network(C=4, N=1, select=select)  # the default: traced arrays are not checked
+  err, _ = checkify.checkify(jax.jit(lambda ops: unchecked.apply(v, x, ops)))(jnp.asarray([0, 1, 2, 3, 4, 9]))
+  assert err.get() is None
 
 
 @pytest.mark.slow

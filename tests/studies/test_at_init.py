@@ -29,8 +29,14 @@ def test_score_job_writes_rows_resumes_and_refuses_another_config(tmp_path, tiny
     assert -1 <= r.values["lga_eval"] <= 1 and r.values["ncn_eval"] <= -1 and not r.nonfinite
     assert r.params == nb201.num_params(r.arch, 10, C=4, N=1)
   assert "lga_eval" in result.summary()
+  assert "NB201 benchmark network, C=4, N=1 (reduced" in result.summary()
+  assert "Next: Kendall tau at the paper's scale" in result.summary() and "--config full" in result.summary()
+  assert result.kernel_arch == result.scores[0].arch and result.kernels["eval"].shape == (8, 8)
+  written = {p.name for p in launch.write_outputs(result, tmp_path)}
+  assert {"metrics.png", "kernel.png"} <= written and not (tmp_path / ".lock").exists()
   again = score.run(c, tmp_path)  # all on disk: the same rows
   assert again.scores == result.scores
+  np.testing.assert_allclose(again.kernels["eval"], result.kernels["eval"], rtol=1e-6)
   c.seed = 1
   with pytest.raises(ValueError, match="different config"):
     score.run(c, tmp_path)

@@ -45,12 +45,29 @@ def _written(result, tmp_path):
 def test_score_summary_leaves_nonfinite_rows_out_and_says_so(tmp_path):
   truth = ground_truth.GroundTruth({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}, {}, "cifar10", "test", 200, "t")
   rows = [_score("a", 0.1), _score("b", 0.2), _score("c", 0.3), _score("d", float("nan"), nonfinite=True)]
-  result = score.ScoreResult("nb201", "digits16", 8, rows, COLUMNS, truth)
+  kernels = {"eval": np.eye(8), "train": np.ones((8, 8))}
+  network = "NB201 benchmark network, C=8, N=1 (reduced: the benchmark's is C=16, N=5)"
+  result = score.ScoreResult("nb201", "digits16", 8, rows, COLUMNS, truth, network, "a", kernels, np.arange(8) % 3,
+                             "ntkjax-score --config cifar10 --workdir W")
   text = result.summary()
   lga = next(line for line in text.splitlines() if line.startswith("lga_eval")).split()
   assert lga[1:3] == ["3", "0.2"] and float(lga[3]) == pytest.approx(1.0)
   assert "1 of 4 archs left out" in text
-  assert set(_written(result, tmp_path)) == {"summary.txt"}
+  assert network in text.splitlines()[0] and text.splitlines()[-1] == "Next: ntkjax-score --config cifar10 --workdir W"
+  assert set(_written(result, tmp_path)) == {"summary.txt", "metrics.png", "kernel.png"}
+
+
+def test_score_next_command_resolves_and_depends_on_the_ground_truth():
+  from configs import score as score_config
+  from tests.test_docs import check
+  truth = ground_truth.GroundTruth({"a": 1.0}, {}, "cifar10", "test", 200, "t")
+  for variant in ("", "nb101", "nds_enas", "nds_darts"):
+    c = score_config.get_config(variant or None)
+    for t in (None, truth):
+      command = score.next_command(c, t)
+      check(command[command.index("ntkjax-"):].split(" (")[0])
+  assert "--config.ground_truth.table=nds_enas" in score.next_command(score_config.get_config("nds_enas"), None)
+  assert "rank-correlation --config full" in score.next_command(score_config.get_config(), truth)
 
 
 def test_rank_correlation_outputs(tmp_path):
