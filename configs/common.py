@@ -36,12 +36,14 @@ from typing import NamedTuple
 import ml_collections
 from ml_collections import config_dict
 
-from ntkjax import spaces
+from ntkjax import proxies, spaces
 
 SIZES = ("small", "cpu", "full")
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet16")
 SPACES = spaces.NAMES
 FLAGS = ("paper_code",)
+# Every zero-cost proxy (ntkjax.proxies), for configs that compute them.
+PROXIES = proxies.NAMES
 
 # dataset variant -> (data.load name, NTK minibatch: 256 images, 512 for ImageNet16-120 as the paper)
 _DATA = {"digits": ("digits16", 256), "cifar10": ("cifar10", 256), "cifar100": ("cifar100", 256),

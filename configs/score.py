@@ -8,9 +8,11 @@ Variants via ``--config configs/score.py:ARG`` (comma-separated, the
 vocabulary of ``configs/common.py``):
 
 * (none) = ``cpu``: 20 archs of a reduced NB201 (C=8, N=1) on 32 digits
-  images at 16x16, both BN modes: about 1 minute on a 2-core CPU, most of it
-  compilation (51 s wall on 2026-12-05).
-* ``small``: 5 archs, 16 images: under a minute; used by the tests.
+  images at 16x16, both BN modes, every zero-cost proxy: about 2 minutes on
+  a 2-core CPU, most of it compilation (138 s wall on 2026-12-05 beside
+  another job; 51 s without the proxies, ``--config.proxies='()'``).
+* ``small``: 5 archs, 16 images, no proxies: under a minute; used by the
+  tests.
 * ``full``: the real NB201 network (C=16, N=5), 100 archs, 64 images: tens
   of seconds per architecture on a 2-core CPU (the coupled train-BN kernel
   dominates; BENCHMARKS.md).
@@ -41,6 +43,8 @@ from configs import common
 def get_config(arg=None):
   v = common.parse(arg, dataset="digits")
   c = common.at_init(v)
+  # Zero-cost proxies beside the NTK metrics (ntkjax.proxies); small (the tests) skips their compilation.
+  c.proxies = () if v.size == "small" else common.PROXIES
   c.space.num_archs = 20
   c.space.C, c.space.N = 8, 1
   c.data.batch_size = 32

@@ -6,8 +6,10 @@ arch's ground-truth accuracy (mean ± std over seeds), the search cost in
 device-seconds, and the speed-up against training every searched arch for
 ``baseline_epochs`` (200) epochs on the same device. Scorers: ``oracle``
 (the ground truth: the best any search can do with these samples),
-``params``, and ``<metric>_<bn>@<t>``: ``lga_eval@3`` is LGA_3 (3 epochs of
-the paper's SGD, then LGA in eval BN); ``@0`` is a metric at init.
+``params``, a zero-cost proxy at init (``nwot``: RS + NASWOT, Table 2's
+row), and ``<metric>_<bn>@<t>``: ``lga_eval@3`` is LGA_3 (3 epochs of the
+paper's SGD, then LGA in eval BN); ``@0`` is a metric at init. Method
+``knas`` (KNAS, k in ``knas.ks``) runs with ``mean_train@0``.
 
     python -m experiments.search --config configs/search.py --workdir /tmp/search
 
@@ -46,8 +48,12 @@ def get_config(arg=None):
   c = common.training(v)
   if v.space == "nb201":
     c.ground_truth.update(dataset=_DATASET[v.dataset], release="nats")
-  c.methods = ("rs", "rea")
-  c.scorers = ("lga_eval@3", "lga_eval@5", "lga_eval@0", "ncn_eval@0", "fnorm_train@0", "params", "oracle")
+  c.methods = ("rs", "rea", "knas")
+  c.scorers = ("lga_eval@3", "lga_eval@5", "lga_eval@0", "ncn_eval@0", "fnorm_train@0", "mean_train@0", "nwot",
+               "params", "oracle")
+  # KNAS: the top k of rs.num_archs archs by Mean at init (mean_train@0), then the best of
+  # them by benchmark accuracy, each query charged as training the arch for baseline_epochs.
+  c.knas = ml_collections.ConfigDict({"ks": (2, 5)})
   c.num_seeds = 5
   c.budget_s = config_dict.placeholder(float)  # device-seconds per search (None: no limit; REA then needs max_evals)
   c.budget_s = 3600.0
@@ -62,11 +68,13 @@ def get_config(arg=None):
     c.data.batch_size = 16
     c.budget_s = None
   if v.size == "cpu":
-    c.scorers = ("lga_eval@1", "lga_eval@0", "ncn_eval@0", "fnorm_train@0", "params", "oracle")
+    c.scorers = ("lga_eval@1", "lga_eval@0", "ncn_eval@0", "fnorm_train@0", "mean_train@0", "nwot", "params",
+                 "oracle")
     c.num_seeds = 3
     c.rs.num_archs, c.rea.max_evals = 20, 40
   elif v.size == "small":
     c.scorers = ("lga_eval@1", "params", "oracle")
+    c.methods = ("rs", "rea")
     c.num_seeds = 2
     c.rs.num_archs, c.rea.population_size, c.rea.max_evals = 6, 4, 8
   return c

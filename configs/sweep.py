@@ -35,6 +35,8 @@ def get_config(arg=None):
   full = "full" in (arg or "").split(",")
   v = common.parse(arg, spaces=("nb201",), dataset="cifar10" if full else "digits")
   c = common.at_init(v)
+  # Zero-cost proxies beside the NTK metrics (ntkjax.proxies); small (the tests) skips their compilation.
+  c.proxies = () if v.size == "small" else common.PROXIES
   if v.dataset == "digits":
     c.ground_truth.table = None
   c.sweep = config_dict.ConfigDict()

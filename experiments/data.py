@@ -67,7 +67,7 @@ def overview() -> str:
     cells = dict(matrix)
     lines += ["", "  " + ", ".join(studies), f"    {'':<12}" + "".join(f"{d:>12}" for d in common.DATASETS)]
     for space in dict.fromkeys(sp for sp, _ in cells):
-      lines.append(f"    {space:<12}" + "".join(f"{cells[(space, d)]:>12}" for d in common.DATASETS))
+      lines.append(f"    {space:<12}" + "".join(f"{cells.get((space, d), ''):>12}" for d in common.DATASETS))
   return "\n".join(lines)
 
 

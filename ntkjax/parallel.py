@@ -24,6 +24,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from ntkjax import ntk, scoring, xla_options
+from ntkjax import proxies as proxies_lib
 from ntkjax.progress import Progress
 from ntkjax.results import write_csv
 from ntkjax.spaces import api
@@ -95,19 +96,22 @@ def _stack(arg_lists: Sequence[tuple]) -> tuple:
 def score_sharded(results_path, archs: Sequence[str], positions: Sequence[int], *, space: api.Space, images, labels,
                   key: jax.Array, mesh: Mesh, archs_per_device: int = 1, init_per_arch: bool = False, seed: int = 0,
                   bn_modes: Sequence[str] = scoring.BN_MODES, compat: str = "ntkjax",
-                  progress: Progress | None = None, **ntk_kwargs) -> list[scoring.ArchScore]:
+                  progress: Progress | None = None, proxies: Sequence[str] = (), num_classes: int | None = None,
+                  **ntk_kwargs) -> list[scoring.ArchScore]:
   """Scores ``archs`` (at ``positions`` of the whole list) of a space that
   shares one compilation, ``archs_per_device`` per device of ``mesh`` per
   call, appending one row per arch to the CSV at ``results_path`` as each
   batch finishes; archs already there are skipped. Rows equal
-  ``scoring.score_architectures``'s for the same archs and keys.
+  ``scoring.score_architectures``'s for the same archs and keys. The
+  ``proxies`` (as there) run per arch after each batch's kernels, on the
+  default device.
   """
   if not space.shares_compilation:
     raise ValueError(f"space {space.name!r} compiles each graph; score it with scoring.score_architectures")
   space = space.batched()
   if len(archs) != len(positions):
     raise ValueError(f"{len(archs)} archs but {len(positions)} positions")
-  table = scoring.ScoreTable(results_path, bn_modes)
+  table = scoring.ScoreTable(results_path, bn_modes, proxies)
   todo = table.start(archs, positions, progress)
   if todo:
     x, y = jax.numpy.asarray(images), jax.numpy.asarray(labels)
@@ -115,6 +119,10 @@ def score_sharded(results_path, archs: Sequence[str], positions: Sequence[int], 
     shared = space.shares_variables and not init_per_arch
     kernels = batched_kernels(net, mesh=mesh, bn_modes=bn_modes, shared_variables=shared, **ntk_kwargs)
     of_kernels = scoring.metrics_fn(bn_modes, compat)
+    network_proxies = [n for n in proxies_lib.check_names(proxies) if proxies_lib.PROXIES[n].network]
+    of_proxies = (xla_options.jit(proxies_lib.proxies_fn(net, network_proxies, num_classes=num_classes))
+                  if network_proxies else None)
+    k_proxies = scoring.proxy_key(key)
     init = jax.jit(net.init)
     batched_init = jax.jit(jax.vmap(lambda k, x1, a: net.init(k, x1, *a), in_axes=(0, None, 0)))
     per_call = archs_per_device * mesh.size
@@ -131,6 +139,10 @@ def score_sharded(results_path, archs: Sequence[str], positions: Sequence[int], 
       seconds = (time.perf_counter() - t0) / len(batch)
       for j, (p, arch) in enumerate(batch):
         values = jax.device_get(of_kernels({bn: k[j] for bn, k in ks.items()}, y))
+        if of_proxies is not None:
+          v_j = variables if shared else jax.tree.map(lambda a, j=j: a[j], variables)
+          values.update(jax.device_get(of_proxies(v_j, x, y, jax.random.fold_in(k_proxies, p),
+                                                  *jax.tree.map(lambda a, j=j: a[j], args))))
         table.append(arch, p, seed, space, values, seconds)
         if progress is not None:
           progress.tick(arch, seconds, compiled=lo == 0 and j == 0)

@@ -10,8 +10,13 @@ skipping rows already present, and returns typed ``ArchScore`` rows.
 ``ScoreTable`` is that resumable table, shared with the sharded loop
 (``ntkjax.parallel``).
 
+With ``proxies`` (names in ``ntkjax.proxies.PROXIES``) the same call
+computes the zero-cost proxies on the same initialisation and minibatch; a
+row gains one column per proxy (``params`` is already a column).
+
 A row is ``nonfinite`` when a kernel has a non-finite entry (float32
-overflow, e.g. Gaussian init at full size) or a metric is NaN. Its values are
+overflow, e.g. Gaussian init at full size) or an NTK metric is NaN; a NaN
+proxy (jacov of a degenerate arch, say) stays NaN in its column. Its values are
 kept as computed (under ``compat='paper_code'`` the official code's
 substitutes, e.g. LGA 1e-4), and summaries leave such rows out.
 """
@@ -26,13 +31,14 @@ import jax
 import jax.numpy as jnp
 
 from ntkjax import metrics, ntk, xla_options
+from ntkjax import proxies as proxies_lib
 from ntkjax.progress import Progress
 from ntkjax.results import ResultsCSV
 from ntkjax.spaces import api
 
 __all__ = ["METRIC_FNS", "METRICS", "BN_MODES", "ARCH_FIELDS", "MetricKey", "metric_keys", "metric_columns",
-           "result_columns", "ArchScore", "ScoreTable", "metrics_fn", "is_nonfinite", "result_row", "arch_fields",
-           "score_fn", "score_pool", "score_architectures"]
+           "proxy_columns", "result_columns", "ArchScore", "ScoreTable", "metrics_fn", "is_nonfinite", "result_row",
+           "arch_fields", "score_fn", "score_pool", "proxy_key", "score_architectures"]
 
 # Each metric of a kernel: name -> f(kernel, labels, compat) -> scalar. A new
 # metric of Θ is one entry here (its columns are '<name>_<bn>').
@@ -76,9 +82,14 @@ def metric_columns(bn_modes: Sequence[str] = BN_MODES) -> list[str]:
   return [k.column for k in metric_keys(bn_modes)]
 
 
-def result_columns(bn_modes: Sequence[str] = BN_MODES) -> list[str]:
+def proxy_columns(proxies: Sequence[str] = ()) -> list[str]:
+  """The results columns of ``proxies`` (``params`` is an arch field)."""
+  return [p for p in proxies_lib.check_names(proxies) if p not in ARCH_FIELDS]
+
+
+def result_columns(bn_modes: Sequence[str] = BN_MODES, proxies: Sequence[str] = ()) -> list[str]:
   """Every column of a scoring results CSV, in order."""
-  return list(ARCH_FIELDS) + metric_columns(bn_modes) + ["seconds"]
+  return list(ARCH_FIELDS) + metric_columns(bn_modes) + proxy_columns(proxies) + ["seconds"]
 
 
 class ArchScore(NamedTuple):
@@ -112,11 +123,14 @@ def arch_fields(arch: str, position: int, seed: int, space: api.Space, *, nonfin
           "nonfinite": int(nonfinite)}
 
 
-def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
-             **ntk_kwargs) -> Callable:
-  """``f(variables, x, labels, *args) -> {'<metric>_<bn>': scalar,
-  'finite_<bn>': bool}``; ``args`` are the network's extra inputs (NB201: the
-  op array), ``finite_<bn>`` says whether every kernel entry is finite.
+def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax", proxies: Sequence[str] = (),
+             num_classes: int | None = None, **ntk_kwargs) -> Callable:
+  """``f(variables, x, labels, *args, key=None) -> {'<metric>_<bn>': scalar,
+  'finite_<bn>': bool, '<proxy>': scalar}``; ``args`` are the network's
+  extra inputs (NB201: the op array), ``finite_<bn>`` says whether every
+  kernel entry is finite. The network proxies among ``proxies`` are one more
+  jitted function (``f.proxies``; ``key`` seeds zen's draws); arch proxies
+  (flops) are the caller's (``proxies.arch_proxies``).
 
   ``ntk_kwargs`` go to ``ntk.empirical_ntk_fn`` (reduction, param_filter,
   implementation, chunk_size, ...). The kernels and the metrics are two
@@ -134,21 +148,32 @@ def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
     return {bn: fn(variables, x, *args) for bn, fn in kernel_fns.items()}
 
   of_kernels = metrics_fn(bn_modes, compat)
+  network_proxies = [p for p in proxies_lib.check_names(proxies) if proxies_lib.PROXIES[p].network]
+  of_proxies = (xla_options.jit(proxies_lib.proxies_fn(net, network_proxies, num_classes=num_classes))
+                if network_proxies else None)
 
-  def f(variables, x, labels, *args):
-    return of_kernels(kernels(variables, x, *args), labels)
+  def f(variables, x, labels, *args, key=None):
+    out = of_kernels(kernels(variables, x, *args), labels)
+    if of_proxies is not None:
+      if key is None:
+        raise ValueError(f"proxies {network_proxies} need a key (zen's Gaussian draws)")
+      out = {**out, **of_proxies(variables, x, labels, key, *args)}
+    return out
   f.kernels = kernels
+  f.proxies = of_proxies
   return f
 
 
 def score_pool(space: api.Space, key: jax.Array, images, *, init_per_arch: bool = False, clear_caches: bool = False,
-               bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax", **ntk_kwargs) -> api.Instantiator:
+               bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax", proxies: Sequence[str] = (),
+               num_classes: int | None = None, **ntk_kwargs) -> api.Instantiator:
   """The ``api.Instantiator`` that ``score_architectures`` scores with: each
   network's ``score_fn`` under ``fns['score']`` (built once per network),
   and its variables. Pass one to ``score_architectures(pool=...)`` to reuse
   its compiled functions afterwards (a kernel for a figure, say)."""
   return api.Instantiator(space, key, jnp.asarray(images)[:1],
-                          {"score": lambda net: score_fn(net, bn_modes=bn_modes, compat=compat, **ntk_kwargs)},
+                          {"score": lambda net: score_fn(net, bn_modes=bn_modes, compat=compat, proxies=proxies,
+                                                         num_classes=num_classes, **ntk_kwargs)},
                           init_per_arch=init_per_arch, clear_caches=clear_caches)
 
 
@@ -168,11 +193,14 @@ def metrics_fn(bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax") -> Ca
 
 
 def result_row(arch: str, position: int, seed: int, space: api.Space, values: Mapping, bn_modes,
-               seconds: float) -> dict:
-  """One results-CSV row: the arch fields, the metric columns of ``values``
-  (``metrics_fn``'s output) and the seconds it took."""
+               seconds: float, proxies: Sequence[str] = ()) -> dict:
+  """One results-CSV row: the arch fields, the metric and proxy columns of
+  ``values`` (``score_fn``'s output; arch proxies from the space) and the
+  seconds it took."""
+  values = {**values, **proxies_lib.arch_proxies(space, arch, proxies)}
+  columns = metric_columns(bn_modes) + proxy_columns(proxies)
   return {**arch_fields(arch, position, seed, space, nonfinite=is_nonfinite(values, bn_modes)),
-          "seconds": f"{seconds:.3f}", **{c: repr(float(values[c])) for c in metric_columns(bn_modes)}}
+          "seconds": f"{seconds:.3f}", **{c: repr(float(values[c])) for c in columns}}
 
 
 class ScoreTable:
@@ -180,10 +208,10 @@ class ScoreTable:
   archs are still to score, ``append`` writes one arch's row as soon as it
   is scored, ``rows`` reads the typed rows back, old and new."""
 
-  def __init__(self, path, bn_modes: Sequence[str] = BN_MODES):
-    self.bn_modes = tuple(bn_modes)
-    self.columns = metric_columns(bn_modes)
-    self.csv = ResultsCSV(path, result_columns(bn_modes))
+  def __init__(self, path, bn_modes: Sequence[str] = BN_MODES, proxies: Sequence[str] = ()):
+    self.bn_modes, self.proxies = tuple(bn_modes), tuple(proxies)
+    self.columns = metric_columns(bn_modes) + proxy_columns(proxies)
+    self.csv = ResultsCSV(path, result_columns(bn_modes, proxies))
 
   def start(self, archs: Sequence[str], positions: Sequence[int],
             progress: Progress | None = None) -> list[tuple[int, str]]:
@@ -196,7 +224,7 @@ class ScoreTable:
 
   def append(self, arch: str, position: int, seed: int, space: api.Space, values: Mapping,
              seconds: float) -> dict:
-    row = result_row(arch, position, seed, space, values, self.bn_modes, seconds)
+    row = result_row(arch, position, seed, space, values, self.bn_modes, seconds, self.proxies)
     self.csv.append(row)
     return row
 
@@ -211,11 +239,17 @@ def is_nonfinite(values: Mapping[str, float], bn_modes) -> bool:
   return not kernels_finite or any(math.isnan(float(values[c])) for c in metric_columns(bn_modes))
 
 
+def proxy_key(key: jax.Array) -> jax.Array:
+  """The key of the proxies' own draws (zen), apart from the init's."""
+  return jax.random.fold_in(key, 0x9E37)
+
+
 def score_architectures(
     results_path, archs: Sequence[str], *, space: api.Space, images, labels, key: jax.Array,
     init_per_arch: bool = False, seed: int = 0, bn_modes: Sequence[str] = BN_MODES,
     compat: str = "ntkjax", progress: Progress | None = None, clear_caches: bool = False,
-    pool: api.Instantiator | None = None, **ntk_kwargs) -> list[ArchScore]:
+    pool: api.Instantiator | None = None, proxies: Sequence[str] = (), num_classes: int | None = None,
+    **ntk_kwargs) -> list[ArchScore]:
   """Scores ``archs`` of ``space``, appending one row each to the CSV at
   ``results_path``; archs already there are not scored again.
 
@@ -233,20 +267,26 @@ def score_architectures(
       (bounds host memory over long per-graph runs; ``Instantiator``).
     pool: ``score_pool(...)`` with the same options, to share its compiled
       functions with the caller; by default one of its own.
+    proxies: zero-cost proxies to compute beside the NTK metrics (names in
+      ``ntkjax.proxies.PROXIES``); zen draws with ``fold_in(key, position)``
+      of a key folded from ``key``. ``num_classes``: the labels' class count
+      (epe_nas; default the network's).
   Returns:
     The rows of ``archs``, in order, old and new.
   """
-  table = ScoreTable(results_path, bn_modes)
+  table = ScoreTable(results_path, bn_modes, proxies)
   todo = table.start(archs, range(len(archs)), progress)
   if todo:
     x, y = jnp.asarray(images), jnp.asarray(labels)
     if pool is None:
       pool = score_pool(space, key, images, init_per_arch=init_per_arch, clear_caches=clear_caches,
-                        bn_modes=bn_modes, compat=compat, **ntk_kwargs)
+                        bn_modes=bn_modes, compat=compat, proxies=proxies, num_classes=num_classes, **ntk_kwargs)
+    k_proxies = proxy_key(key)
     for i, arch in todo:
       t0 = time.perf_counter()
       inst = pool.get(arch, i)
-      values = jax.device_get(inst.fns["score"](inst.variables, x, y, *inst.args))
+      values = jax.device_get(inst.fns["score"](inst.variables, x, y, *inst.args,
+                                                key=jax.random.fold_in(k_proxies, i)))
       seconds = time.perf_counter() - t0
       row = table.append(arch, i, seed, space, values, seconds)
       pool.release(inst)

@@ -30,6 +30,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import jax
 import numpy as np
 
+from ntkjax import proxies
 from ntkjax.results import ResultsCSV
 from ntkjax.scoring import MetricKey
 from ntkjax.spaces import api
@@ -154,6 +155,22 @@ def random_search(score: Callable, key: jax.Array, *, space: api.Space, num_arch
   return ev.result()
 
 
+def knas(score: Callable, key: jax.Array, *, space: api.Space, accuracy: Callable[[str], float],
+         query_cost_s: float, num_archs: int = 100, k: int = 2, history_path=None,
+         cache: bool = True) -> SearchResult:
+  """KNAS (Xu et al., ICML 2021) as Table 2 of Mok et al. runs it: score
+  ``num_archs`` random archs (``score``: Mean of the NTK at init), then query
+  the benchmark accuracy of the top ``k`` and keep the best, charging
+  ``query_cost_s`` (training the arch) per query. The result's score is the
+  chosen arch's accuracy."""
+  if k < 1:
+    raise ValueError(f"KNAS needs k >= 1, got {k}")
+  first = random_search(score, key, space=space, num_archs=num_archs, history_path=history_path, cache=cache)
+  ranked = sorted({e.arch: e.score for e in first.history}.items(), key=lambda a: (-a[1], a[0]))[:k]
+  best = max(ranked, key=lambda a: accuracy(a[0]))[0]
+  return SearchResult(best, float(accuracy(best)), first.cost_s + len(ranked) * query_cost_s, first.history)
+
+
 def regularized_evolution(score: Callable, key: jax.Array, *, space: api.Space, population_size: int = 10,
                           sample_size: int | None = None, budget_s: float = math.inf,
                           max_evals: int | None = None, history_path=None,
@@ -196,16 +213,21 @@ def regularized_evolution(score: Callable, key: jax.Array, *, space: api.Space, 
 
 
 class ScorerSpec(NamedTuple):
-  """A scorer by name: ``oracle`` (the ground truth), ``params``, or
+  """A scorer by name: ``oracle`` (the ground truth), ``params``, a
+  zero-cost proxy at init (``nwot`` is NASWOT; ``ntkjax.proxies``), or
   ``<metric>_<bn>@<t>`` (``lga_eval@3`` is LGA_3: 3 epochs of SGD, then LGA
   in eval BN; ``@0`` is at initialisation)."""
   name: str
-  key: MetricKey | None  # None for oracle and params
+  key: MetricKey | None  # None for oracle, params and proxies
   epochs: int
+
+  @property
+  def proxy(self) -> bool:
+    return self.name in proxies.NETWORK_PROXIES
 
   @classmethod
   def parse(cls, name: str) -> "ScorerSpec":
-    if name in ("oracle", "params"):
+    if name in ("oracle", "params") or name in proxies.NETWORK_PROXIES:
       return cls(name, None, 0)
     metric, _, t = name.partition("@")
     try:
@@ -213,7 +235,8 @@ class ScorerSpec(NamedTuple):
     except ValueError:
       key = None
     if key is None or not t.isdigit():
-      raise ValueError(f"unknown scorer {name!r}; use oracle, params or <metric>_<bn>@<t>, e.g. lga_eval@3")
+      raise ValueError(f"unknown scorer {name!r}; use oracle, params, a proxy ({', '.join(proxies.NETWORK_PROXIES)}) "
+                       "or <metric>_<bn>@<t>, e.g. lga_eval@3")
     return cls(name, key, int(t))
 
   @property
@@ -235,7 +258,10 @@ def speed_up(scorer: ScorerSpec, costs: UnitCosts, baseline_epochs: int = 200) -
   """``baseline_epochs · e / (t · e + m)``: how many times cheaper scoring an
   arch with ``scorer`` is than training it for ``baseline_epochs``, from the
   unit costs ``e`` (epoch) and ``m`` (the scorer's metrics); inf for the
-  oracle and params, which cost nothing measurable."""
+  oracle and params, which cost nothing measurable; NaN for a proxy (its
+  measured cost is in the search's own)."""
+  if scorer.proxy:
+    return math.nan
   if scorer.key is None:
     return math.inf
   e, m = costs.epoch_s, costs.metric_s[scorer.key.bn]

@@ -23,10 +23,15 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-__all__ = ["TAPS", "PERTURBATIONS", "Tap", "Tapper", "tap", "conv_tap", "pair", "prefixed", "SwitchTaps"]
+__all__ = ["TAPS", "PERTURBATIONS", "PROBES", "Tap", "Tapper", "tap", "conv_tap", "pair", "prefixed", "SwitchTaps",
+           "probe_relu", "probe_features"]
 
 TAPS = "ntk_taps"
 PERTURBATIONS = "ntk_perturbations"
+# What zero-cost proxies read besides parameters and gradients (ntkjax.proxies):
+# each ReLU's Hamming kernel of activation codes and the features before the
+# global pool. Absent in ordinary calls.
+PROBES = "proxy_probes"
 
 
 class Tap(struct.PyTreeNode):
@@ -128,3 +133,24 @@ class SwitchTaps:
   def sow(self, inputs: Mapping[str, jax.Array], active: Callable[[str], jax.Array]) -> None:
     for key, (prefix, rec) in self.records.items():
       self.module.sow(TAPS, key, rec.replace(inputs=inputs[rec.perturbation], active=active(prefix)))
+
+
+def _probing(module: nn.Module) -> bool:
+  return not module.is_initializing() and module.is_mutable_collection(PROBES)
+
+
+def probe_relu(module: nn.Module, name: str, x: jax.Array, active: jax.Array | None = None) -> None:
+  """Sows, when asked, the Hamming kernel ``c cᵀ + (1-c)(1-c)ᵀ`` [n, n] of
+  the binary codes ``c = x > 0`` of a ReLU's input (NASWOT); ``active``
+  (0/1) weights it for an arch-as-data network's unselected ops."""
+  if not _probing(module):
+    return
+  c = (x > 0).reshape(x.shape[0], -1).astype(jnp.float32)
+  k = c @ c.T + (1 - c) @ (1 - c).T
+  module.sow(PROBES, f"relu_{name}", k if active is None else k * active)
+
+
+def probe_features(module: nn.Module, x: jax.Array) -> None:
+  """Sows, when asked, the feature map before the global pool (Zen-NAS)."""
+  if _probing(module):
+    module.sow(PROBES, "features", x)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkjax import data, metrics, scoring
+from ntkjax import data, metrics, proxies, scoring
 from ntkjax.spaces import api, nb201
 
 
@@ -53,7 +53,7 @@ def test_rows_are_written_as_they_go_and_a_rerun_resumes(tmp_path, monkeypatch):
 
   def counting(*a, **k):
     fn = real(*a, **k)
-    return lambda *args: calls.append(1) or fn(*args)
+    return lambda *args, **kw: calls.append(1) or fn(*args, **kw)
   monkeypatch.setattr(scoring, "score_fn", counting)
   again = scoring.score_architectures(tmp_path / "r.csv", archs, **kw)
   assert len(calls) == 1  # only the lost architecture is recomputed
@@ -63,6 +63,27 @@ def test_rows_are_written_as_they_go_and_a_rerun_resumes(tmp_path, monkeypatch):
       assert a.values[col] == pytest.approx(b.values[col], rel=1e-5)
   on_disk = list(csv.DictReader(open(tmp_path / "r.csv")))
   assert [r["arch"] for r in on_disk] == archs
+
+
+@pytest.mark.slow
+def test_proxies_join_the_rows_with_the_values_of_their_own_function(tmp_path):
+  x, y = _batch()
+  space = api.NB201Space(C=4, N=1)
+  archs = space.sample(jax.random.key(0), 2)
+  rows = scoring.score_architectures(tmp_path / "r.csv", archs, space=space, images=x, labels=y,
+                                     key=jax.random.key(1), bn_modes=("eval",), proxies=("nwot", "flops", "params"))
+  header = (tmp_path / "r.csv").read_text().splitlines()[0].split(",")
+  assert header == scoring.result_columns(("eval",), ("nwot", "flops", "params"))
+  assert "nwot" in header and "flops" in header and header.count("params") == 1
+  v = jax.jit(space.net.init)(jax.random.key(1), x[:1], jnp.zeros(6, jnp.int32))
+  of_proxies = jax.jit(proxies.proxies_fn(space.net, ["nwot"]))
+  for i, r in enumerate(rows):
+    k = jax.random.fold_in(scoring.proxy_key(jax.random.key(1)), i)
+    want = of_proxies(v, x, y, k, jnp.asarray(nb201.decode(r.arch)))["nwot"]
+    assert r.values["nwot"] == pytest.approx(float(want), rel=1e-5)
+    assert r.values["flops"] == space.flops(r.arch) / 1e6
+  with pytest.raises(ValueError, match="unknown proxy 'nwat'"):
+    scoring.result_columns(("eval",), ("nwat",))
 
 
 class _Overflowing(nn.Module):

@@ -169,3 +169,23 @@ def test_oracle_rea_beats_oracle_random_search_on_nb201():
          for s in range(5)]
   rs = [search.random_search(oracle, jax.random.key(s), space=SPACE, num_archs=150).best_score for s in range(5)]
   assert np.mean(rea) >= np.mean(rs) and np.mean(rea) > 90.5
+
+
+def test_knas_queries_the_top_k_by_score_and_charges_each_query():
+  accuracy = lambda arch: -float(nb201.ops_to_index(arch) % 97)  # unrelated to params
+  res = {k: search.knas(params_score, jax.random.key(5), space=SPACE, accuracy=accuracy, query_cost_s=100.0,
+                        num_archs=20, k=k) for k in (1, 3)}
+  ranked = sorted(res[3].history, key=lambda e: -e.score)
+  top3 = [e.arch for e in ranked[:3]]
+  assert res[3].best_arch == max(top3, key=accuracy) and res[3].best_score == accuracy(res[3].best_arch)
+  assert res[1].best_arch == ranked[0].arch
+  assert res[3].cost_s == pytest.approx(len(res[3].history) * 1.0 + 3 * 100.0)
+  with pytest.raises(ValueError, match="k >= 1, got 0"):
+    search.knas(params_score, jax.random.key(5), space=SPACE, accuracy=accuracy, query_cost_s=1.0, k=0)
+
+
+def test_a_proxy_is_a_scorer_and_a_typo_lists_the_proxies():
+  spec = search.ScorerSpec.parse("nwot")
+  assert spec.proxy and spec.epochs == 0 and math.isnan(search.speed_up(spec, None))
+  with pytest.raises(ValueError, match="a proxy \\(synflow, snip"):
+    search.ScorerSpec.parse("nwat")

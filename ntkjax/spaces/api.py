@@ -218,6 +218,12 @@ class NB201Space:
   def num_params(self, arch: str) -> int:
     return self.net.param_count(arch)
 
+  def flops(self, arch: str) -> int:
+    """Forward FLOPs of one image (``nb201.flops``; ImageNet16-120's 120
+    classes at 16x16, the CIFARs at 32x32)."""
+    n = self.net
+    return nb201.flops(arch, n.num_classes, C=n.C, N=n.N, resolution=16 if n.num_classes == 120 else 32)
+
   def is_degenerate(self, arch: str) -> bool:
     return nb201.is_degenerate(arch)
 

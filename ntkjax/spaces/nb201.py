@@ -46,7 +46,7 @@ from ntkjax import layers, taps
 
 __all__ = [
     "OPS", "NUM_EDGES", "EDGES", "VARIANTS", "decode", "encode", "validate",
-    "all_archs", "sample", "index_to_ops", "ops_to_index", "mutate", "num_params", "is_degenerate",
+    "all_archs", "sample", "index_to_ops", "ops_to_index", "mutate", "num_params", "flops", "is_degenerate",
     "has_unreachable_ops", "check_ops", "Network",
 ]
 
@@ -247,6 +247,39 @@ def num_params(arch, num_classes: int = 10, *, C: int = 16, N: int = 5,
   return total
 
 
+def flops(arch, num_classes: int = 10, *, C: int = 16, N: int = 5, resolution: int = 32) -> int:
+  """Forward FLOPs of one image, counted as NAS-Bench-Suite-Zero counts
+  them (NASLib's model statistics, torchstat's rules): a conv its
+  multiply-accumulates, BatchNorm 2 and ReLU 1 per element, a pool k² per
+  output element, the classifier in × out. Every op's count equals NASLib's;
+  the fixed part (stem, reductions, head) is 0.07% below its published
+  value (docs/results.md, "Zero-cost proxies").
+
+  >>> flops('|none~0|+|none~0|none~1|+|none~0|none~1|none~2|')
+  7938688
+  """
+  ops = validate(arch)
+  hw = resolution * resolution
+  total = 27 * C * hw + 2 * C * hw  # stem conv + BN
+  c = C
+  for stage in range(3):
+    if stage:  # ResNet reduction block c/2 -> c, at a quarter of the positions
+      cin, hw_in, hw = c // 2, hw, hw // 4
+      total += cin * hw_in + 9 * cin * c * hw + 2 * c * hw  # conv_a: ReLU, conv, BN
+      total += c * hw + 9 * c * c * hw + 2 * c * hw          # conv_b
+      total += 4 * cin * hw + cin * c * hw                   # shortcut: 2x2 pool, 1x1 conv
+    for op in ops:
+      name = OPS[int(op)]
+      if name in ("nor_conv_1x1", "nor_conv_3x3"):
+        k2 = 1 if name == "nor_conv_1x1" else 9
+        total += N * (c * hw + k2 * c * c * hw + 2 * c * hw)
+      elif name == "avg_pool_3x3":
+        total += N * 9 * c * hw
+    c *= 2
+  c //= 2
+  return total + 3 * c * hw + c * num_classes  # last BN + ReLU, classifier
+
+
 class Edge(nn.Module):
   """One cell edge holding all five candidate ops; ``op`` picks one.
 
@@ -284,6 +317,12 @@ class Edge(nn.Module):
     # (half the switch's tap outputs; at N=16 it timed the same as one each).
     layer_names = ("conv_out",) if self.variant == "paper_code" else ("conv_out", "bn_out")
     switch_taps = taps.SwitchTaps(self, layer_names, x) if switched else None
+    # Both conv ops start with a ReLU of x: its codes count once if either is selected.
+    if static:
+      if OPS[int(op)] in ("nor_conv_1x1", "nor_conv_3x3"):
+        taps.probe_relu(self, "in", x)
+    else:
+      taps.probe_relu(self, "in", x, (chooses("conv_1x1") | chooses("conv_3x3")).astype(x.dtype))
 
     def tapper(prefix, inputs):
       if switched:
@@ -456,6 +495,9 @@ class Network(nn.Module):
       for i in range(self.N):
         cell = Cell(c, self.variant, self.init_scheme, self.select, name=f"cell_{stage}_{i}")
         y = cell(y, ops, train)
-    y = jax.nn.relu(layers.BatchNorm(c, name="last_bn")(y, train))
+    y = layers.BatchNorm(c, name="last_bn")(y, train)
+    taps.probe_relu(self, "last", y)
+    y = jax.nn.relu(y)
+    taps.probe_features(self, y)
     y = jnp.mean(y, axis=(1, 2))
     return layers.Dense(c, self.num_classes, init_scheme=self.init_scheme, name="classifier")(y)

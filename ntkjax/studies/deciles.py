@@ -63,7 +63,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> DecilesResult:
     logging.info("%d draws x 10 deciles x %d archs: %d distinct archs", len(draws), config.per_decile, len(union))
     scored = {r.arch: r for r in scoring.score_architectures(job.workdir / "results.csv", union,
                                                              **setup.score_options(config, job))}
-    columns = scoring.metric_columns(config.bn_modes) + ["params"]
+    columns = setup.score_columns(config)
     rows = []
     for s, draw in enumerate(draws):
       for label, group in zip(LABELS, draw + [[a for g in draw for a in g]]):

@@ -48,7 +48,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> RankCorrelationResult:
     truth = setup.require_truth(job)
     archs = setup.sample_archs(config, job)
     rows = scoring.score_architectures(job.workdir / "results.csv", archs, **setup.score_options(config, job))
-    columns = scoring.metric_columns(config.bn_modes) + ["params"]
+    columns = setup.score_columns(config)
     table = setup.correlate(rows, columns, truth, random_key=jax.random.fold_in(job.k_arch, 1),
                             indices=[job.space.index(a) for a in archs])
     count = setup.official_params(job)

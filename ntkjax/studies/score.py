@@ -100,6 +100,6 @@ def run(config: ml_collections.ConfigDict, workdir) -> ScoreResult:
     kernels = jax.device_get(inst.fns["score"].kernels(inst.variables, jnp.asarray(job.images), *inst.args))
     space_options = config.space.to_dict()
     network = spaces.get(space_options.pop("name")).network(**space_options)
-    return ScoreResult(job.space.name, job.dataset, len(job.labels), rows, scoring.metric_columns(config.bn_modes),
+    return ScoreResult(job.space.name, job.dataset, len(job.labels), rows, setup.score_columns(config)[:-1],
                        job.truth, network, archs[0], dict(kernels), np.asarray(job.labels),
                        next_command(config, job.truth))

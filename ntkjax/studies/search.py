@@ -29,7 +29,7 @@ import numpy as np
 from absl import logging
 
 from ntkjax import data as data_lib
-from ntkjax import scoring, search, train
+from ntkjax import proxies, scoring, search, train, xla_options
 from ntkjax.ground_truth import GroundTruth
 from ntkjax.results import ResultsCSV
 from ntkjax.spaces import api
@@ -64,8 +64,10 @@ def make_scorer(spec: search.ScorerSpec, config: ml_collections.ConfigDict, job:
     return lambda arch: (truth[arch], 0.0)
   if spec.name == "params":
     return lambda arch: float(space.num_params(arch))
-  pool = _pool(config, job, train_data, spec.key.bn, spec.epochs)
   x, y = jnp.asarray(job.images), jnp.asarray(job.labels)
+  if spec.proxy:
+    return _proxy_scorer(spec.name, config, job, x, y)
+  pool = _pool(config, job, train_data, spec.key.bn, spec.epochs)
 
   def scorer(arch):
     inst = pool.get(arch, space.index(arch))
@@ -75,6 +77,22 @@ def make_scorer(spec: search.ScorerSpec, config: ml_collections.ConfigDict, job:
                          jax.random.fold_in(key, space.index(arch)), tx=setup.optimizer(config),
                          batch_size=config.train.batch_size, epoch_fn=inst.fns["epoch"])
     value = float(inst.fns["score"](v, x, y, *inst.args)[spec.key.column])
+    pool.release(inst)
+    return value
+  return scorer
+
+
+def _proxy_scorer(name: str, config, job: setup.Job, x, y) -> Callable[[str], float]:
+  """A zero-cost proxy at init (``nwot``: NASWOT), keyed as scoring keys it."""
+  fn = lambda net: xla_options.jit(proxies.proxies_fn(net, [name], num_classes=job.num_classes))
+  pool = api.Instantiator(job.space, job.k_init, x[:1], {"proxy": fn}, init_per_arch=config.space.init_per_arch,
+                          clear_caches=config.space.clear_caches)
+  k_proxies = scoring.proxy_key(job.k_init)
+
+  def scorer(arch):
+    i = job.space.index(arch)
+    inst = pool.get(arch, i)
+    value = float(inst.fns["proxy"](inst.variables, x, y, jax.random.fold_in(k_proxies, i), *inst.args)[name])
     pool.release(inst)
     return value
   return scorer
@@ -149,11 +167,27 @@ class SearchStudyResult(NamedTuple):
     return {}
 
 
+METHODS = ("rs", "rea", "knas")
+KNAS_SCORER = "mean_train@0"  # KNAS ranks by the NTK's mean at init
+
+
+def _runs(config, spec: search.ScorerSpec) -> list[tuple[str, int | None]]:
+  """(method, KNAS k) of every search a scorer takes part in: KNAS only with
+  its own scorer, once per k in ``knas.ks``."""
+  out = []
+  for method in config.methods:
+    if method != "knas":
+      out.append((method, None))
+    elif spec.name == KNAS_SCORER:
+      out += [(method, k) for k in config.knas.ks]
+  return out
+
+
 def run(config: ml_collections.ConfigDict, workdir) -> SearchStudyResult:
   specs = [search.ScorerSpec.parse(s) for s in config.scorers]
-  bad = [m for m in config.methods if m not in ("rs", "rea")]
+  bad = [m for m in config.methods if m not in METHODS]
   if bad:
-    raise ValueError(f"unknown search method {bad[0]!r}; use 'rs' or 'rea'")
+    raise ValueError(f"unknown search method {bad[0]!r}; use one of {', '.join(METHODS)}")
   with setup.prepare(config, workdir) as job:
     truth = setup.require_truth(job)
     train_data, k_train = setup.training(config, job)
@@ -162,13 +196,17 @@ def run(config: ml_collections.ConfigDict, workdir) -> SearchStudyResult:
     (job.workdir / "scores").mkdir(exist_ok=True)
     (job.workdir / "histories").mkdir(exist_ok=True)
     budget = config.budget_s or math.inf
+    costs = None
+    if "knas" in config.methods:  # KNAS charges a benchmark query as training the arch
+      costs = unit_costs(config, job, train_data, k_train, job.workdir / "unit_costs.json",
+                         num_archs=config.unit_cost_archs)
     for spec in specs:
       scorer = search.ScoreMemo(make_scorer(spec, config, job, train_data, k_train),
                                 job.workdir / "scores" / f"{spec.slug}.csv")
       compile_s = None
       for seed in range(config.num_seeds):
-        for method in config.methods:
-          run_id = f"{method}|{spec.name}|{seed}"
+        for method, k in _runs(config, spec):
+          run_id = f"{method}{k or ''}|{spec.name}|{seed}"
           if run_id in runs.done:
             continue
           if compile_s is None:  # compile outside the charged cost, once per scorer
@@ -178,22 +216,26 @@ def run(config: ml_collections.ConfigDict, workdir) -> SearchStudyResult:
               scorer.score(space.sample(jax.random.fold_in(job.k_arch, 10_000), 1)[0])
               compile_s = f"{time.perf_counter() - t0:.2f}"
           key = jax.random.fold_in(job.k_arch, seed)
-          history = job.workdir / "histories" / f"{method}_{spec.slug}_seed{seed}.csv"
+          history = job.workdir / "histories" / f"{'rs' if method == 'knas' else method}_{spec.slug}_seed{seed}.csv"
           if method == "rs":
             res = search.random_search(scorer, key, space=space, num_archs=config.rs.num_archs, budget_s=budget,
                                        history_path=history)
+          elif method == "knas":
+            res = search.knas(scorer, key, space=space, accuracy=lambda a: truth[a],
+                              query_cost_s=config.baseline_epochs * costs.epoch_s, num_archs=config.rs.num_archs,
+                              k=k, history_path=history)
           else:
             res = search.regularized_evolution(scorer, key, space=space, population_size=config.rea.population_size,
                                                sample_size=config.rea.sample_size, budget_s=budget,
                                                max_evals=config.rea.max_evals, history_path=history)
           trained = len({e.arch for e in res.history if not space.is_degenerate(e.arch)})
-          runs.append({"run": run_id, "method": method, "scorer": spec.name, "seed": seed,
+          runs.append({"run": run_id, "method": f"{method}{k or ''}", "scorer": spec.name, "seed": seed,
                        "best_arch": res.best_arch, "best_score": repr(res.best_score),
                        "accuracy": repr(truth[res.best_arch]), "cost_s": f"{res.cost_s:.3f}",
                        "evaluations": len(res.history), "trained": trained, "compile_s": compile_s})
           logging.info("%s: %s acc %.2f cost %.1fs", run_id, res.best_arch, truth[res.best_arch], res.cost_s)
-    costs = unit_costs(config, job, train_data, k_train, job.workdir / "unit_costs.json",
-                       num_archs=config.unit_cost_archs)
+    costs = costs or unit_costs(config, job, train_data, k_train, job.workdir / "unit_costs.json",
+                                num_archs=config.unit_cost_archs)
     ups = {s.name: search.speed_up(s, costs, config.baseline_epochs) for s in specs}
     table = search.summarize_runs(runs.rows, optimum=max(truth.accuracy.values()), speed_ups=ups)
     return SearchStudyResult(space.name, truth, list(runs.rows), table, costs, config.baseline_epochs)

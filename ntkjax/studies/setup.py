@@ -23,7 +23,7 @@ import optax
 from absl import logging
 
 from ntkjax import data as data_lib
-from ntkjax import data_home, ground_truth, provenance, ranking, scoring, spaces, tracking, train
+from ntkjax import data_home, ground_truth, provenance, proxies, ranking, scoring, spaces, tracking, train
 from ntkjax.ground_truth import GroundTruth
 from ntkjax.progress import Progress
 from ntkjax.results import WorkdirLock, pin_config
@@ -110,6 +110,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       node = node[key]
     if present and not valid(node):
       raise ValueError(f"{path} = {node!r} is out of range: it must be {what}")
+  if "proxies" in config:
+    proxies.check_names(tuple(config.proxies))
+  knas = config.get("knas")
+  if knas is not None and not all(_integer(k) and 1 <= k <= config.rs.num_archs for k in knas.ks):
+    raise ValueError(f"knas.ks = {tuple(knas.ks)!r} is out of range: each k must be an integer in "
+                     f"[1, rs.num_archs = {config.rs.num_archs}]")
   rea = config.get("rea")
   if rea is not None and rea.sample_size is not None and rea.sample_size > rea.population_size:
     raise ValueError(f"rea.sample_size = {rea.sample_size} is out of range: it must be at most "
@@ -166,6 +172,8 @@ def inputs(config: ml_collections.ConfigDict) -> list[Input]:
   elif gt.table:
     needed.append((f"{gt.table} table ({gt.dataset} {gt.split})", lambda: data_home.truth(
         gt.table, dataset=gt.dataset, split=gt.split, epochs=gt.epochs, release=gt.release)[0]))
+  for name in (config.get("reference") or {}).values():  # published reference scores
+    needed.append((f"{name} reference", lambda name=name: data_home.reference(name)))
   for what, find in needed:
     try:
       path = find()
@@ -224,7 +232,8 @@ def score_options(config: ml_collections.ConfigDict, job: Job) -> dict:
   return dict(space=job.space, images=job.images, labels=job.labels, key=job.k_init,
               init_per_arch=config.space.init_per_arch, seed=config.seed, bn_modes=tuple(config.bn_modes),
               compat=config.metrics.compat, progress=progress(job.space),
-              clear_caches=config.space.clear_caches, **ntk_options(config))
+              clear_caches=config.space.clear_caches, proxies=proxy_names(config), num_classes=job.num_classes,
+              **ntk_options(config))
 
 
 def score_pool(config: ml_collections.ConfigDict, job: Job) -> api.Instantiator:
@@ -232,7 +241,18 @@ def score_pool(config: ml_collections.ConfigDict, job: Job) -> api.Instantiator:
   study that reuses the scoring's compiled functions afterwards."""
   return scoring.score_pool(job.space, job.k_init, job.images, init_per_arch=config.space.init_per_arch,
                             clear_caches=config.space.clear_caches, bn_modes=tuple(config.bn_modes),
-                            compat=config.metrics.compat, **ntk_options(config))
+                            compat=config.metrics.compat, proxies=proxy_names(config),
+                            num_classes=job.num_classes, **ntk_options(config))
+
+
+def proxy_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The config's zero-cost proxies (``proxies``; none in configs without the field)."""
+  return proxies.check_names(tuple(config.get("proxies", ())))
+
+
+def score_columns(config: ml_collections.ConfigDict) -> list[str]:
+  """The score columns a study's tables show: NTK metrics, proxies, params."""
+  return scoring.metric_columns(config.bn_modes) + scoring.proxy_columns(proxy_names(config)) + ["params"]
 
 
 def training_data(config: ml_collections.ConfigDict, key: jax.Array) -> data_lib.Dataset:

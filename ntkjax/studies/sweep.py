@@ -125,9 +125,9 @@ def run(config: ml_collections.ConfigDict, workdir) -> SweepResult:
     progress = options["progress"]
     rows = parallel.score_sharded(job.workdir / "results.csv", [archs[i] for i in mine], mine, mesh=mesh,
                                   archs_per_device=config.sweep.archs_per_device, **options)
-  columns = scoring.result_columns(config.bn_modes)
+  columns = scoring.result_columns(config.bn_modes, setup.proxy_names(config))
   merged = (_wait_and_merge(workdir, archs, count, columns, config.sweep.merge_timeout_s, config) if index == 0
             else None)
   rate = 1.0 / float(np.mean(progress.steady)) if progress.steady else float("nan")
-  return SweepResult(len(archs), rows, scoring.metric_columns(config.bn_modes), index, count, mesh.size, rate,
+  return SweepResult(len(archs), rows, setup.score_columns(config)[:-1], index, count, mesh.size, rate,
                      merged, workdir if count == 1 else process_workdir(workdir, index, count))

