@@ -65,6 +65,20 @@ def test_every_numeric_field_with_a_range_is_checked():
   assert checked == set(setup.RANGES)
 
 
+def test_knas_ks_is_checked_only_when_knas_runs():
+  from configs import search as search_config
+  from ntkjax.studies import setup
+  c = search_config.get_config("small")
+  c.rs.num_archs, c.knas.ks = 3, (2, 5)
+  setup.check_config(c)  # the small variant runs rs and rea only
+  c.methods = ("rs", "knas")
+  with pytest.raises(ValueError, match=r"^knas.ks = \(2, 5\) is out of range: each k must be an integer in "
+                                       r"\[1, rs.num_archs = 3\]"):
+    setup.check_config(c)
+  c.knas.ks = (1, 3)
+  setup.check_config(c)
+
+
 def test_out_of_range_values_and_a_file_workdir_stop_before_anything_is_written(capsys, tmp_path):
   config = score_config.get_config("small")
   config.space.num_archs = -5

@@ -113,7 +113,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if "proxies" in config:
     proxies.check_names(tuple(config.proxies))
   knas = config.get("knas")
-  if knas is not None and not all(_integer(k) and 1 <= k <= config.rs.num_archs for k in knas.ks):
+  if knas is not None and "knas" in config.get("methods", ()) and not all(_integer(k) and 1 <= k <= config.rs.num_archs for k in knas.ks):
     raise ValueError(f"knas.ks = {tuple(knas.ks)!r} is out of range: each k must be an integer in "
                      f"[1, rs.num_archs = {config.rs.num_archs}]")
   rea = config.get("rea")
