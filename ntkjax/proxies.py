@@ -17,7 +17,10 @@ behind NAS-Bench-Suite-Zero, Krishnakumar et al., NeurIPS 2022 D&B):
   ``Linear`` ``weight``), found through the layers' taps (``ntkjax.taps``);
   an arch-as-data network's unselected ops do not count, ops on paths that
   miss the output do (they exist in the benchmark's network).
-* Sums run over every weight entry and every layer.
+* Sums run over every weight entry and every layer; fisher, a per-channel
+  score, counts each channel once per weight of it (NASLib broadcasts it).
+* synflow is returned as its logarithm, as NAS-Bench-Suite-Zero publishes
+  it (the sum passes float32's range on large nets).
 
 A proxy that is NaN or infinite (a degenerate arch: zero Jacobians make a
 correlation undefined) is returned as computed; scoring flags its row as
@@ -27,6 +30,7 @@ correlation undefined) is returned as computed; scoring flags its row as
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable, NamedTuple, Sequence
 
 import jax
@@ -43,6 +47,10 @@ __all__ = ["Proxy", "PROXIES", "NETWORK_PROXIES", "ARCH_PROXIES", "NAMES", "chec
 _STATS = "batch_stats"
 _EPS = 1e-5  # NASLib's k in jacov and epe_nas
 _BN_EPS = 1e-5  # layers.BatchNorm's
+# synflow's log α = log β candidates: sums up to e^88 unscaled, and up to e^148 scaled, however the
+# forward and backward share the growth (NB201 nets reach e^115).
+_SYNFLOW_LOG_SCALES = (0.0, 30.0, 60.0)
+_SYNFLOW_FLOOR = 1e-30  # below it a scaled sum has lost its small terms
 
 
 class Proxy(NamedTuple):
@@ -54,11 +62,18 @@ class Proxy(NamedTuple):
   reference: str
 
 
+class _LossPass(NamedTuple):
+  weights: list    # _Weight per conv/dense kernel, from the taps
+  grads: dict      # d loss / d params
+  cotangents: dict  # d loss / d each layer's output (flattened perturbation paths)
+  probes: dict     # the sown ReLU codes and features
+
+
 class _Passes:
   """The passes proxies share, traced on first use inside one jit."""
 
   def __init__(self, net, variables, x, labels, args, key):
-    self.net, self.variables, self.x, self.labels, self.args, self.key = net, variables, x, labels, args, key
+    self.net, self.x, self.labels, self.args, self.key = net, x, labels, args, key
     self.params = variables["params"]
     self.base = {c: v for c, v in variables.items() if c not in (TAPS, PERTURBATIONS, PROBES)}
     self.mutable = [_STATS] if _STATS in self.base else []
@@ -73,9 +88,8 @@ class _Passes:
     return optax.softmax_cross_entropy_with_integer_labels(logits, self.labels).mean()
 
   @functools.cached_property
-  def loss_pass(self):
-    """(weights, param grads, output cotangents, taps, probes) of the mean
-    cross-entropy, one forward and one backward."""
+  def loss_pass(self) -> _LossPass:
+    """The mean cross-entropy's forward and backward, once."""
     shapes = jax.eval_shape(lambda: self._apply(self.params, self.x, mutable=[TAPS, PERTURBATIONS]))[1]
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes.get(PERTURBATIONS, {}))
 
@@ -85,14 +99,14 @@ class _Passes:
 
     (_, (taps, probes)), (grads, cotangents) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
         self.params, zeros)
-    return _weights(taps), grads, traverse_util.flatten_dict(cotangents), taps, probes
+    return _LossPass(_weights(taps), grads, traverse_util.flatten_dict(cotangents), probes)
 
   @property
   def weights(self):
-    return self.loss_pass[0]
+    return self.loss_pass.weights
 
   def grad(self, path):
-    return _at(self.loss_pass[1], path)
+    return _at(self.loss_pass.grads, path)
 
   @functools.cached_property
   def hessian_grad(self):
@@ -177,8 +191,10 @@ def _grasp(p: _Passes):
 
 def _fisher(p: _Passes):
   """Σ over conv/dense layers and output channels of ½ mean_n (Σ_hw a δ)²,
-  ``a`` the layer's output and ``δ`` the loss gradient there."""
-  cotangents = p.loss_pass[2]
+  ``a`` the layer's output and ``δ`` the loss gradient there, each channel
+  counted once per weight it owns (its fan-in): NASLib broadcasts the
+  channel's value over the channel's weights before it sums."""
+  cotangents = p.loss_pass.cotangents
   total = 0.0
   for w in p.weights:
     rec = w.tap
@@ -189,7 +205,8 @@ def _fisher(p: _Passes):
     else:
       a = rec.inputs @ kernel + (0.0 if bias is None else bias)
     g = (a * cotangents[w.perturbation]).reshape(a.shape[0], -1, a.shape[-1]).sum(axis=1)
-    total = total + _active(w, 0.5 * (g ** 2).mean(axis=0).sum())
+    fan_in = math.prod(kernel.shape[:-1])  # HWIO / (in, out) kernels
+    total = total + _active(w, fan_in * 0.5 * (g ** 2).mean(axis=0).sum())
   return total
 
 
@@ -225,7 +242,7 @@ def _epe_nas(p: _Passes, num_classes: int):
 def _nwot(p: _Passes):
   """log|det K|, K the summed Hamming kernels of every ReLU's binary codes
   (Mellor et al., ICML 2021, second version; NASLib's nwot)."""
-  probes = traverse_util.flatten_dict(p.loss_pass[4])
+  probes = traverse_util.flatten_dict(p.loss_pass.probes)
   ks = [k for name, sown in probes.items() if name[-1].startswith("relu_") for k in sown]
   if not ks:
     raise ValueError(f"{type(p.net).__name__} probes no ReLU codes (ntkjax.taps.probe_relu); nwot needs them")
@@ -233,23 +250,42 @@ def _nwot(p: _Passes):
 
 
 def _synflow(p: _Passes):
-  """Σ |θ ⊙ ∂R/∂θ| over the weights, R the summed output of the network with
-  |θ|, BatchNorm off (identity) and one all-ones input (Tanaka et al., 2020;
-  NASLib's synflow, ``bn=False``)."""
+  """log Σ |θ ⊙ ∂R/∂θ| over the weights, R the summed output of the network
+  with |θ|, BatchNorm off (identity) and one all-ones input (Tanaka et al.,
+  2020; NASLib's synflow, ``bn=False``). Returned as its logarithm, as
+  NAS-Bench-Suite-Zero publishes it: the sum passes float32's range on
+  large nets (NASLib runs it in float64). Where it would, the pass runs on
+  an input and biases scaled by α and a cotangent β (the |θ| network is
+  positive and linear in them, so the sum scales by αβ exactly) and log αβ
+  is taken off."""
   flat = traverse_util.flatten_dict(p.params)
   bn_modules = {k[:-1] for k in flat if k[-1] == "scale"}
   # BN as the identity: scale 1, shift 0, and (eval mode) mean 0, var 1 - eps.
-  flat = {k: (v if k[:-1] not in bn_modules else jnp.ones_like(v) if k[-1] == "scale" else jnp.zeros_like(v))
+  flat = {k: jnp.abs(v if k[:-1] not in bn_modules else jnp.ones_like(v) if k[-1] == "scale" else jnp.zeros_like(v))
           for k, v in flat.items()}
-  params = jax.tree.map(jnp.abs, traverse_util.unflatten_dict(flat))
   variables = dict(p.base)
   if _STATS in variables:
     stats = traverse_util.flatten_dict(variables[_STATS])
     variables[_STATS] = traverse_util.unflatten_dict(
         {k: (jnp.zeros_like(v) if k[-1] == "mean" else jnp.full_like(v, 1.0 - _BN_EPS)) for k, v in stats.items()})
   ones = jnp.ones((1,) + p.x.shape[1:], p.x.dtype)
-  grads = jax.grad(lambda q: p._apply(q, ones, train=False, variables=variables)[0].sum())(params)
-  return _weight_sum(p, lambda w, W: jnp.abs(W * _at(grads, w.path)).sum())
+
+  def log_sum(log_scale: float):  # α = β = exp(-log_scale)
+    scale = math.exp(-log_scale)
+    params = traverse_util.unflatten_dict({k: v * scale if k[-1] == "bias" else v for k, v in flat.items()})
+    grads = jax.grad(lambda q: scale * p._apply(q, ones * scale, train=False, variables=variables)[0].sum())(params)
+    total = _weight_sum(p, lambda w, W: jnp.abs(W * _at(grads, w.path)).sum())
+    ok = jnp.isfinite(total) & (total > _SYNFLOW_FLOOR)
+    return ok, jnp.log(total) + 2 * log_scale
+
+  ok, unscaled = log_sum(_SYNFLOW_LOG_SCALES[0])
+
+  def scaled(_):  # only where the unscaled sum left float32's range
+    out = unscaled  # none in range: the unscaled value (inf, -inf or NaN) flags the row
+    for candidate_ok, value in reversed([log_sum(s) for s in _SYNFLOW_LOG_SCALES[1:]]):
+      out = jnp.where(candidate_ok, value, out)
+    return out
+  return jax.lax.cond(ok, lambda _: unscaled, scaled, None)
 
 
 def _zen(p: _Passes, mixup_gamma: float = 1e-2):
@@ -296,6 +332,8 @@ ARCH_PROXIES: dict[str, Proxy] = {
     "params": Proxy(lambda space, arch: space.num_params(arch) / 1e6, False, "trainable parameters, millions"),
     "flops": Proxy(lambda space, arch: _flops(space, arch) / 1e6, False, "forward FLOPs of one image, millions"),
 }
+
+
 def _flops(space, arch: str) -> int:
   if not hasattr(space, "flops"):
     raise ValueError(f"flops are counted for NB201 only, not for space {space.name!r}")

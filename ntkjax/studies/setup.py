@@ -113,7 +113,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if "proxies" in config:
     proxies.check_names(tuple(config.proxies))
   knas = config.get("knas")
-  if knas is not None and "knas" in config.get("methods", ()) and not all(_integer(k) and 1 <= k <= config.rs.num_archs for k in knas.ks):
+  runs_knas = knas is not None and "knas" in config.get("methods", ())
+  if runs_knas and not all(_integer(k) and 1 <= k <= config.rs.num_archs for k in knas.ks):
     raise ValueError(f"knas.ks = {tuple(knas.ks)!r} is out of range: each k must be an integer in "
                      f"[1, rs.num_archs = {config.rs.num_archs}]")
   rea = config.get("rea")
@@ -197,8 +198,12 @@ def prepare(config: ml_collections.ConfigDict, workdir) -> Iterator[Job]:
   check_config(config)
   if workdir.exists() and not workdir.is_dir():
     raise ValueError(f"workdir {workdir} is a file; give a directory (it is created if missing)")
-  key = jax.random.key(config.seed)
-  k_init, k_data, k_arch = jax.random.split(key, 3)
+  k_init, k_data, k_arch = jax.random.split(jax.random.key(config.seed), 3)
+  # A seed of its own redraws one of them and keeps the others (init_seed=seed changes nothing).
+  if config.space.get("init_seed") is not None:
+    k_init = jax.random.split(jax.random.key(config.space.init_seed), 3)[0]
+  if config.data.get("seed") is not None:
+    k_data = jax.random.split(jax.random.key(config.data.seed), 3)[1]
   dataset = data_lib.load(config.data.name, data_root(config.data), config.data.split)
   images, labels, idx = data_lib.select_minibatch(k_data, dataset, config.data.batch_size,
                                                   first=config.data.first_batch)

@@ -108,3 +108,25 @@ def test_small_network_runs_and_compiles_once_per_spec():
     k = inst.fns["ntk"](inst.variables, x)
     assert k.shape == (4, 4) and np.all(np.isfinite(k)) and np.allclose(k, k.T, rtol=1e-4)
   assert len(traces) == 2  # SKIP scored twice, compiled once
+
+
+def test_naslib_tuples_prune_to_specs_and_bad_ones_are_named():
+  # 0 -> 1 (conv3x3) -> 6 (output); vertex 2 (maxpool) and 3..5 (conv1x1) feed nothing: pruned.
+  m = np.zeros((7, 7), int)
+  m[0, 1] = m[1, 6] = m[0, 2] = m[0, 3] = m[3, 4] = m[4, 5] = 1
+  m[0, 4] = m[0, 5] = m[1, 2] = m[1, 3] = m[1, 4] = 1  # 11 edges before pruning
+  key = str(tuple(m.ravel().tolist()) + (0, 2, 4, 3, 3, 3, 1))
+  spec = nb101.from_naslib(key)
+  assert spec.ops == ("input", "conv3x3-bn-relu", "output")
+  assert spec.matrix.tolist() == [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
+  with pytest.raises(ValueError, match=r"not a NASLib NB101 tuple: '\(1, 2\)'"):
+    nb101.from_naslib("(1, 2)")
+  with pytest.raises(ValueError, match="op codes in 0..4"):
+    nb101.from_naslib(key.replace(", 1)", ", 7)"))
+  m[1, 4] = 0  # the same pruned graph from another unpruned one
+  again = str(tuple(m.ravel().tolist()) + (0, 2, 4, 3, 3, 3, 1))
+  assert nb101.from_naslib(again).hash == spec.hash
+  records = {key: {"params": nb101.num_params(spec) / 1e6}, again: {"params": nb101.num_params(spec) / 1e6}}
+  kept = nb101.naslib_benchmark_records(records)
+  assert list(kept) == [spec.hash] and kept[spec.hash][1] is records[key]
+  assert nb101.naslib_benchmark_records({key: {"params": 1.0}}) == {}  # another network: dropped

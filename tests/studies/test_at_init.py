@@ -159,3 +159,21 @@ def test_rank_correlation_runs_on_nb101_by_config_alone(tmp_path, tiny):
   assert {"lga_eval", "ncn_train", "params", "random"} <= {r.metric for r in result.table if r.subset == "all"}
   assert all(r.n == 4 and r.n_degenerate == 0 for r in result.table if r.subset == "all")
   assert result.summary().startswith("nb101") and "params over all 1000 archs" in result.summary()
+
+
+def test_init_and_data_seeds_redraw_one_thing_and_keep_the_others(tmp_path, tiny):
+  import jax
+
+  def drawn(**seeds):
+    c = tiny(score_config.get_config("small"))
+    c.space.init_seed, c.data.seed = seeds.get("init"), seeds.get("data")
+    with setup.prepare(c, tmp_path / str(seeds)) as job:
+      return jax.random.key_data(job.k_init), jax.random.key_data(job.k_arch), job.labels, job.images
+  base, same, init, data = drawn(), drawn(init=0, data=0), drawn(init=5), drawn(data=5)
+  for a, b in zip(base, same):  # each seed equal to seed changes nothing
+    np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(init[0], base[0]) and np.array_equal(init[1], base[1])
+  np.testing.assert_array_equal(init[3], base[3])
+  assert not np.array_equal(data[3], base[3])
+  np.testing.assert_array_equal(data[0], base[0])
+  np.testing.assert_array_equal(data[1], base[1])
