@@ -51,8 +51,8 @@ from ntkjax import pickles, tfrecord
 from ntkjax.spaces import nb101, nb201, nds
 
 __all__ = ["DATASETS", "FORMATS", "GroundTruth", "NotInGroundTruth", "read", "load", "read_csv", "read_nats_simple",
-           "deciles",
-           "sample_per_decile", "read_nb101_tfrecord", "read_nb101_json", "read_nds_json", "read_nb301_naslib"]
+           "deciles", "sample_per_decile", "read_nb101_tfrecord", "read_nb101_json", "read_nb101_naslib",
+           "read_nds_json", "read_nb301_naslib"]
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 FORMATS = ("nb201", "nb101_json", "nb101_tfrecord", "nb101_naslib", "nds_json", "nb301_naslib")
@@ -430,9 +430,6 @@ def read_nb101_json(path, *, split: str = "valid", epochs: int = 108) -> GroundT
   return found.result("cifar10", split, epochs, f"{path} (nb101)", "nb101", fractions=True)
 
 
-# ----------------------------------------------------------------------------- NDS and the DARTS space
-
-
 def read_nb101_naslib(path) -> GroundTruth:
   """The NB101 specs of NASLib's ``zc_nasbench101.json`` whose scored
   network is the benchmark's (``nb101.naslib_benchmark_records``), with
@@ -449,6 +446,9 @@ def read_nb101_naslib(path) -> GroundTruth:
   for h, (spec, rec) in kept.items():
     found.add(h, rec["val_accuracy"], f"record of graph {h}", member=spec)
   return found.result("cifar10", "valid", 108, f"{path} (NASLib NB101)", "nb101", fractions=False)
+
+
+# ----------------------------------------------------------------------------- NDS and the DARTS space
 
 
 def read_nds_json(path, space: str) -> GroundTruth:
