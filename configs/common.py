@@ -45,6 +45,11 @@ FLAGS = ("paper_code",)
 # Every zero-cost proxy (ntkjax.proxies), for configs that compute them.
 PROXIES = proxies.NAMES
 
+
+def space_proxies(space: str) -> tuple[str, ...]:
+  """Every proxy ``space`` computes: flops only where it counts them."""
+  return tuple(p for p in PROXIES if p != "flops" or spaces.get(space).flops)
+
 # dataset variant -> (data.load name, NTK minibatch: 256 images, 512 for ImageNet16-120 as the paper)
 _DATA = {"digits": ("digits16", 256), "cifar10": ("cifar10", 256), "cifar100": ("cifar100", 256),
          "imagenet16": ("ImageNet16-120", 512)}

@@ -23,7 +23,7 @@ def get_config(arg=None):
   v = common.parse(arg, spaces=("nb201",))
   c = common.at_init(v)
   # Zero-cost proxies beside the NTK metrics (ntkjax.proxies); small (the tests) skips their compilation.
-  c.proxies = () if v.size == "small" else common.PROXIES
+  c.proxies = () if v.size == "small" else common.space_proxies(v.space)
   c.per_decile = 100
   c.num_seeds = 20
   del c.space["num_archs"]  # the deciles decide which archs are scored

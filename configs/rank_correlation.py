@@ -50,7 +50,7 @@ def get_config(arg=None):
   v = common.parse(arg)
   c = common.at_init(v)
   # Zero-cost proxies beside the NTK metrics (ntkjax.proxies); small (the tests) skips their compilation.
-  c.proxies = () if v.size == "small" else common.PROXIES
+  c.proxies = () if v.size == "small" else common.space_proxies(v.space)
   if v.size == "cpu":
     c.space.num_archs, c.data.batch_size = 200, 16
   elif v.size == "small":

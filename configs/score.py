@@ -26,7 +26,7 @@ vocabulary of ``configs/common.py``):
   ``small`` shrinks it to 16 channels and one module per stack. Each spec
   compiles unless ``--config.space.masked=True`` (one masked network for
   all specs: one compilation, a slower NTK; BENCHMARKS.md, "Compile against
-  run").
+  run"; it sows no ReLU codes, so drop nwot and zen from ``proxies``).
 * ``nds_darts``: DARTS cells from the 725 NAS-Bench-301 cells (surrogate
   accuracy; width 32, depth 8; ``small`` builds them at width 8, depth 5).
 * ``nds_enas``, ``nds_nasnet``, ``nds_amoeba``, ``nds_pnas``: cells sampled
@@ -44,7 +44,7 @@ def get_config(arg=None):
   v = common.parse(arg, dataset="digits")
   c = common.at_init(v)
   # Zero-cost proxies beside the NTK metrics (ntkjax.proxies); small (the tests) skips their compilation.
-  c.proxies = () if v.size == "small" else common.PROXIES
+  c.proxies = () if v.size == "small" else common.space_proxies(v.space)
   c.space.num_archs = 20
   c.space.C, c.space.N = 8, 1
   c.data.batch_size = 32

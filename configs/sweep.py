@@ -36,7 +36,7 @@ def get_config(arg=None):
   v = common.parse(arg, spaces=("nb201",), dataset="cifar10" if full else "digits")
   c = common.at_init(v)
   # Zero-cost proxies beside the NTK metrics (ntkjax.proxies); small (the tests) skips their compilation.
-  c.proxies = () if v.size == "small" else common.PROXIES
+  c.proxies = () if v.size == "small" else common.space_proxies(v.space)
   if v.dataset == "digits":
     c.ground_truth.table = None
   c.sweep = config_dict.ConfigDict()

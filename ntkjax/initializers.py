@@ -16,6 +16,10 @@ Schemes:
 * ``gaussian``: standard normal N(0, 1) weights (NTK-theory "Gaussian"
   initialisation), zero biases.
 * ``flax_default``: Flax's own defaults, LeCun-normal kernels and zero biases.
+* ``nasbench_pytorch``: the NB101 PyTorch networks' ``_initialize_weights``
+  (NASBench-PyTorch, and the zero-cost-nas copy NASLib scores NB101 with):
+  conv kernels N(0, 2 / (kh * kw * c_out)), dense kernels N(0, 0.01^2),
+  zero biases.
 """
 
 from __future__ import annotations
@@ -62,6 +66,12 @@ def _gaussian(key, shape, dtype=jnp.float32):
   return jax.random.normal(key, shape, dtype)
 
 
+def _nasbench_pytorch(key, shape, dtype=jnp.float32):
+  if len(shape) == 2:  # dense
+    return 0.01 * jax.random.normal(key, shape, dtype)
+  return math.sqrt(2.0 / fan_in_out(shape)[1]) * jax.random.normal(key, shape, dtype)
+
+
 def _zeros(key, shape, dtype=jnp.float32):
   del key
   return jnp.zeros(shape, dtype)
@@ -73,6 +83,7 @@ _KERNELS: dict[str, Initializer] = {
     "kaiming": _kaiming_normal,
     "gaussian": _gaussian,
     "flax_default": jax.nn.initializers.lecun_normal(),
+    "nasbench_pytorch": _nasbench_pytorch,
 }
 _TORCH_BIAS = {"torch_default", "xavier", "kaiming"}
 SCHEMES = tuple(_KERNELS)
@@ -100,7 +111,8 @@ def kernel_init_with_fans(name: str, fan_in, fan_out) -> Initializer:
 
   Networks that pad a kernel to a maximum width (``spaces/nb101_masked.py``)
   draw the whole padded kernel with the scale of its active block, whose
-  size is data. With the shape's own fans it draws what ``get`` draws.
+  size is data. With the shape's own fans it draws what ``get`` draws (for
+  ``nasbench_pytorch``, a conv kernel's).
   """
   if name not in _KERNELS:
     raise ValueError(f"unknown init scheme {name!r}; known: {', '.join(SCHEMES)}")
@@ -113,6 +125,6 @@ def kernel_init_with_fans(name: str, fan_in, fan_out) -> Initializer:
       std = lax.rsqrt(fi) / 0.87962566103423978
       return jax.random.truncated_normal(key, -2, 2, shape, dtype) * std.astype(dtype)
     std = {"xavier": lambda: jnp.sqrt(2.0 / (fi + fo)), "kaiming": lambda: jnp.sqrt(2.0 / fi),
-           "gaussian": lambda: jnp.ones(())}[name]()
+           "gaussian": lambda: jnp.ones(()), "nasbench_pytorch": lambda: jnp.sqrt(2.0 / fo)}[name]()
     return jax.random.normal(key, shape, dtype) * std.astype(dtype)
   return init

@@ -21,6 +21,10 @@ behind NAS-Bench-Suite-Zero, Krishnakumar et al., NeurIPS 2022 D&B):
   score, counts each channel once per weight of it (NASLib broadcasts it).
 * synflow is returned as its logarithm, as NAS-Bench-Suite-Zero publishes
   it (the sum passes float32's range on large nets).
+* nwot reads every ReLU's input codes and zen the features before the
+  global pool, which the NB201, NB101 and NDS networks sow
+  (``taps.probe_relu``, ``taps.probe_features``); the masked NB101 network
+  sows none, so those two name it in an error there.
 
 A proxy that is NaN or infinite (a degenerate arch: zero Jacobians make a
 correlation undefined) is returned as computed; scoring flags its row as
@@ -303,6 +307,8 @@ def _zen(p: _Passes, mixup_gamma: float = 1e-2):
 
   def features(inputs, variables):
     _, state = p._apply(params, inputs, variables=variables, mutable=[PROBES])
+    if "features" not in state.get(PROBES, {}):
+      raise ValueError(f"{type(p.net).__name__} probes no features (ntkjax.taps.probe_features); zen needs them")
     return state[PROBES]["features"][0], {**variables, **{k: v for k, v in state.items() if k == _STATS}}
 
   f1, after1 = features(x, p.base)
@@ -336,7 +342,7 @@ ARCH_PROXIES: dict[str, Proxy] = {
 
 def _flops(space, arch: str) -> int:
   if not hasattr(space, "flops"):
-    raise ValueError(f"flops are counted for NB201 only, not for space {space.name!r}")
+    raise ValueError(f"flops are counted for NB201 and NB101, not for space {space.name!r}")
   return space.flops(arch)
 
 

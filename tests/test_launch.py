@@ -79,6 +79,24 @@ def test_knas_ks_is_checked_only_when_knas_runs():
   setup.check_config(c)
 
 
+def test_proxies_a_space_cannot_compute_are_refused_before_the_run():
+  from configs import common, rank_correlation
+  from ntkjax.studies import setup
+  assert "flops" in common.space_proxies("nb101") and "flops" not in common.space_proxies("nds_darts")
+  c = rank_correlation.get_config("cpu,nds_darts")
+  assert "flops" not in c.proxies and "synflow" in c.proxies
+  setup.check_config(c)
+  c.proxies = ("flops", "snip")
+  with pytest.raises(ValueError, match=r"^proxy 'flops' is not counted for space 'nds_darts' \(only for nb201, "):
+    setup.check_config(c)
+  c = rank_correlation.get_config("cpu,nb101")
+  c.space.masked = True
+  with pytest.raises(ValueError, match=r"^proxy 'nwot' needs the per-graph NB101 network"):
+    setup.check_config(c)
+  c.proxies = ("snip", "synflow")
+  setup.check_config(c)
+
+
 def test_out_of_range_values_and_a_file_workdir_stop_before_anything_is_written(capsys, tmp_path):
   config = score_config.get_config("small")
   config.space.num_archs = -5

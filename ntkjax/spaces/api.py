@@ -307,6 +307,11 @@ class NB101Space:
     kw = {k: v for k, v in self.kw.items() if k != "init_scheme"}
     return nb101.num_params(self.specs[self.validate(arch)], **kw)
 
+  def flops(self, arch: str) -> int:
+    """Forward FLOPs of one 32x32 image (``nb101.flops``)."""
+    kw = {k: v for k, v in self.kw.items() if k != "init_scheme"}
+    return nb101.flops(self.specs[self.validate(arch)], **kw)
+
   def is_degenerate(self, arch: str) -> bool:
     return False  # a valid, pruned spec always connects input to output
 

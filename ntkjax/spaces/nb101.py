@@ -34,10 +34,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntkjax import layers
+from ntkjax import layers, taps
 
 __all__ = ["OPS", "INPUT", "OUTPUT", "MAX_VERTICES", "MAX_EDGES", "Spec", "vertex_channels",
-           "num_params", "from_naslib", "naslib_benchmark_records", "Sizes", "Network", "skeleton"]
+           "num_params", "flops", "from_naslib", "naslib_benchmark_records", "Sizes", "Network", "skeleton"]
 
 INPUT, OUTPUT = "input", "output"
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -171,6 +171,37 @@ def num_params(spec: Spec, num_classes: int = 10, *, stem_channels: int = 128, n
   return total + c * num_classes + num_classes
 
 
+def flops(spec: Spec, num_classes: int = 10, *, stem_channels: int = 128, num_stacks: int = 3,
+          modules_per_stack: int = 3, resolution: int = 32) -> int:
+  """Forward FLOPs of one image, counted as NAS-Bench-Suite-Zero counts them
+  (the rules of ``nb201.flops``): a conv its multiply-accumulates, each
+  BatchNorm + ReLU 3 per element, a max pool k² per output element, the
+  classifier in x out. Equals NASLib's published count for every record
+  whose network is the benchmark's (tests/test_proxies.py)."""
+  m, n = spec.matrix, spec.num_vertices
+  hw = resolution * resolution
+  total = 30 * stem_channels * hw  # 3x3 conv from 3 channels, BN, ReLU
+  c_in = c = stem_channels
+  for stack in range(num_stacks):
+    if stack:  # 2x2 max pool, then twice the channels
+      hw //= 4
+      total += 4 * c * hw
+      c *= 2
+    for _ in range(modules_per_stack):
+      ch = vertex_channels(c_in, c, m)
+      for v in range(1, n - 1):
+        if m[0, v]:  # 1x1 projection of the module input
+          total += (c_in + 3) * ch[v] * hw
+        if spec.ops[v] == "maxpool3x3":
+          total += 9 * ch[v] * hw
+        else:
+          total += ((9 if spec.ops[v] == OPS[0] else 1) * ch[v] + 3) * ch[v] * hw
+      if m[0, -1]:
+        total += (c_in + 3) * c * hw
+      c_in = c
+  return total + c * num_classes
+
+
 _NASLIB_OPS = (INPUT, OUTPUT) + OPS  # NASLib's op codes 0..4
 
 
@@ -212,12 +243,15 @@ class ConvBNReLU(nn.Module):
   c_out: int
   kernel_size: int
   init_scheme: str
+  probe: bool = True  # sow the ReLU's codes for nwot (taps.probe_relu)
 
   @nn.compact
   def __call__(self, x, train):
     y = layers.Conv(self.c_in, self.c_out, self.kernel_size, 1, self.kernel_size // 2,
                     init_scheme=self.init_scheme, name="conv")(x)
     y = layers.BatchNorm(self.c_out, momentum=BN_MOMENTUM, eps=BN_EPS, name="bn")(y, train)
+    if self.probe:
+      taps.probe_relu(self, "out", y)
     return jax.nn.relu(y)
 
 
@@ -287,10 +321,13 @@ def skeleton(net, x, train: bool, module: Callable) -> jax.Array:
   """The official network around the cells, called from ``net``'s compact
   ``__call__``: stem, stacks of modules (``module(stack, name, c_in, c_out)``
   returns ``y -> y``) with 2x2 max-pools and channel doubling between
-  stacks, global pool, classifier. ``net`` is a ``Sizes``."""
+  stacks, global pool, classifier. ``net`` is a ``Sizes``; one whose
+  ``probes`` is False sows no proxy probes (nwot's ReLU codes, zen's
+  features)."""
   layers.check_images(x)
   c = net.stem_channels
-  y = ConvBNReLU(3, c, 3, net.init_scheme, name="stem")(x, train)
+  probes = getattr(net, "probes", True)
+  y = ConvBNReLU(3, c, 3, net.init_scheme, probes, name="stem")(x, train)
   c_in = c
   for stack in range(net.num_stacks):
     if stack:
@@ -299,5 +336,7 @@ def skeleton(net, x, train: bool, module: Callable) -> jax.Array:
     for i in range(net.modules_per_stack):
       y = module(stack, f"stack{stack}_module{i}", c_in, c)(y)
       c_in = c
+  if probes:
+    taps.probe_features(net, y)
   y = jnp.mean(y, axis=(1, 2))
   return layers.Dense(c, net.num_classes, init_scheme=net.init_scheme, name="classifier")(y)

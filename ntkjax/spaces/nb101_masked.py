@@ -143,7 +143,10 @@ class _Module(nn.Module):
 
 class MaskedNetwork(nb101.Sizes):
   """Every NB101 spec in one network; ``net.apply(v, x, encode(spec),
-  train=...)``. Keyword fields as ``nb101.Network``'s; ``x`` is NHWC."""
+  train=...)``. Keyword fields as ``nb101.Network``'s; ``x`` is NHWC.
+  It sows no proxy probes: its padded channels and unselected ops would
+  enter nwot's codes and zen's statistics (use the per-graph network)."""
+  probes = False  # read by nb101.skeleton; a class constant, not a module field
 
   @nn.compact
   def __call__(self, x, arch: Arch, train: bool = False):

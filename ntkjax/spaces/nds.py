@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntkjax import layers
+from ntkjax import layers, taps
 
 __all__ = ["SPACES", "WIDTHS", "DEPTHS", "Space", "Genotype", "Arch", "DARTS_V2", "validate", "loose_ends", "encode",
            "decode", "sample", "mutate", "num_params", "Network", "from_naslib_compact"]
@@ -258,6 +258,7 @@ class ReLUConvBN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
+    taps.probe_relu(self, "in", x)
     y, c = jax.nn.relu(x), self.c_in
     for k, (kernel, stride, padding, dilation, groups, c_out) in enumerate(self.convs):
       y = layers.Conv(c, c_out, kernel, stride, padding, init_scheme=self.init_scheme, dilation=dilation,
@@ -275,6 +276,7 @@ class FactorizedReduce(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
+    taps.probe_relu(self, "in", x)
     x = jax.nn.relu(x)
     half = self.c_out // 2
     a = layers.Conv(self.c_in, half, 1, 2, init_scheme=self.init_scheme, name="conv_1")(x)
@@ -394,6 +396,7 @@ class Network(nn.Module):
       pairs, concat = (g.reduce, g.reduce_concat) if reduction else (g.normal, g.normal_concat)
       s0, s1 = s1, Cell(pairs, concat, c_pp, c_p, c, reduction, reduction_prev, self.init_scheme,
                         self.op_affine, name=f"cell{i}")(s0, s1, train)
+    taps.probe_features(self, s1)
     y = jnp.mean(s1, axis=(1, 2))
     return layers.Dense(c_out, self.num_classes, init_scheme=self.init_scheme, name="classifier")(y)
 

@@ -33,7 +33,8 @@ class SpaceEntry(NamedTuple):
   of the reduced network CPU runs use; ``network(**options)`` says in words
   which network the options build, and whether it is reduced.
   ``needs_truth``: archs are drawn from a benchmark's universe, so the space
-  cannot be built without one.
+  cannot be built without one. ``flops``: the space counts forward FLOPs
+  (the ``flops`` proxy).
   """
   name: str
   description: str
@@ -42,6 +43,7 @@ class SpaceEntry(NamedTuple):
   reduced: Mapping[str, Mapping[str, int]]
   network: Callable[..., str]
   needs_truth: bool = False
+  flops: bool = False
 
 
 def _nb201(num_classes, truth, *, C, N, variant, init, select, **_):
@@ -90,11 +92,12 @@ SPACES: dict[str, SpaceEntry] = {e.name: e for e in (
     SpaceEntry("nb201", "NAS-Bench-201 (ops as data: one compilation for all 15,625 archs)", _nb201,
                lambda dataset: {"table": "nb201", "dataset": _NB201_TRUTH_DATASET[dataset], "split": "test",
                                 "epochs": 200, "format": "nb201"},
-               {"cpu": {"C": 8, "N": 1}, "small": {"C": 4, "N": 1}}, _nb201_network),
+               {"cpu": {"C": 8, "N": 1}, "small": {"C": 4, "N": 1}}, _nb201_network, flops=True),
     SpaceEntry("nb101", "NAS-Bench-101 over a benchmark's specs (108-epoch accuracy)", _nb101,
                _fixed("nb101", "cifar10", "valid", 108, format="nb101_json"),
                {"cpu": {"stem_channels": 16, "modules_per_stack": 1},
-                "small": {"stem_channels": 8, "modules_per_stack": 1}}, _nb101_network, needs_truth=True),
+                "small": {"stem_channels": 8, "modules_per_stack": 1}}, _nb101_network, needs_truth=True,
+               flops=True),
     # DARTS's default ground truth is NB301's surrogate, a stand-in for NDS-DARTS (table nds_darts).
     SpaceEntry("nds_darts", "NDS DARTS cells (default truth: the NAS-Bench-301 surrogate)", _nds("darts"),
                _fixed("nb301_darts", "cifar10", "valid", 100, format="nb301_naslib"), _NDS_REDUCED,

@@ -30,9 +30,9 @@ from ntkjax.results import WorkdirLock, pin_config
 from ntkjax.spaces import api, nb201
 
 __all__ = ["StudyResult", "Job", "RANGES", "check_config", "prepare", "truth_from_config", "space_from_config",
-           "data_root", "Input", "inputs", "ntk_options", "score_options", "score_pool", "training_data", "optimizer",
-           "sample_archs", "require_truth", "progress", "correlate", "official_params", "training",
-           "metric_measure", "track"]
+           "network_label", "data_root", "Input", "inputs", "ntk_options", "score_options", "score_pool",
+           "training_data", "optimizer", "sample_archs", "require_truth", "progress", "correlate", "official_params",
+           "training", "metric_measure", "track"]
 
 
 class StudyResult(Protocol):
@@ -112,6 +112,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"{path} = {node!r} is out of range: it must be {what}")
   if "proxies" in config:
     proxies.check_names(tuple(config.proxies))
+    if "flops" in config.proxies and not spaces.get(config.space.name).flops:
+      raise ValueError(f"proxy 'flops' is not counted for space {config.space.name!r} (only for "
+                       f"{', '.join(n for n in spaces.NAMES if spaces.get(n).flops)}); drop it from proxies")
+    probed = [n for n in ("nwot", "zen") if n in config.proxies]
+    if probed and config.space.get("masked") and config.space.name == "nb101":
+      raise ValueError(f"proxy {probed[0]!r} needs the per-graph NB101 network (space.masked=False): the masked "
+                       "one sows no ReLU codes or features; drop nwot and zen from proxies")
   knas = config.get("knas")
   runs_knas = knas is not None and "knas" in config.get("methods", ())
   if runs_knas and not all(_integer(k) and 1 <= k <= config.rs.num_archs for k in knas.ks):
@@ -144,6 +151,13 @@ def space_from_config(sp: ml_collections.ConfigDict, num_classes: int, truth: Gr
   the ground truth's archs where the space has a universe."""
   options = sp.to_dict()
   return spaces.build(options.pop("name"), num_classes, truth, **options)
+
+
+def network_label(sp: ml_collections.ConfigDict) -> str:
+  """The network ``config.space`` builds, in words, saying whether it is the
+  benchmark's size or reduced."""
+  options = sp.to_dict()
+  return spaces.get(options.pop("name")).network(**options)
 
 
 def data_root(data: ml_collections.ConfigDict) -> str | None:

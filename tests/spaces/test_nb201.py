@@ -226,12 +226,13 @@ def test_paper_code_variant_has_no_cell_running_stats():
 
 @pytest.mark.parametrize("scheme", initializers.SCHEMES)
 def test_init_schemes_have_expected_scale(scheme):
-  shape = (3, 3, 64, 64)
+  shape = (3, 3, 64, 128)
   k_init, b_init = initializers.get(scheme, shape)
   w = np.asarray(k_init(jax.random.key(0), shape))
-  fan_in, fan_out = 9 * 64, 9 * 64
+  fan_in, fan_out = 9 * 64, 9 * 128
   expected = {"torch_default": 1 / math.sqrt(3 * fan_in), "xavier": math.sqrt(2 / (fan_in + fan_out)),
-              "kaiming": math.sqrt(2 / fan_in), "gaussian": 1.0, "flax_default": 1 / math.sqrt(fan_in)}[scheme]
+              "kaiming": math.sqrt(2 / fan_in), "gaussian": 1.0, "flax_default": 1 / math.sqrt(fan_in),
+              "nasbench_pytorch": math.sqrt(2 / fan_out)}[scheme]
   assert abs(w.std() / expected - 1) < 0.05
   # Fans given as (traced) data: the shape's own fans draw the same kernel;
   # a kernel padded to twice the fans, drawn at the real ones, keeps the scale.
@@ -242,10 +243,16 @@ def test_init_schemes_have_expected_scale(scheme):
       jax.random.key(2), (3, 3, 128, 128)))
   assert abs(padded.std() / expected - 1) < 0.05
   b = np.asarray(b_init(jax.random.key(1), (64,)))
-  if scheme in ("gaussian", "flax_default"):
+  if scheme in ("gaussian", "flax_default", "nasbench_pytorch"):
     assert not b.any()
   else:
     assert np.abs(b).max() <= 1 / math.sqrt(fan_in) and b.std() > 0
+
+
+def test_nasbench_pytorch_init_draws_dense_kernels_at_std_one_hundredth():
+  k_init, b_init = initializers.get("nasbench_pytorch", (512, 10))
+  w = np.asarray(k_init(jax.random.key(0), (512, 10)))
+  assert abs(w.std() / 0.01 - 1) < 0.05 and not np.asarray(b_init(jax.random.key(1), (10,))).any()
 
 
 # ---- official PyTorch network -------------------------------------------------
