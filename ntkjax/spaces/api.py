@@ -303,14 +303,15 @@ class NB101Space:
       self._feats = feats
     return self._feats
 
+  def _sizes(self) -> dict:
+    return {k: v for k, v in self.kw.items() if k != "init_scheme"}
+
   def num_params(self, arch: str) -> int:
-    kw = {k: v for k, v in self.kw.items() if k != "init_scheme"}
-    return nb101.num_params(self.specs[self.validate(arch)], **kw)
+    return nb101.num_params(self.specs[self.validate(arch)], **self._sizes())
 
   def flops(self, arch: str) -> int:
     """Forward FLOPs of one 32x32 image (``nb101.flops``)."""
-    kw = {k: v for k, v in self.kw.items() if k != "init_scheme"}
-    return nb101.flops(self.specs[self.validate(arch)], **kw)
+    return nb101.flops(self.specs[self.validate(arch)], **self._sizes())
 
   def is_degenerate(self, arch: str) -> bool:
     return False  # a valid, pruned spec always connects input to output

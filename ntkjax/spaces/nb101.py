@@ -145,30 +145,45 @@ def vertex_channels(input_channels: int, output_channels: int, matrix: np.ndarra
   return ch
 
 
-def _conv_bn_params(k, c_in, c_out):
-  return k * k * c_in * c_out + 2 * c_out
+class _Layer(NamedTuple):
+  kind: str  # "conv" (a ConvBNReLU) or "pool" (a max pool)
+  k: int     # kernel side
+  c_in: int
+  c_out: int
+  hw: int    # output positions
+
+
+def _layers(spec: Spec, stem_channels: int, num_stacks: int, modules_per_stack: int, resolution: int):
+  """The network's ConvBNReLUs and max pools, in order, with their sizes."""
+  m, n = spec.matrix, spec.num_vertices
+  hw = resolution * resolution
+  yield _Layer("conv", 3, 3, stem_channels, hw)
+  c_in = c = stem_channels
+  for stack in range(num_stacks):
+    if stack:  # 2x2 max pool, then twice the channels
+      hw //= 4
+      yield _Layer("pool", 2, c, c, hw)
+      c *= 2
+    for _ in range(modules_per_stack):
+      ch = vertex_channels(c_in, c, m)
+      for v in range(1, n - 1):
+        if m[0, v]:  # 1x1 projection of the module input
+          yield _Layer("conv", 1, c_in, ch[v], hw)
+        if spec.ops[v] == "maxpool3x3":
+          yield _Layer("pool", 3, ch[v], ch[v], hw)
+        else:
+          yield _Layer("conv", 3 if spec.ops[v] == OPS[0] else 1, ch[v], ch[v], hw)
+      if m[0, -1]:
+        yield _Layer("conv", 1, c_in, c, hw)
+      c_in = c
 
 
 def num_params(spec: Spec, num_classes: int = 10, *, stem_channels: int = 128, num_stacks: int = 3,
                modules_per_stack: int = 3) -> int:
   """Trainable parameters, counted as the benchmark's ``trainable_parameters``."""
-  m, n = spec.matrix, spec.num_vertices
-  total = _conv_bn_params(3, 3, stem_channels)
-  c_in = c = stem_channels
-  for stack in range(num_stacks):
-    if stack:
-      c *= 2
-    for _ in range(modules_per_stack):
-      ch = vertex_channels(c_in, c, m)
-      for v in range(1, n - 1):
-        if m[0, v]:
-          total += _conv_bn_params(1, c_in, ch[v])
-        if spec.ops[v] != "maxpool3x3":
-          total += _conv_bn_params(3 if spec.ops[v] == OPS[0] else 1, ch[v], ch[v])
-      if m[0, -1]:
-        total += _conv_bn_params(1, c_in, c)
-      c_in = c
-  return total + c * num_classes + num_classes
+  convs = [c for c in _layers(spec, stem_channels, num_stacks, modules_per_stack, 32) if c.kind == "conv"]
+  weights = sum(c.k * c.k * c.c_in * c.c_out + 2 * c.c_out for c in convs)  # conv kernel, BN scale and shift
+  return weights + stem_channels * 2 ** (num_stacks - 1) * num_classes + num_classes
 
 
 def flops(spec: Spec, num_classes: int = 10, *, stem_channels: int = 128, num_stacks: int = 3,
@@ -178,28 +193,11 @@ def flops(spec: Spec, num_classes: int = 10, *, stem_channels: int = 128, num_st
   BatchNorm + ReLU 3 per element, a max pool k² per output element, the
   classifier in x out. Equals NASLib's published count for every record
   whose network is the benchmark's (tests/test_proxies.py)."""
-  m, n = spec.matrix, spec.num_vertices
-  hw = resolution * resolution
-  total = 30 * stem_channels * hw  # 3x3 conv from 3 channels, BN, ReLU
-  c_in = c = stem_channels
-  for stack in range(num_stacks):
-    if stack:  # 2x2 max pool, then twice the channels
-      hw //= 4
-      total += 4 * c * hw
-      c *= 2
-    for _ in range(modules_per_stack):
-      ch = vertex_channels(c_in, c, m)
-      for v in range(1, n - 1):
-        if m[0, v]:  # 1x1 projection of the module input
-          total += (c_in + 3) * ch[v] * hw
-        if spec.ops[v] == "maxpool3x3":
-          total += 9 * ch[v] * hw
-        else:
-          total += ((9 if spec.ops[v] == OPS[0] else 1) * ch[v] + 3) * ch[v] * hw
-      if m[0, -1]:
-        total += (c_in + 3) * c * hw
-      c_in = c
-  return total + c * num_classes
+  total = 0
+  for layer in _layers(spec, stem_channels, num_stacks, modules_per_stack, resolution):
+    per_output = layer.k * layer.k * layer.c_in + 3 if layer.kind == "conv" else layer.k * layer.k
+    total += per_output * layer.c_out * layer.hw
+  return total + stem_channels * 2 ** (num_stacks - 1) * num_classes
 
 
 _NASLIB_OPS = (INPUT, OUTPUT) + OPS  # NASLib's op codes 0..4
