@@ -52,7 +52,7 @@ from ntkjax.spaces import nb101, nb201, nds
 
 __all__ = ["DATASETS", "FORMATS", "GroundTruth", "NotInGroundTruth", "read", "load", "read_csv", "read_nats_simple",
            "deciles", "sample_per_decile", "read_nb101_tfrecord", "read_nb101_json", "read_nb101_naslib",
-           "read_nds_json", "read_nb301_naslib"]
+           "naslib_nb101_records", "read_nds_json", "read_nb301_naslib"]
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 FORMATS = ("nb201", "nb101_json", "nb101_tfrecord", "nb101_naslib", "nds_json", "nb301_naslib")
@@ -430,18 +430,24 @@ def read_nb101_json(path, *, split: str = "valid", epochs: int = 108) -> GroundT
   return found.result("cifar10", split, epochs, f"{path} (nb101)", "nb101", fractions=True)
 
 
-def read_nb101_naslib(path) -> GroundTruth:
-  """The NB101 specs of NASLib's ``zc_nasbench101.json`` whose scored
-  network is the benchmark's (``nb101.naslib_benchmark_records``), with
-  NASLib's validation accuracy (one 108-epoch repeat). Keys are graph
-  hashes, the universe their specs."""
+def naslib_nb101_records(path) -> tuple[pathlib.Path, dict[str, tuple[nb101.Spec, Mapping]]]:
+  """NASLib's ``zc_nasbench101.json`` records whose scored network is the
+  benchmark's (``nb101.naslib_benchmark_records``), keyed by graph hash; a
+  file of another layout is an error naming it."""
   path, d = _json(path)
   try:
-    records = d["nasbench101"]["cifar10"]
-    kept = nb101.naslib_benchmark_records(records)
+    return path, nb101.naslib_benchmark_records(d["nasbench101"]["cifar10"])
   except (KeyError, TypeError, ValueError) as e:
     raise ValueError(f"{path}: expected NASLib's {{'nasbench101': {{'cifar10': {{tuple: record}}}}}} "
                      f"layout of NB101 records: {e!r}") from e
+
+
+def read_nb101_naslib(path) -> GroundTruth:
+  """The NB101 specs of NASLib's ``zc_nasbench101.json`` whose scored
+  network is the benchmark's (``naslib_nb101_records``), with NASLib's
+  validation accuracy (one 108-epoch repeat). Keys are graph hashes, the
+  universe their specs."""
+  path, kept = naslib_nb101_records(path)
   found = _Collector(path)
   for h, (spec, rec) in kept.items():
     found.add(h, rec["val_accuracy"], f"record of graph {h}", member=spec)

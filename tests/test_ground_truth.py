@@ -272,6 +272,15 @@ def test_nb101_json_layout_errors_name_the_field_and_record(tmp_path):
     ground_truth.read_nb101_json(p)
 
 
+def test_naslib_nb101_files_of_another_layout_are_named_by_both_readers(tmp_path):
+  from ntkjax import published_proxies
+  p = tmp_path / "zc.json"
+  p.write_text(json.dumps({"nasbench201": {}}))
+  for read in (ground_truth.read_nb101_naslib, published_proxies.read_naslib_nb101):
+    with pytest.raises(ValueError, match=r"zc.json: expected NASLib's .* layout of NB101 records"):
+      read(p)
+
+
 @needs(SHARED / "nasbench101" / "naslib_zc_nasbench101_500.json")
 def test_nb101_naslib_records_keep_the_benchmarks_networks():
   from ntkjax import published_proxies
