@@ -12,6 +12,8 @@ import tomllib
 
 import pytest
 
+from experiments import launch
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--config.space.num_archs=2", "--config.space.C=4", "--config.space.N=1", "--config.data.batch_size=4"]
 
@@ -67,7 +69,8 @@ def test_console_script_help_is_the_module_s(script, tmp_path):
   flags = [line.split(":")[0].strip() for line in module_text.splitlines() if line.strip().startswith("--")]
   assert all(f in script_text for f in flags), (script, flags)
   if script != "ntkjax-data":  # the one script without flags
-    assert flags and "--workdir" in script_text and "data.batch_size" in script_text
+    config = importlib.import_module(f"configs.{module.split('.')[1]}").get_config()
+    assert flags and "--workdir" in script_text and all(f in script_text for f in launch._fields(config))
 
 
 def test_a_config_typo_is_one_line_and_writes_nothing(tmp_path):
