@@ -91,7 +91,10 @@ class _Conv(nn.Module):
   @nn.compact
   def __call__(self, x, c_in_real, c_out_real):
     k = self.kernel_size
-    draw = initializers.kernel_init_with_fans(self.init_scheme, k * k * c_in_real, k * k * c_out_real)
+    # A padding vertex has no real channels, so an empty block: its scale must stay finite, or the
+    # masked zeros become 0 * inf = NaN.
+    draw = initializers.kernel_init_with_fans(self.init_scheme, k * k * jnp.maximum(c_in_real, 1),
+                                              k * k * jnp.maximum(c_out_real, 1))
     active = ((jnp.arange(self.c_in) < c_in_real)[:, None] & (jnp.arange(self.c_out) < c_out_real)[None])
 
     def init(key, shape, dtype=jnp.float32):

@@ -120,3 +120,12 @@ def test_training_the_masked_network_trains_the_spec():
   flat = jax.tree_util.tree_leaves_with_path(got["params"])
   for (path, a), b in zip(flat, jax.tree_util.tree_leaves(again["params"])):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=jax.tree_util.keystr(path))
+
+
+def test_fresh_init_of_a_spec_with_padding_vertices_is_finite():
+  # Fewer than 7 vertices: the padding vertices have no real channels (fan-in 0), which drew inf * 0 = NaN.
+  net = masked.MaskedNetwork(**KW)
+  arch = masked.encode(SKIP, stem_channels=4, num_stacks=2)
+  variables = net.init(jax.random.key(3), X[:1], arch)
+  assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(variables))
+  assert np.isfinite(np.asarray(net.apply(variables, X, arch))).all()
