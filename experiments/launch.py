@@ -3,7 +3,9 @@
 ``main(run, 'score.py')`` defines ``--config`` (an ml_collections config
 file, locked so unknown keys are errors; by default the experiment's file in
 ``configs/``, and a bare variant such as ``--config small,nb101`` picks that
-variant of it) and ``--workdir``, logs the config, calls the study's
+variant of it), ``--workdir``, ``--compilation_cache`` (JAX's persistent
+compilation cache, off unless given) and ``--plan`` (print the study's cost
+on this device, ``ntkjax.studies.plan``, and write nothing), logs the config, calls the study's
 ``run(config, workdir)`` and then prints and writes its result: the summary
 (also ``summary.txt``), its tables (CSV) and figures (PNG), and the list of
 files the run wrote. Errors in what the user gave (a path, a config value or
@@ -22,12 +24,13 @@ import sys
 import time
 from typing import Callable
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 import configs
 from ntkjax import ground_truth, provenance, results
-from ntkjax.studies import setup
+from ntkjax.studies import plan, setup
 
 flags.disclaim_key_flags()  # flags defined here are the calling experiment's: --help lists them
 
@@ -208,6 +211,14 @@ def main(run: Callable, config_name: str) -> None:
   except _FLAG_ERRORS as e:
     _flag_error(e, sys.argv, default)
   workdir_flag = flags.DEFINE_string("workdir", None, "Directory for results (resumed if it exists).")
+  cache_flag = flags.DEFINE_string(
+      "compilation_cache", None, "Directory of JAX's persistent compilation cache (jax_compilation_cache_dir; "
+      "the JAX_COMPILATION_CACHE_DIR variable sets it too): a rerun or resumption of the same networks and "
+      "shapes loads their executables instead of compiling them (BENCHMARKS.md, 'Compilation cache').")
+  plan_flag = flags.DEFINE_bool(
+      "plan", False, "Print the study's plan and write nothing: per jitted function its FLOPs, device memory, "
+      "compile time, call time and chunking on this device, whether it fits, and the projected wall time; "
+      "a config that cannot fit is an error naming the function.")
   flags.mark_flags_as_required(["workdir"])
   _resolve_config_argument(sys.argv, default)
   as_main(sys._getframe(1).f_globals["__name__"])
@@ -221,6 +232,12 @@ def main(run: Callable, config_name: str) -> None:
     except OSError as e:
       _fail(f"error: --config: {str(e).strip().splitlines()[-1].strip()}")
     workdir = pathlib.Path(workdir_flag.value)
+    if cache_flag.value:
+      jax.config.update("jax_compilation_cache_dir", cache_flag.value)
+    if plan_flag.value:
+      study = pathlib.Path(config_name).stem
+      print(execute(lambda c, _: plan.plan(c, study), config, workdir).summary())
+      return
     before = _snapshot(workdir)
     start = time.time()
     result = execute(run, config, workdir)

@@ -42,7 +42,7 @@ from ntkjax import pickles
 __all__ = [
     "Dataset", "NORMALIZATION", "DATASETS", "load", "load_digits16", "read_cifar_pickles",
     "read_imagenet16_pickles", "read_image_folder", "normalize", "select_minibatch",
-    "random_crop_flip", "default_cache_dir",
+    "random_crop_flip", "default_cache_dir", "describe",
 ]
 
 # Per-channel (mean, std) in [0, 1] pixel units, as the paper's code uses them.
@@ -324,6 +324,13 @@ def _load_named(name: str, root, split: str, cache_dir) -> Dataset:
 
 
 DATASETS = ("digits16",) + tuple(_SPECS)
+
+
+def describe(name: str) -> tuple[int, int]:
+  """``(num_classes, image size)`` of dataset ``name``, without reading it."""
+  if name not in DATASETS:
+    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+  return (10, 16) if name == "digits16" else _SPECS[name][:2]
 
 
 def load(name: str, root=None, split: str = "test", *, cache_dir="default") -> Dataset:

@@ -53,13 +53,13 @@ sample block (``samples=(first, count)``), so that one kernel's rows can be
 split over devices (``ntkjax.kernel_sharding``).
 
 ``chunk_size`` bounds how many samples (independent) or output rows
-(coupled) or columns (NTK-vector products) are in flight at once. For the
-structured implementation chunks are unrolled (rows of a coupled kernel,
-output columns of an independent one); without ``chunk_size`` coupled rows go
-in at most 8 chunks of at least 8 (mapped chunks cost steady time;
-docs/design.md). For the others chunks run sequentially under ``lax.map``,
-each vectorised with ``vmap``: use it only when memory requires it, since a
-loop body limits XLA's fusions.
+(coupled) or columns (NTK-vector products) are in flight at once: the chunks
+run one after another under ``lax.map``, each vectorised with ``vmap`` (the
+structured kernel's independent output columns are unrolled). Without it the
+structured kernel's coupled rows go in at most 8 unrolled chunks of at least
+8, which XLA keeps live together (mapped chunks cost steady time;
+docs/design.md). Give ``chunk_size``, or a ``memory_budget`` that picks it,
+only when memory requires it, since a loop body limits XLA's fusions.
 
 ``param_filter`` restricts θ. Pass a callable ``(path: tuple[str, ...]) ->
 bool`` over paths in ``variables['params']`` or a preset name: ``'all'`` or
@@ -78,11 +78,11 @@ import jax.numpy as jnp
 from flax import traverse_util
 from jax import lax
 
-from ntkjax import structured
+from ntkjax import memory, structured, xla_options
 
 __all__ = [
     "REDUCTIONS", "IMPLEMENTATIONS", "PARAM_FILTERS", "empirical_ntk_fn", "jacobian_blocks_fn",
-    "contract_blocks", "paper_code_filter", "resolve_param_filter", "split_params",
+    "contract_blocks", "paper_code_filter", "resolve_param_filter", "split_params", "plan_memory",
 ]
 
 Reduction = Literal["sum_logits", "trace", "full"]
@@ -353,6 +353,7 @@ def empirical_ntk_fn(
     normalize_trace: bool = False,
     vmap_axes: Literal[0, None, "auto"] = "auto",
     max_jacobian_bytes: int = _DEFAULT_MAX_JACOBIAN_BYTES,
+    memory_budget: int | str | None = memory.DEFAULT,
 ) -> Callable[..., jax.Array]:
   """Returns ``ntk_fn(variables, x, *args) -> Θ`` (module docstring).
 
@@ -371,6 +372,16 @@ def empirical_ntk_fn(
     normalize_trace: divide the ``'trace'`` kernel by C (neural-tangents).
     vmap_axes: ``0`` (samples independent), ``None`` (coupled) or ``'auto'``.
     max_jacobian_bytes: ``'auto'`` switches to NTK-vector products above this.
+    memory_budget: with ``chunk_size`` None, the device bytes the kernel may
+      hold (``ntkjax.memory``): None (no limit), ``'auto'`` (the device's
+      limit less headroom; half the host memory on the CPU), a number of
+      bytes, or the default ``'accelerators'`` ('auto' on GPU/TPU, None on
+      the CPU). At the first call per input shapes the kernel is compiled
+      with candidate chunkings (``plan_memory``) and the largest that fits
+      is used; ``'auto'`` implementation falls back from structured to
+      Jacobian contraction to NTK-vector products when none of a
+      structured chunking fits. ``ntk_fn.plans`` maps input shapes to the
+      ``memory.ChunkPlan`` chosen. MemoryBudgetError when nothing fits.
 
   Returns:
     A pure, jittable function. ``x`` is the minibatch [N, ...]; ``*args``
@@ -388,15 +399,77 @@ def empirical_ntk_fn(
   (4, 4)
   """
   o = _options(apply_fn, bn, reduction, param_filter, implementation, chunk_size, vmap_axes, max_jacobian_bytes)
+  memory.resolve_budget(memory_budget, "cpu")  # a bad value fails here, not at the first call
+  plans: dict = {}
 
   def ntk_fn(variables, x, *args):
-    p, impl = _problem(o, variables, x, args)
+    budget = memory.resolve_budget(memory_budget) if o.chunk_size is None else None
+    oo = o
+    if budget is not None:
+      key = _shape_key(variables, x, args)
+      if key not in plans:
+        plans[key] = _plan(o, variables, x, args, budget)
+      oo = o._replace(implementation=plans[key].implementation, chunk_size=plans[key].chunk_size)
+    p, impl = _problem(oo, variables, x, args)
     kernel = _IMPLEMENTATIONS[impl].kernel(p)
-    if reduction == "trace" and normalize_trace:
-      kernel = kernel / p.k
-    return kernel
+    return kernel / p.k if reduction == "trace" and normalize_trace else kernel
 
+  ntk_fn.plans = plans
   return ntk_fn
+
+
+def _kernel(o: _Options, variables, x, args) -> jax.Array:
+  p, impl = _problem(o, variables, x, args)
+  return _IMPLEMENTATIONS[impl].kernel(p)
+
+
+def _abstract(tree):
+  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), tree)
+
+
+def _shape_key(variables, x, args):
+  leaves, treedef = jax.tree.flatten(_abstract((variables, x, args)))
+  return treedef, tuple((a.shape, str(a.dtype)) for a in leaves), jax.default_backend()
+
+
+# The order in which 'auto' falls back under a memory budget: by steady speed.
+_FALLBACK = ("structured", "jacobian_contraction", "ntk_vector_products")
+
+
+def _plan(o: _Options, variables, x, args, budget: int) -> memory.ChunkPlan:
+  """The implementation and chunk size of ``o`` that fit ``budget`` at
+  these shapes (``memory.choose``), each candidate compiled once."""
+  p, impl = _problem(o, variables, x, args)
+  names = [impl] if o.implementation != "auto" else [impl] + list(_FALLBACK[_FALLBACK.index(impl) + 1:])
+  abstract = _abstract((variables, x, args))
+
+  def chunks(name):
+    if name == "structured" and p.independent:
+      return memory.chunk_candidates(p.k)  # output columns
+    return memory.chunk_candidates(p.n if p.independent and name == "jacobian_contraction" else p.n * p.k)
+
+  def needs(name, chunk):
+    oo = o._replace(implementation=name, chunk_size=chunk)
+    fn = jax.jit(lambda v, xx, a: _kernel(oo, v, xx, a), compiler_options=xla_options.compiler_options())
+    return memory.compiled_bytes(fn.lower(*abstract).compile())
+
+  return memory.choose([(n, chunks(n)) for n in names], needs, budget,
+                       describe=f"the {'coupled' if not p.independent else 'per-sample'} NTK of {p.n} samples")
+
+
+def plan_memory(apply_fn, variables, x, *args, memory_budget: int | str = "auto", bn: BNMode = "eval",
+                reduction: Reduction = "sum_logits", param_filter: PathFilter | str | None = None,
+                implementation: Implementation = "auto", vmap_axes: Literal[0, None, "auto"] = "auto",
+                max_jacobian_bytes: int = _DEFAULT_MAX_JACOBIAN_BYTES) -> memory.ChunkPlan:
+  """The chunking ``empirical_ntk_fn`` (same options) would use under
+  ``memory_budget`` at these inputs, with every candidate it compiled and
+  measured; MemoryBudgetError if none fits."""
+  budget = memory.resolve_budget(memory_budget)
+  if budget is None:
+    raise ValueError(f"plan_memory needs a budget, got memory_budget={memory_budget!r} on "
+                     f"{jax.default_backend()}")
+  o = _options(apply_fn, bn, reduction, param_filter, implementation, None, vmap_axes, max_jacobian_bytes)
+  return _plan(o, variables, x, args, budget)
 
 
 def jacobian_blocks_fn(

@@ -160,6 +160,7 @@ def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
       out = {**out, **of_proxies(variables, x, labels, key, *args)}
     return out
   f.kernels = kernels
+  f.ntk_fns = kernel_fns  # per BN mode; .plans holds the chunking a memory budget chose
   f.proxies = of_proxies
   return f
 

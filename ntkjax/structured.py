@@ -22,8 +22,9 @@ cotangent δ:
   sample under ``lax.map`` on XLA:CPU, where the batched forms ran
   slower; one batched GEMM on other platforms);
 * samples coupled (train BN, or the paper code's cell BN): each output row
-  needs its own batched backward (vmapped over rows, ``chunk_size`` rows at a
-  time, chunks unrolled: mapping them costs steady time, docs/design.md);
+  needs its own batched backward (vmapped over rows, by default in at most 8
+  unrolled chunks: mapping them costs steady time, docs/design.md; a given
+  ``chunk_size`` maps its chunks with ``lax.map``, which bounds memory);
   the row's Jacobian sums the contraction over the batch, one GEMM per layer
   against the layer's im2col built once for all rows.
 
@@ -42,6 +43,7 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 from flax import traverse_util
+from jax import lax
 
 from ntkjax.taps import PERTURBATIONS, TAPS, Tap
 
@@ -300,9 +302,16 @@ def structured_jacobian(module, variables: dict, x: jax.Array, args: Sequence, *
                                            (len(cols), n, k))))
     return [jnp.concatenate(p, axis=1) for p in zip(*parts)]
   rows = (n if count is None else count) * k
-  step = default_chunk(rows) if chunk_size is None else min(chunk_size, rows)
+  cotangents = lambda idx: jax.nn.one_hot(idx, n * k, dtype=logits.dtype).reshape(-1, n, k)
+  if chunk_size is not None and chunk_size < rows:
+    # A given chunk bounds memory: chunks run one after another. Unrolled, XLA keeps them all live.
+    n_chunks = -(-rows // chunk_size)
+    idx = first * k + jnp.arange(n_chunks * chunk_size).reshape(n_chunks, chunk_size)  # rows past n*k: zeros
+    mapped = lax.map(lambda i: blocks(cotangents(i)), idx)
+    return [a.reshape((-1, a.shape[-1]))[:rows].reshape(-1, k, a.shape[-1]) for a in mapped]
+  step = default_chunk(rows) if chunk_size is None else rows
   parts = []
   for lo in range(0, rows, step):  # unrolled: lax.map over chunks cost steady time (docs/design.md)
     idx = first * k + jnp.arange(lo, min(lo + step, rows))
-    parts.append(blocks(jax.nn.one_hot(idx, n * k, dtype=logits.dtype).reshape(-1, n, k)))
+    parts.append(blocks(cotangents(idx)))
   return [jnp.concatenate(p, axis=0).reshape(-1, k, p[0].shape[-1]) for p in zip(*parts)]

@@ -23,7 +23,7 @@ import optax
 from absl import logging
 
 from ntkjax import data as data_lib
-from ntkjax import data_home, ground_truth, provenance, proxies, ranking, scoring, spaces, tracking, train
+from ntkjax import data_home, ground_truth, memory, provenance, proxies, ranking, scoring, spaces, tracking, train
 from ntkjax.ground_truth import GroundTruth
 from ntkjax.progress import Progress
 from ntkjax.results import WorkdirLock, pin_config
@@ -83,6 +83,7 @@ RANGES: dict[str, tuple[Callable, str]] = {
     "space.stem_channels": _POSITIVE, "space.num_stacks": _POSITIVE, "space.modules_per_stack": _POSITIVE,
     "space.width": _OPTIONAL_POSITIVE, "space.depth": _OPTIONAL_POSITIVE,
     "data.batch_size": _POSITIVE, "ntk.chunk_size": _OPTIONAL_POSITIVE,
+    "ntk.memory_budget_gib": (lambda v: v is None or (_number(v) and v > 0), "a number of GiB > 0, or None"),
     "train.num_images": _OPTIONAL_POSITIVE, "train.batch_size": _POSITIVE,
     "train.learning_rate": (lambda v: _number(v) and v > 0, "a number > 0"),
     "train.momentum": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -242,8 +243,9 @@ def require_truth(job: Job) -> GroundTruth:
 def ntk_options(config: ml_collections.ConfigDict) -> dict:
   """``ntk.empirical_ntk_fn`` keyword arguments from ``config.ntk``."""
   n = config.ntk
+  budget = n.get("memory_budget_gib")
   return dict(reduction=n.reduction, param_filter=n.param_filter, implementation=n.implementation,
-              chunk_size=n.chunk_size)
+              chunk_size=n.chunk_size, memory_budget=memory.DEFAULT if budget is None else int(budget * 2**30))
 
 
 def score_options(config: ml_collections.ConfigDict, job: Job) -> dict:
