@@ -213,8 +213,8 @@ def main(run: Callable, config_name: str) -> None:
   workdir_flag = flags.DEFINE_string("workdir", None, "Directory for results (resumed if it exists).")
   cache_flag = flags.DEFINE_string(
       "compilation_cache", None, "Directory of JAX's persistent compilation cache (jax_compilation_cache_dir; "
-      "the JAX_COMPILATION_CACHE_DIR variable sets it too): a rerun or resumption of the same networks and "
-      "shapes loads their executables instead of compiling them (BENCHMARKS.md, 'Compilation cache').")
+      "the JAX_COMPILATION_CACHE_DIR variable sets it too): a rerun of networks and shapes compiled before "
+      "loads their executables instead of compiling them (BENCHMARKS.md, 'Compile against run').")
   plan_flag = flags.DEFINE_bool(
       "plan", False, "Print the study's plan and write nothing: per jitted function its FLOPs, device memory, "
       "compile time, call time and chunking on this device, whether it fits, and the projected wall time; "

@@ -61,7 +61,7 @@ def test_resolve_budget_reads_every_form_and_names_a_bad_one():
     ntk.empirical_ntk_fn(TinyBNNet(), memory_budget="lots")
 
 
-def _scratch_free_bytes(fn, *args):
+def _executable_bytes(fn, *args):
   return memory.compiled_bytes(jax.jit(fn, compiler_options=xla_options.compiler_options()).lower(*args).compile())
 
 
@@ -72,7 +72,7 @@ def test_a_forced_budget_picks_a_chunking_that_fits_and_gives_the_same_kernel():
   gate = jnp.float32(0.5)
   free = ntk.empirical_ntk_fn(net, bn="train", memory_budget=None)
   reference = jax.jit(free)(v, x, gate)
-  unconstrained = _scratch_free_bytes(free, v, x, gate)
+  unconstrained = _executable_bytes(free, v, x, gate)
   budget = unconstrained // 3
   fn = ntk.empirical_ntk_fn(net, bn="train", memory_budget=budget)
   kernel = jax.jit(fn)(v, x, gate)
@@ -80,7 +80,7 @@ def test_a_forced_budget_picks_a_chunking_that_fits_and_gives_the_same_kernel():
   assert plan.needs_bytes <= budget < unconstrained
   chosen = ntk.empirical_ntk_fn(net, bn="train", implementation=plan.implementation, chunk_size=plan.chunk_size,
                                 memory_budget=None)
-  assert _scratch_free_bytes(chosen, v, x, gate) == plan.needs_bytes <= budget
+  assert _executable_bytes(chosen, v, x, gate) == plan.needs_bytes <= budget
   np.testing.assert_allclose(kernel, reference, rtol=2e-5, atol=1e-5 * float(jnp.abs(reference).max()))
   again = jax.jit(fn)(v, x * 2, gate)  # same shapes: the cached plan, no new search
   assert len(fn.plans) == 1 and again.shape == (16, 16)
@@ -88,7 +88,7 @@ def test_a_forced_budget_picks_a_chunking_that_fits_and_gives_the_same_kernel():
   with pytest.raises(memory.MemoryBudgetError, match=r"coupled NTK of 16 samples needs at least .* more than "
                      r"the memory budget of 0.0 MiB"):
     jax.jit(ntk.empirical_ntk_fn(net, bn="train", memory_budget=1000))(v, x, gate)
-  structured = {c: _scratch_free_bytes(ntk.empirical_ntk_fn(net, bn="train", implementation="structured",
+  structured = {c: _executable_bytes(ntk.empirical_ntk_fn(net, bn="train", implementation="structured",
                                                             chunk_size=c, memory_budget=None), v, x, gate)
                 for c in (None, 2)}
   assert structured[2] < structured[None] / 2  # given chunks are mapped, so they bound memory

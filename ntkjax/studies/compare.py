@@ -83,10 +83,9 @@ def _field(r: Run, field: str):
   return _flat(r.config).get(field, _OLD_DEFAULTS.get(field))
 
 
-def _truth(r: Run):
+def _truth_section(r: Run) -> dict:
   gt = {k.split(".", 1)[1]: _field(r, k) for k in _OLD_DEFAULTS if k.startswith("ground_truth.")}
-  gt.update(r.config["ground_truth"])
-  return setup.truth_from_config(ml_collections.ConfigDict(gt))
+  return {**gt, **r.config["ground_truth"]}
 
 
 class CompareResult(NamedTuple):
@@ -129,7 +128,10 @@ def compare(a: Run, b: Run) -> CompareResult:
   if not archs:
     raise ValueError(f"{a.path} and {b.path} share no archs")
   names = [c for c in _SCORES if c in next(iter(a.rows.values())) and c in next(iter(b.rows.values()))]
-  truth, truth_b = _truth(a), _truth(b)
+  sections = [_truth_section(r) for r in (a, b)]
+  truth = setup.truth_from_config(ml_collections.ConfigDict(sections[0]))
+  # Read the second only where it is named differently (a path against a table): then compare values.
+  truth_b = truth if sections[1] == sections[0] else setup.truth_from_config(ml_collections.ConfigDict(sections[1]))
   differ = [x for x in archs if x not in truth_b or truth_b.accuracy[x] != truth.accuracy[x]]
   if differ:
     raise ValueError(f"the runs' ground truths differ ({truth.source} in {a.path}, {truth_b.source} in {b.path}) "

@@ -167,11 +167,12 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
     if f.proxies is not None:
       add("proxies", f.proxies, (variables, x, labels, jax.random.key(0), *cand.args), "-", archs)
   if steps:
-    step = xla_options.jit(train.make_step(cand.net, setup.optimizer(config), mean=(0.5,) * 3, std=(0.25,) * 3,
+    tx = setup.optimizer(config)
+    step = xla_options.jit(train.make_step(cand.net, tx, mean=(0.5,) * 3, std=(0.25,) * 3,
                                            padding=train.default_padding(size)))
     images = jnp.zeros((config.train.batch_size, size, size, 3), jnp.uint8)
     targets = jnp.zeros((config.train.batch_size,), jnp.int32)
-    state = train.init_state(variables, setup.optimizer(config))
+    state = train.init_state(variables, tx)
     add(f"SGD step (batch {config.train.batch_size})", step, (state, images, targets, jax.random.key(0),
                                                                *cand.args), "-", steps)
   for f in functions:
