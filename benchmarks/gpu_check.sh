@@ -13,6 +13,16 @@
 #   train       the paper's batch-1024 training step, scan and loop modes
 #   compile     compile against steady NTK per space at N=256
 #   sweep       the sweep's archs/s on the real devices
+#   paper       the reproduction at the paper's scale: ntkjax-reproduce --plan
+#               (every study compiled at its shapes, the projected time), the
+#               coupled paper_code kernel under a 16 GB card's budget at N=256
+#               (32x32) and N=512 (16x16), then run in a process capped at
+#               16 GB, and a slice of Figure 3: SLICE_ARCHS (100) archs at
+#               N=256 in both BN modes (archs/s in its log) (~10 min)
+#
+# The paper section reads CIFAR-10 and the NB201 table from the data home:
+# shared/data in the tree sent to the machine (NTKJAX_DATA), else the plan
+# and the memory rows run without them and the slice is skipped.
 #
 # The lent GPU machines' image has jax (CUDA), flax, optax, absl and torch
 # but not xautodl (the torch baselines' NB201 network): carry its wheel in
@@ -27,7 +37,8 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=${PYTHONPATH:-$PWD}
 py=python3
-sections=${*:-ntk ntk_switch ntk_fp32 train compile sweep}
+sections=${*:-ntk ntk_switch ntk_fp32 train compile sweep paper}
+[ -d shared/data ] && export NTKJAX_DATA=${NTKJAX_DATA:-$PWD/shared/data}
 $py -c "import jax, flax; print(jax.devices(), jax.__version__, flax.__version__)" 2>&1 | tee "$OUT/devices.log"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/devices.log"
 for s in $sections; do
@@ -44,6 +55,25 @@ for s in $sections; do
            --out "$OUT/compile_vs_run_gpu.json" 2>&1 | tee "$OUT/compile_vs_run.log" ;;
     sweep) timeout 240 $py -m benchmarks.sweep_speed --host_devices 0 --archs_per_device 8 --batches 2 --n 256 \
            --hw 32 --C 16 --N 5 --flops --out "$OUT/sweep_speed_gpu.json" 2>&1 | tee "$OUT/sweep_speed.log" ;;
-    *) echo "unknown section $s; known: ntk ntk_switch ntk_fp32 train compile sweep" >&2; exit 2 ;;
+    paper)
+      truth=(); [ -n "${NTKJAX_DATA:-}" ] || for st in rank_correlation deciles init_schemes post_training search; do
+        truth+=("--config.$st.ground_truth.table="); done
+      timeout 240 $py -m experiments.reproduce --config configs/reproduce.py:full "${truth[@]}" --plan \
+        --workdir "$OUT/reproduce" 2>&1 | tee "$OUT/reproduce_plan.log"
+      timeout 150 $py -m benchmarks.memory_budget --n 256 --C 16 --N 5 --budget_gib 14.4 --repeats 3 \
+        --out "$OUT/memory_budget_16gb_n256.json" 2>&1 | tee "$OUT/memory_budget_16gb.log"
+      timeout 150 $py -m benchmarks.memory_budget --n 512 --hw 16 --C 16 --N 5 --budget_gib 14.4 --repeats 3 \
+        --out "$OUT/memory_budget_16gb_n512.json" 2>&1 | tee -a "$OUT/memory_budget_16gb.log"
+      frac=$($py -c "import jax; print(round(16e9 / jax.devices()[0].memory_stats()['bytes_limit'], 3))")
+      XLA_PYTHON_CLIENT_MEM_FRACTION=$frac timeout 120 $py -m benchmarks.memory_budget --n 256 --C 16 --N 5 \
+        --only_planned --repeats 3 --out "$OUT/memory_budget_capped_n256.json" 2>&1 | tee -a "$OUT/memory_budget_16gb.log"
+      if [ -n "${NTKJAX_DATA:-}" ]; then
+        timeout 300 $py -m experiments.rank_correlation --config configs/rank_correlation.py:full,paper_code \
+          --config.space.num_archs="${SLICE_ARCHS:-100}" --config.proxies='()' --workdir "$OUT/paper_slice" \
+          2>&1 | tee "$OUT/paper_slice.log"
+      else
+        echo "paper slice skipped: no data home (shared/data)" | tee "$OUT/paper_slice.log"
+      fi ;;
+    *) echo "unknown section $s; known: ntk ntk_switch ntk_fp32 train compile sweep paper" >&2; exit 2 ;;
   esac
 done

@@ -129,8 +129,8 @@ def at_init(v: Variant) -> ml_collections.ConfigDict:
   c.ntk.param_filter = "paper_code" if v.paper_code else "all"
   c.ntk.implementation = "auto"
   c.ntk.chunk_size = config_dict.placeholder(int)
-  # Device memory the kernel may hold, in GiB (chunks sized to it); None: the device's limit on GPU/TPU,
-  # no limit on the CPU (ntkjax.memory).
+  # Device memory a kernel or an SGD step may hold, in GiB (kernel chunks and training micro-batches
+  # sized to it); None: the device's limit on GPU/TPU, no limit on the CPU (ntkjax.memory).
   c.ntk.memory_budget_gib = config_dict.placeholder(float)
 
   c.metrics = ml_collections.ConfigDict()

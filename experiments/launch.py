@@ -203,8 +203,9 @@ def as_main(module_name: str) -> None:
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
-def main(run: Callable, config_name: str) -> None:
-  """Runs ``run(config, workdir)`` from the command line."""
+def main(run: Callable, config_name: str, plan_fn: Callable | None = None) -> None:
+  """Runs ``run(config, workdir)`` from the command line; ``--plan`` prints
+  ``plan_fn(config)`` (default: the study's ``plan.plan``)."""
   default = CONFIGS / config_name
   try:  # overrides of the default config are applied here, as it is defined
     config_flag = config_flags.DEFINE_config_file("config", str(default), _config_help(default), lock_config=True)
@@ -236,7 +237,8 @@ def main(run: Callable, config_name: str) -> None:
       jax.config.update("jax_compilation_cache_dir", cache_flag.value)
     if plan_flag.value:
       study = pathlib.Path(config_name).stem
-      print(execute(lambda c, _: plan.plan(c, study), config, workdir).summary())
+      planner = plan_fn or (lambda c: plan.plan(c, study))
+      print(execute(lambda c, _: planner(c), config, workdir).summary())
       return
     before = _snapshot(workdir)
     start = time.time()

@@ -25,7 +25,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 
-from ntkjax import ntk, xla_options
+from ntkjax import memory, ntk, xla_options
 
 __all__ = ["ROWS_AXIS", "rows_mesh", "sharded_ntk_fn"]
 
@@ -39,12 +39,67 @@ def rows_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 
 def sharded_ntk_fn(apply_fn, *, mesh: Mesh, axis: str = ROWS_AXIS, normalize_trace: bool = False,
-                   **ntk_kwargs) -> Callable[..., jax.Array]:
+                   memory_budget: int | str | None = memory.DEFAULT, **ntk_kwargs) -> Callable[..., jax.Array]:
   """``ntk_fn(variables, x, *args) -> Θ`` as ``ntk.empirical_ntk_fn`` (same
   options, except ``'ntk_vector_products'`` and ``max_jacobian_bytes``), with
-  Θ's rows split over ``mesh``'s ``axis``. Jitted. ``variables``, ``x`` and
+  Θ's rows split over ``mesh``'s ``axis``. ``variables``, ``x`` and
   ``args`` are replicated; N must be a multiple of the axis size.
+
+  ``memory_budget`` (with no ``chunk_size``) bounds each device's memory as
+  ``empirical_ntk_fn``'s does: at the first call's shapes it compiles the
+  sharded kernel for candidate implementations and chunks of each device's
+  rows and keeps the largest chunk that fits (``ntk_fn.plans``).
   """
+  if ntk_kwargs.get("chunk_size") is not None:
+    memory_budget = None
+  memory.resolve_budget(memory_budget, "cpu")  # a bad value fails here
+  plans: dict = {}
+  built: dict = {}
+
+  def sharded(implementation, chunk_size):
+    key = (implementation, chunk_size)
+    if key not in built:
+      built[key] = _sharded(apply_fn, mesh, axis, normalize_trace,
+                            {**ntk_kwargs, "implementation": implementation, "chunk_size": chunk_size})
+    return built[key]
+
+  default = ntk_kwargs.get("implementation", "auto")
+  sharded(default, ntk_kwargs.get("chunk_size"))  # bad options fail here, not at the first call
+
+  def ntk_fn(variables, x, *args):
+    budget = memory.resolve_budget(memory_budget)
+    if budget is None:
+      return sharded(default, ntk_kwargs.get("chunk_size"))(variables, x, *args)
+    key = ntk.shape_key(variables, x, args)
+    if key not in plans:
+      rows = ntk.problem_rows(apply_fn, ntk_kwargs, variables, x, args)
+      plans[key] = _plan(sharded, default, rows, mesh.shape[axis], variables, x, args, budget)
+    return sharded(plans[key].implementation, plans[key].chunk_size)(variables, x, *args)
+
+  ntk_fn.plans = plans
+  return ntk_fn
+
+
+def _plan(sharded, default, problem, size, variables, x, args, budget) -> memory.ChunkPlan:
+  """The implementation and chunk of one device's rows that fit ``budget``."""
+  rows, independent, impl = problem
+  names = [impl] if default != "auto" else [n for n in ("structured", "jacobian_contraction")
+                                              if n == impl or impl == "structured"]
+  local = rows // size
+
+  def chunks(name):
+    if name == "structured" and independent:
+      return memory.chunk_candidates(local // (x.shape[0] // size))  # output columns
+    return memory.chunk_candidates(x.shape[0] // size if independent else local)
+
+  abstract = ntk.abstract((variables, x, args))
+  return memory.choose([(n, chunks(n)) for n in names],
+                       lambda n, c: memory.compiled_bytes(sharded(n, c).lower(*abstract[:2], *abstract[2]).compile()),
+                       budget, describe=f"each device's rows of the NTK of {x.shape[0]} samples")
+
+
+def _sharded(apply_fn, mesh: Mesh, axis: str, normalize_trace: bool, ntk_kwargs: dict):
+  """The jitted sharded kernel for fixed options."""
   size = mesh.shape[axis]
   reduction = ntk_kwargs.get("reduction", "sum_logits")
   blocks_fn = ntk.jacobian_blocks_fn(apply_fn, **ntk_kwargs)

@@ -472,6 +472,26 @@ def plan_memory(apply_fn, variables, x, *args, memory_budget: int | str = "auto"
   return _plan(o, variables, x, args, budget)
 
 
+def shape_key(variables, x, args):
+  """What a kernel's chunking depends on: the inputs' shapes, dtypes and the backend."""
+  return _shape_key(variables, x, args)
+
+
+def abstract(tree):
+  """``tree`` as ``jax.ShapeDtypeStruct`` leaves, for lowering without data."""
+  return _abstract(tree)
+
+
+def problem_rows(apply_fn, options: dict, variables, x, args) -> tuple[int, bool, str]:
+  """(rows of J = samples x outputs, whether samples are independent, the
+  implementation 'auto' resolves to) for ``jacobian_blocks_fn(apply_fn, **options)``."""
+  o = _options(apply_fn, options.get("bn", "eval"), options.get("reduction", "sum_logits"),
+               options.get("param_filter"), options.get("implementation", "auto"), None,
+               options.get("vmap_axes", "auto"), math.inf)
+  p, impl = _problem(o, variables, x, args)
+  return p.n * p.k, p.independent, impl
+
+
 def jacobian_blocks_fn(
     apply_fn,
     *,

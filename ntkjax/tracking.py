@@ -86,7 +86,7 @@ def track(results_path, archs: Sequence[str], *, space: api.Space, init_key: jax
           train_data: data_lib.Dataset, ts: Sequence[int], make_measure: MakeMeasure, names: Sequence[str],
           key: jax.Array, init_per_arch: bool = False, tx: optax.GradientTransformation | None = None,
           batch_size: int = 1024, checkpoint_root=None, seed: int = 0, progress: Progress | None = None,
-          clear_caches: bool = False) -> list[TrackedArch]:
+          clear_caches: bool = False, memory_budget=None) -> list[TrackedArch]:
   """Trains each arch of ``space`` from its initialisation and measures it
   at every t in ``ts``.
 
@@ -96,7 +96,9 @@ def track(results_path, archs: Sequence[str], *, space: api.Space, init_key: jax
   extra inputs and initial variables. Initialisation as
   ``spaces.api.Instantiator`` with ``init_key``; training uses
   ``fold_in(key, arch position)``. Checkpoints go under ``checkpoint_root``
-  (default: ``checkpoints/`` next to the results). Returns the rows of
+  (default: ``checkpoints/`` next to the results); ``memory_budget``
+  splits an SGD step that does not fit into micro-batches
+  (``train.make_epoch``). Returns the rows of
   ``archs``, in order, old and new.
   """
   ts = sorted(set(ts))
@@ -106,7 +108,7 @@ def track(results_path, archs: Sequence[str], *, space: api.Space, init_key: jax
     tx = tx or train.sgd()
     padding = train.default_padding(train_data.image_size)
     make_epoch = lambda net: train.make_epoch(net, tx, batch_size=batch_size, mean=train_data.mean,  # noqa: E731
-                                              std=train_data.std, padding=padding)
+                                              std=train_data.std, padding=padding, memory_budget=memory_budget)
     sample = jnp.zeros((1,) + train_data.images.shape[1:], jnp.float32)
     pool = api.Instantiator(space, init_key, sample, {"epoch": make_epoch, "measure": make_measure},
                             init_per_arch=init_per_arch, clear_caches=clear_caches)

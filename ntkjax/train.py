@@ -26,6 +26,7 @@ import functools
 import json
 import os
 import pathlib
+import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import flax
@@ -35,10 +36,10 @@ import optax
 from jax.sharding import PartitionSpec
 
 from ntkjax import data as data_lib
-from ntkjax import xla_options
+from ntkjax import memory, xla_options
 
-__all__ = ["TrainState", "EpochStats", "sgd", "cross_entropy", "init_state", "make_step", "make_epoch",
-           "train", "train_archs", "default_padding"]
+__all__ = ["TrainState", "EpochStats", "sgd", "cross_entropy", "init_state", "make_step", "fit_micro_batch",
+           "make_epoch", "train", "train_archs", "default_padding"]
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -91,31 +92,82 @@ def default_padding(image_size: int) -> int:
   return 4 if image_size >= 32 else 2
 
 
+def _parts(n: int, micro_batch_size: int | None) -> int:
+  """The fewest equal micro-batches of a batch of ``n``, each at most ``micro_batch_size``."""
+  if micro_batch_size is None or micro_batch_size >= n:
+    return 1
+  return next(d for d in range(-(-n // micro_batch_size), n + 1) if n % d == 0)
+
+
 def make_step(net, tx: optax.GradientTransformation, *, mean: Sequence[float], std: Sequence[float],
-              padding: int, augment: bool = True) -> Callable:
+              padding: int, augment: bool = True, micro_batch_size: int | None = None) -> Callable:
   """``step(state, images, labels, key, *args) -> (state, (loss_sum, correct))``:
   augment (random crop + flip), normalise, one SGD step in train-mode BN
   (running statistics updated with PyTorch's momentum). ``args`` are the
-  network's extra inputs after the images (NB201: the op array). Not jitted."""
+  network's extra inputs after the images (NB201: the op array). Not jitted.
+
+  ``micro_batch_size`` splits a larger batch into the fewest equal
+  micro-batches of at most that many images (a ``lax.scan``, so memory
+  holds one micro-batch's activations) and takes one SGD step with their
+  mean gradient. That is not the whole batch's step: BatchNorm normalises
+  each micro-batch with its own statistics, and the running statistics get
+  the micro-batches' mean statistics (the batch mean exactly, the variance
+  without the spread between micro-batches). Augmentation is the same."""
   mean, std = tuple(mean), tuple(std)
+
+  def grads(params, batch_stats, x, labels, args):
+    def loss_fn(params):
+      logits, updates = net.apply({"params": params, "batch_stats": batch_stats}, x, *args,
+                                  train=True, mutable=["batch_stats"])
+      return cross_entropy(logits, labels), (logits, updates["batch_stats"])
+    (loss, (logits, new_stats)), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return g, loss, jnp.sum(jnp.argmax(logits, -1) == labels), new_stats
 
   def step(state: TrainState, images, labels, key, *args):
     if augment:
       images = data_lib.random_crop_flip(key, images, padding)
     x = data_lib.normalize(images, mean, std)
-
-    def loss_fn(params):
-      logits, updates = net.apply({"params": params, "batch_stats": state.batch_stats}, x, *args,
-                                  train=True, mutable=["batch_stats"])
-      return cross_entropy(logits, labels), (logits, updates["batch_stats"])
-
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    n = labels.shape[0]
+    parts = _parts(n, micro_batch_size)
+    if parts == 1:
+      g, loss, correct, batch_stats = grads(state.params, state.batch_stats, x, labels, args)
+    else:
+      def body(total, part):
+        out = grads(state.params, state.batch_stats, *part, args)
+        return jax.tree.map(jnp.add, total, out), None
+      split = (x.reshape((parts, n // parts) + x.shape[1:]), labels.reshape(parts, n // parts))
+      zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(
+          lambda: grads(state.params, state.batch_stats, split[0][0], split[1][0], args)))
+      total, _ = jax.lax.scan(body, zero, split)
+      g, loss, batch_stats = jax.tree.map(lambda t: t / parts, (total[0], total[1], total[3]))
+      correct = total[2]
+    updates, opt_state = tx.update(g, state.opt_state, state.params)
     new = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                      batch_stats=batch_stats, opt_state=opt_state)
-    n = labels.shape[0]
-    return new, (loss * n, jnp.sum(jnp.argmax(logits, -1) == labels))
+    return new, (loss * n, correct)
   return step
+
+
+def fit_micro_batch(step_for: Callable[[int | None], Callable], args: tuple, batch_size: int,
+                    memory_budget) -> int | None:
+  """The largest micro-batch (None: the whole batch) whose jitted
+  ``step_for(micro_batch_size)`` compiled at ``args`` fits ``memory_budget``
+  (``ntkjax.memory.resolve_budget``; None, or the CPU's default, keeps the
+  whole batch without compiling). Warns when it splits the batch, saying
+  what that changes. ``memory.MemoryBudgetError`` if one image does not fit."""
+  budget = memory.resolve_budget(memory_budget)
+  if budget is None:
+    return None
+  plan = memory.choose([("sgd", memory.chunk_candidates(batch_size))],
+                       lambda _, m: memory.compiled_bytes(jax.jit(step_for(m)).lower(*args).compile()), budget,
+                       describe=f"the SGD step of batch {batch_size}")
+  if plan.chunk_size is not None:
+    warnings.warn(
+        f"the SGD step of batch {batch_size} needs {memory.size(plan.tried[0][2])}, more than the memory budget "
+        f"of {memory.size(budget)}: each step runs as {_parts(batch_size, plan.chunk_size)} micro-batches of at "
+        f"most {plan.chunk_size} images with one update from their mean gradient. BatchNorm then normalises each "
+        "micro-batch with its own statistics, so the step differs from the whole batch's.", stacklevel=2)
+  return plan.chunk_size
 
 
 def _over_archs(fn: Callable, mesh, per_arch: Sequence[bool]) -> Callable:
@@ -135,7 +187,7 @@ def _over_archs(fn: Callable, mesh, per_arch: Sequence[bool]) -> Callable:
 
 def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: Sequence[float],
                std: Sequence[float], padding: int, augment: bool = True, mode: str = "auto",
-               mesh=None) -> Callable:
+               mesh=None, micro_batch_size: int | None = None, memory_budget=None) -> Callable:
   """``epoch(state, images, labels, key, *args) -> (state, (loss_sum, correct))``.
 
   ``images`` are uint8 pixels [n, H, W, 3] already on device; the batch order
@@ -158,12 +210,38 @@ def make_epoch(net, tx: optax.GradientTransformation, *, batch_size: int, mean: 
   multiple of the mesh size; ``train_archs`` builds them), the images and
   labels are shared, the archs are split over the devices, and each arch's
   result equals a single-arch epoch with its own key.
+
+  ``micro_batch_size`` splits each batch as ``make_step`` says. With a
+  ``memory_budget`` (``ntkjax.memory.resolve_budget``: e.g. 'auto', or
+  ``memory.DEFAULT``, which is 'auto' on GPU/TPU only) and no
+  ``micro_batch_size``, the first call compiles the step at its shapes and
+  splits the batch only where the whole batch does not fit
+  (``fit_micro_batch``, with a warning); not with a ``mesh``.
   """
   if mode == "auto":
     mode = "loop" if jax.default_backend() == "cpu" else "scan"
   if mode not in ("scan", "loop"):
     raise ValueError(f"unknown epoch mode {mode!r}; use 'auto', 'scan' or 'loop'")
-  step = make_step(net, tx, mean=mean, std=std, padding=padding, augment=augment)
+
+  def step_for(m):
+    return make_step(net, tx, mean=mean, std=std, padding=padding, augment=augment, micro_batch_size=m)
+  if micro_batch_size is not None or mesh is not None or memory.resolve_budget(memory_budget) is None:
+    return _build_epoch(step_for(micro_batch_size), batch_size, mode, mesh)
+  built = {}
+
+  def fitted(state, images, labels, key, *args):
+    if not built:
+      n = min(batch_size, images.shape[0])
+      m = fit_micro_batch(step_for, (state, images[:n], labels[:n], key, *args), n, memory_budget)
+      built["epoch"] = _build_epoch(step_for(m), batch_size, mode, mesh)
+      fitted.micro_batch_size = m
+    return built["epoch"](state, images, labels, key, *args)
+  fitted.cache_size = lambda: built["epoch"].cache_size() if built else 0
+  return fitted
+
+
+def _build_epoch(step: Callable, batch_size: int, mode: str, mesh) -> Callable:
+  """``make_epoch``'s epoch from one SGD step."""
   lift = (lambda fn, per_arch: fn) if mesh is None else functools.partial(_over_archs, mesh=mesh)  # noqa: E731
 
   def batch(state, images, labels, perm, i, k_aug, *args):

@@ -125,3 +125,21 @@ def test_four_host_devices_split_kernel_rows_and_train_archs_exactly():
   proc = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True,
                         timeout=1200)
   assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_memory_budget_sizes_each_devices_chunks_and_keeps_the_kernel():
+  from ntkjax import memory
+  net, v, x = gated_setup()
+  mesh = rows_mesh(jax.devices()[:1])
+  want = sharded_ntk_fn(net, mesh=mesh, bn="train", memory_budget=None)(v, x, 0.5)
+  free = sharded_ntk_fn(net, mesh=mesh, bn="train", memory_budget=2**40)
+  np.testing.assert_allclose(free(v, x, 0.5), want, rtol=1e-6)
+  (unconstrained,) = free.plans.values()
+  assert unconstrained.chunk_size is None and len(unconstrained.tried) == 1
+  tight = sharded_ntk_fn(net, mesh=mesh, bn="train", memory_budget=unconstrained.needs_bytes - 1)
+  got = tight(v, x, 0.5)
+  (plan,) = tight.plans.values()  # the coupled rows mapped in chunks: less memory, the same kernel
+  assert plan.needs_bytes <= plan.budget_bytes < unconstrained.needs_bytes and plan.chunk_size is not None
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  with pytest.raises(memory.MemoryBudgetError, match="each device's rows of the NTK of 6 samples needs at least"):
+    sharded_ntk_fn(net, mesh=mesh, bn="train", memory_budget=16)(v, x, 0.5)

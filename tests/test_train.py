@@ -1,6 +1,7 @@
 """Training: optimizer and step parity with PyTorch, loss goes down on real
 images, determinism, resume from checkpoints, one compilation for all archs."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -146,3 +147,90 @@ def test_scan_and_loop_epochs_agree():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
   with pytest.raises(ValueError, match="'fast'"):
     train.make_epoch(net, tx, batch_size=32, mean=ds.mean, std=ds.std, padding=2, mode="fast")
+
+
+def test_micro_batch_parts_are_the_fewest_equal_ones_within_the_size():
+  assert [train._parts(1024, m) for m in (None, 1024, 2048, 512, 300, 1)] == [1, 1, 1, 2, 4, 1024]
+  assert train._parts(10, 4) == 5 and train._parts(7, 3) == 7
+
+
+class _ConvBN(nn.Module):
+  """Conv, train-mode BatchNorm, pooling, classifier: compiles in a second."""
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(nn.Conv(4, (3, 3))(x)))
+    return nn.Dense(10)(x.mean((1, 2)))
+
+
+def _micro_setup(n=8):
+  net, ds = _ConvBN(), _digits(n)
+  v = net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  return net, (), ds, v
+
+
+def test_micro_batched_step_is_one_update_from_the_micro_batches_mean_gradient():
+  net, ops, ds, v = _micro_setup()
+  tx = train.sgd()
+  state = train.init_state(v, tx)
+  images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
+  kwargs = dict(mean=ds.mean, std=ds.std, padding=0, augment=False)
+  whole = jax.jit(train.make_step(net, tx, **kwargs))(state, images, labels, jax.random.key(1), *ops)
+  same = jax.jit(train.make_step(net, tx, micro_batch_size=8, **kwargs))(state, images, labels, jax.random.key(1),
+                                                                           *ops)
+  for a, b in zip(jax.tree.leaves(same[0].params), jax.tree.leaves(whole[0].params)):
+    np.testing.assert_array_equal(a, b)
+  got, (loss_sum, correct) = jax.jit(train.make_step(net, tx, micro_batch_size=4, **kwargs))(
+      state, images, labels, jax.random.key(1), *ops)
+
+  # reference: the two halves' losses averaged in one differentiated function, no scan
+  x = data.normalize(images, ds.mean, ds.std)
+
+  def half(params, i):
+    logits, upd = net.apply({"params": params, "batch_stats": v["batch_stats"]}, x[4 * i:4 * i + 4], *ops,
+                            train=True, mutable=["batch_stats"])
+    return train.cross_entropy(logits, labels[4 * i:4 * i + 4]), (upd["batch_stats"], logits)
+
+  def mean_loss(params):
+    (l0, (s0, g0)), (l1, (s1, g1)) = half(params, 0), half(params, 1)
+    return (l0 + l1) / 2, (jax.tree.map(lambda a, b: (a + b) / 2, s0, s1), jnp.concatenate([g0, g1]))
+  (loss, (stats, logits)), grads = jax.value_and_grad(mean_loss, has_aux=True)(v["params"])
+  updates, _ = tx.update(grads, state.opt_state, v["params"])
+  want = jax.tree.map(jnp.add, v["params"], updates)
+  for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(got.batch_stats), jax.tree.leaves(stats)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert float(loss_sum) == pytest.approx(8 * float(loss), rel=1e-5)
+  assert int(correct) == int(jnp.sum(jnp.argmax(logits, -1) == labels))
+  # BN statistics per micro-batch: not the whole batch's step
+  assert not all(np.allclose(a, b, rtol=1e-6, atol=1e-7)
+                 for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(whole[0].params)))
+
+
+@pytest.mark.slow
+def test_epoch_splits_the_batch_only_when_it_does_not_fit_the_budget():
+  from ntkjax import memory
+  net, ops, ds, v = _micro_setup(32)
+  tx = train.sgd()
+  state = train.init_state(v, tx)
+  images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
+  kwargs = dict(batch_size=32, mean=ds.mean, std=ds.std, padding=2)
+
+  def need(m):
+    step = train.make_step(net, tx, mean=ds.mean, std=ds.std, padding=2, micro_batch_size=m)
+    return memory.compiled_bytes(jax.jit(step).lower(state, images, labels, jax.random.key(0), *ops).compile())
+  whole, quarter = need(None), need(8)
+  assert quarter < whole
+  roomy = train.make_epoch(net, tx, memory_budget=2 * whole, **kwargs)
+  roomy(state, images, labels, jax.random.key(0), *ops)
+  assert roomy.micro_batch_size is None
+  tight = train.make_epoch(net, tx, memory_budget=(quarter + whole) // 2, **kwargs)
+  with pytest.warns(UserWarning, match="micro-batches of at most .* BatchNorm"):
+    new, (loss_sum, _) = tight(state, images, labels, jax.random.key(0), *ops)
+  assert tight.micro_batch_size is not None and need(tight.micro_batch_size) <= (quarter + whole) // 2
+  assert np.isfinite(float(loss_sum)) and int(new.step) == 1
+  with pytest.raises(memory.MemoryBudgetError, match="the SGD step of batch 32"):
+    train.make_epoch(net, tx, memory_budget=1000, **kwargs)(state, images, labels, jax.random.key(0), *ops)
+  # the CPU's default budget is none: the whole batch, nothing compiled ahead
+  assert not hasattr(train.make_epoch(net, tx, memory_budget=memory.DEFAULT, **kwargs), "micro_batch_size")

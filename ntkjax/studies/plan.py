@@ -10,7 +10,9 @@ call, or projects the call from the FLOPs at the device's measured rate
 where one call would take more than ``max_call_s``; and it projects the
 study's wall time from how many calls and compilations the config implies.
 It reads the ground truth (for the space's universe) but no images and
-writes nothing.
+writes nothing. Studies that compile the same functions at the same shapes
+(a reproduction's studies on one network) share one measurement through
+``cache``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import ml_collections
 
 from ntkjax import data as data_lib
 from ntkjax import memory, scoring, train, xla_options
+from ntkjax import search as search_lib
 from ntkjax.studies import setup
 
 __all__ = ["FunctionPlan", "StudyPlan", "plan", "study_calls"]
@@ -76,18 +79,40 @@ class StudyPlan(NamedTuple):
 
 
 def study_calls(config: ml_collections.ConfigDict, study: str) -> tuple[int, int]:
-  """(archs scored, SGD steps) a run of ``study`` under ``config`` makes."""
-  n = config.space.num_archs
+  """(kernel evaluations, SGD steps) a run of ``study`` under ``config``
+  makes; for a search, at most (each search's evaluations for every scorer
+  that takes a kernel, without the memo's repeats)."""
+  if study == "search":
+    return _search_calls(config)
+  n = config.space.get("num_archs")  # deciles and trajectories choose their own archs
   archs = {"deciles": lambda: 10 * config.per_decile * config.num_seeds,
            "init_schemes": lambda: n * len(config.schemes),
            "trajectories": lambda: 3 * config.per_group,
            "sweep": lambda: config.sweep.num_archs or n,
-           "search": lambda: config.num_seeds * (config.rs.num_archs + (config.rea.max_evals or 0)),
            }.get(study, lambda: n)()
   if "train" not in config:
     return archs, 0
-  steps_per_epoch = math.ceil((config.train.num_images or 50_000) / config.train.batch_size)
-  return archs * (1 + len(config.epochs)), archs * max(config.epochs) * steps_per_epoch
+  return archs * (1 + len(config.epochs)), archs * max(config.epochs) * _steps_per_epoch(config)
+
+
+def _steps_per_epoch(config) -> int:
+  return math.ceil((config.train.num_images or 50_000) / config.train.batch_size)
+
+
+def _search_calls(config) -> tuple[int, int]:
+  evals = {"rs": config.rs.num_archs, "rea": config.rea.max_evals or config.rs.num_archs,
+           "knas": config.rs.num_archs}
+  per_scorer = config.num_seeds * sum(evals.get(m, 0) for m in config.methods)
+  specs = [search_lib.ScorerSpec.parse(s) for s in config.scorers]
+  kernels = per_scorer * sum(s.key is not None for s in specs)
+  return kernels, per_scorer * sum(s.epochs for s in specs if s.key is not None) * _steps_per_epoch(config)
+
+
+def _search_cap_s(config) -> float:
+  """What a budgeted search spends at most on kernels and training: each
+  (seed, method, kernel scorer) search stops at ``budget_s``."""
+  specs = [search_lib.ScorerSpec.parse(s) for s in config.scorers]
+  return config.num_seeds * len(config.methods) * sum(s.key is not None for s in specs) * config.budget_s
 
 
 def _measure(name, fn, args, budget, chunking, calls, compiles, max_call_s, rate) -> tuple[FunctionPlan, float]:
@@ -119,9 +144,23 @@ def _flop_rate() -> float:
   return 2 * 2048**3 / (time.perf_counter() - t) / 1e9
 
 
-def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 60.0) -> StudyPlan:
+def _shapes_key(config: ml_collections.ConfigDict, options: dict) -> str:
+  """What a compiled function depends on beyond its name (which gives an
+  SGD step's batch): the network, the minibatch and the kernel options."""
+  sp = config.space.to_dict()
+  for k in ("num_archs", "sampling", "init", "init_per_arch", "init_seed", "clear_caches"):
+    sp.pop(k, None)  # which archs and which weights: not the executable
+  return repr((sorted(sp.items()), config.data.name, config.data.batch_size, tuple(config.bn_modes),
+               sorted(options.items()), config.metrics.compat))
+
+
+def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 60.0,
+         cache: dict | None = None) -> StudyPlan:
   """The plan of ``study`` under ``config`` (module docstring). ValueError
-  naming the function, its need and the budget where one cannot fit."""
+  naming the function, its need and the budget where one cannot fit.
+  ``cache`` (a dict the caller keeps) holds measured functions and the FLOP
+  rate for the next plan: a function compiled at the same shapes is measured
+  once."""
   if "space" not in config:
     raise ValueError(f"--plan: {study} compiles no network, so there is nothing to plan (it runs in seconds)")
   setup.check_config(config)
@@ -132,49 +171,92 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
   cand = space.candidate(arch)
   x = jnp.zeros((config.data.batch_size, size, size, 3), jnp.float32)
   labels = jnp.zeros((config.data.batch_size,), jnp.int32)
-  variables = jax.jit(cand.net.init)(jax.random.key(config.seed), x[:1], *cand.args)
   options = setup.ntk_options(config)
   budget = memory.resolve_budget(options["memory_budget"])
   shown_budget = budget if budget is not None else memory.device_budget()
   archs, steps = study_calls(config, study)
   per_graph = 1 if space.shares_compilation else None
-  rate = _flop_rate()
+  cache = {} if cache is None else cache
+  if "flop_rate" not in cache:
+    cache["flop_rate"] = _flop_rate()
+  rate = cache["flop_rate"]
+  shapes = _shapes_key(config, options)
   functions, total = [], 0.0
+  # init_schemes builds the network once per scheme: every function compiles again
+  repeats = len(config.schemes) if study == "init_schemes" else 1
 
-  def add(name, fn, args, chunking, calls):
+  def add(name, build, calls, chunking=lambda: "-"):
+    """Measures ``build()``'s (fn, args), or takes the cached measurement."""
     nonlocal total
-    compiles = per_graph or min(calls, archs)
-    try:
-      f, call_s = _measure(name, fn, args, shown_budget, chunking, calls, compiles, max_call_s, rate)
-    except memory.MemoryBudgetError as e:
-      raise ValueError(f"{study}: {name}: {e}") from None
+    compiles = (per_graph or min(calls, archs)) * repeats
+    key = (name, shapes)
+    if key not in cache:
+      fn, args = build()
+      try:
+        f, _ = _measure(name, fn, args, shown_budget, "", calls, compiles, max_call_s, rate)
+      except memory.MemoryBudgetError as e:
+        raise ValueError(f"{study}: {name}: {e}") from None
+      cache[key] = f._replace(chunking=chunking())
+    f = cache[key]._replace(calls=calls, compiles=compiles)
     functions.append(f)
-    total += calls * call_s + compiles * f.compile_s
+    total += calls * f.call_s + compiles * f.compile_s
+
+  # The initialisation: compiled once per network, called once per arch unless archs share it.
+  init_args = (jax.random.key(config.seed), x[:1], *cand.args)
+  if ("init", shapes) not in cache:
+    t = time.perf_counter()
+    exe = jax.jit(cand.net.init).lower(*init_args).compile()
+    compile_s = time.perf_counter() - t
+    jax.block_until_ready(exe(*init_args))
+    t = time.perf_counter()
+    jax.block_until_ready(exe(*init_args))
+    cache[("init", shapes)] = FunctionPlan("init", None, memory.compiled_bytes(exe), compile_s,
+                                           time.perf_counter() - t, True, "-", True, 0, 0)
+    cache[("init executable", shapes)] = exe
+  shared = space.shares_variables and not config.space.init_per_arch
+  add("init", None, repeats if shared else archs)
+  variables = cache[("init executable", shapes)](*init_args)
 
   bn_modes = tuple(config.bn_modes)
   if bn_modes:
-    f = scoring.score_fn(cand.net, bn_modes=bn_modes, compat=config.metrics.compat, **options)
-    add(f"kernels ({', '.join(bn_modes)} BN)", f.kernels, (variables, x, *cand.args), "", archs)
-    chunks = []
-    for bn, fn in f.ntk_fns.items():
-      chosen = list(fn.plans.values())
-      chunks.append(f"{bn}: {chosen[0].implementation}, chunk_size={chosen[0].chunk_size}" if chosen else
-                    f"{bn}: chunk_size={config.ntk.chunk_size} (no budget)")
-    functions[-1] = functions[-1]._replace(chunking="; ".join(chunks))
+    kernels = scoring.score_fn(cand.net, bn_modes=bn_modes, compat=config.metrics.compat, **options)
+
+    def chunking():
+      chunks = []
+      for bn, fn in kernels.ntk_fns.items():
+        chosen = list(fn.plans.values())
+        chunks.append(f"{bn}: {chosen[0].implementation}, chunk_size={chosen[0].chunk_size}" if chosen else
+                      f"{bn}: chunk_size={config.ntk.chunk_size} (no budget)")
+      return "; ".join(chunks)
+    add(f"kernels ({', '.join(bn_modes)} BN)", lambda: (kernels.kernels, (variables, x, *cand.args)), archs,
+        chunking)
   proxies = setup.proxy_names(config) if "proxies" in config else ()
   if proxies:
     f = scoring.score_fn(cand.net, bn_modes=(), proxies=proxies, num_classes=num_classes, **options)
     if f.proxies is not None:
-      add("proxies", f.proxies, (variables, x, labels, jax.random.key(0), *cand.args), "-", archs)
+      add("proxies", lambda: (f.proxies, (variables, x, labels, jax.random.key(0), *cand.args)), archs)
   if steps:
-    tx = setup.optimizer(config)
-    step = xla_options.jit(train.make_step(cand.net, tx, mean=(0.5,) * 3, std=(0.25,) * 3,
-                                           padding=train.default_padding(size)))
-    images = jnp.zeros((config.train.batch_size, size, size, 3), jnp.uint8)
-    targets = jnp.zeros((config.train.batch_size,), jnp.int32)
-    state = train.init_state(variables, tx)
-    add(f"SGD step (batch {config.train.batch_size})", step, (state, images, targets, jax.random.key(0),
-                                                               *cand.args), "-", steps)
+    micro = {}
+
+    def sgd_step():
+      tx = setup.optimizer(config)
+
+      def step_for(m):
+        return train.make_step(cand.net, tx, mean=(0.5,) * 3, std=(0.25,) * 3, padding=train.default_padding(size),
+                               micro_batch_size=m)
+      images = jnp.zeros((config.train.batch_size, size, size, 3), jnp.uint8)
+      targets = jnp.zeros((config.train.batch_size,), jnp.int32)
+      args = (train.init_state(variables, tx), images, targets, jax.random.key(0), *cand.args)
+      try:
+        micro["size"] = train.fit_micro_batch(step_for, args, config.train.batch_size, options["memory_budget"])
+      except memory.MemoryBudgetError as e:
+        raise ValueError(f"{study}: SGD step: {e}") from None
+      return xla_options.jit(step_for(micro["size"])), args
+    add(f"SGD step (batch {config.train.batch_size})", sgd_step, steps,
+        lambda: "whole batch" if micro["size"] is None else f"micro-batches of {micro['size']} (BN statistics "
+        "per micro-batch)")
+  if study == "search" and config.get("budget_s"):
+    total = min(total, _search_cap_s(config) + sum(f.compiles * f.compile_s for f in functions))
   for f in functions:
     if not f.fits:
       raise ValueError(f"{study}: {f.name} needs {memory.size(f.memory_bytes)} of device memory, more than the "

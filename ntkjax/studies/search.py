@@ -46,7 +46,8 @@ def _pool(config, job: setup.Job, train_data, bn: str, epochs: int) -> api.Insta
   if epochs:
     factories["epoch"] = lambda net: train.make_epoch(
         net, setup.optimizer(config), batch_size=config.train.batch_size, mean=train_data.mean,
-        std=train_data.std, padding=train.default_padding(train_data.image_size))
+        std=train_data.std, padding=train.default_padding(train_data.image_size),
+        memory_budget=setup.ntk_options(config)["memory_budget"])
   return api.Instantiator(job.space, job.k_init, jnp.asarray(job.images[:1]), factories,
                           init_per_arch=config.space.init_per_arch, clear_caches=config.space.clear_caches)
 

@@ -178,7 +178,10 @@ class Input(NamedTuple):
 
 def inputs(config: ml_collections.ConfigDict) -> list[Input]:
   """The images and the ground truth ``config`` reads, found or not,
-  without reading them (``ntkjax-data``)."""
+  without reading them (``ntkjax-data``); for a reproduction (a config
+  of ``studies``), those of every study, each once."""
+  if "studies" in config:
+    return list({i.what: i for s in config.studies for i in inputs(config[s])}.values())
   out, needed = [], []
   gt = config.ground_truth
   if config.data.root or config.data.name in data_home.IMAGES:  # digits16 comes with scikit-learn
@@ -360,8 +363,10 @@ def metric_measure(config: ml_collections.ConfigDict, job: Job) -> tuple[Callabl
 def track(config: ml_collections.ConfigDict, job: Job, archs: Sequence[str], ts: Sequence[int],
           make_measure: Callable, names: Sequence[str], train_data: data_lib.Dataset, key: jax.Array,
           name: str = "results.csv") -> list[tracking.TrackedArch]:
-  """``tracking.track`` with the config's optimiser, batch size and init."""
+  """``tracking.track`` with the config's optimiser, batch size, init and
+  memory budget (``ntk.memory_budget_gib``, which bounds the SGD step too)."""
   return tracking.track(job.workdir / name, archs, space=job.space, init_key=job.k_init, train_data=train_data,
                         ts=ts, make_measure=make_measure, names=names, key=key, tx=optimizer(config),
                         init_per_arch=config.space.init_per_arch, batch_size=config.train.batch_size,
-                        seed=config.seed, progress=progress(job.space), clear_caches=config.space.clear_caches)
+                        seed=config.seed, progress=progress(job.space), clear_caches=config.space.clear_caches,
+                        memory_budget=ntk_options(config)["memory_budget"])

@@ -17,21 +17,26 @@ def test_plan_compiles_the_kernels_and_projects_the_run(tiny):
   c = tiny(rc_config.get_config("small"))
   c.space.num_archs = 7
   p = plan.plan(c, "rank_correlation")
-  (kernels,) = p.functions
+  init, kernels = p.functions
+  assert (init.name, init.calls, init.compiles) == ("init", 1, 1)  # NB201's archs share one initialisation
   assert kernels.name == "kernels (train, eval BN)" and kernels.calls == 7 and kernels.compiles == 1
   assert kernels.fits and kernels.memory_bytes > 0 and kernels.gflop > 0 and kernels.timed
   assert "no budget" in kernels.chunking  # the CPU default
-  assert p.projected_s == pytest.approx(7 * kernels.call_s + kernels.compile_s)
+  assert p.projected_s == pytest.approx(7 * kernels.call_s + kernels.compile_s + init.call_s + init.compile_s)
   assert "projected wall time" in p.summary() and "C=4, N=1" in p.summary()
 
 
 @pytest.mark.slow
-def test_plan_of_a_training_study_adds_the_sgd_step_and_its_count(tiny):
+def test_plan_of_a_training_study_adds_the_sgd_step_and_its_count(tiny, monkeypatch):
+  from ntkjax import train
   c = tiny(post_config.get_config("small"))
   c.space.num_archs = 2
+  fitted = []
+  monkeypatch.setattr(train, "fit_micro_batch", lambda step_for, args, n, budget: fitted.append((n, budget)) or 16)
   p = plan.plan(c, "post_training")
   step = p.functions[-1]
-  assert step.name == "SGD step (batch 32)"
+  assert step.name == "SGD step (batch 32)" and fitted == [(32, "accelerators")]
+  assert step.chunking.startswith("micro-batches of 16")
   assert plan.study_calls(c, "post_training") == (2 * (1 + len(c.epochs)), 2 * max(c.epochs) * 3)  # 96 images
   assert step.calls == 2 * max(c.epochs) * 3
 
@@ -54,3 +59,15 @@ def test_plan_flag_prints_the_plan_and_writes_nothing(tmp_path):
   assert out.returncode == 0, out.stderr[-2000:]
   assert "plan of rank_correlation on cpu" in out.stdout and "projected wall time" in out.stdout
   assert not (tmp_path / "w").exists()
+
+
+def test_search_calls_count_each_kernel_scorers_evaluations_and_training():
+  from configs import search as search_config
+  c = search_config.get_config("small")  # 2 seeds, rs over 6, rea to 8; lga_eval@1, params, oracle
+  steps_per_epoch = -(-c.train.num_images // c.train.batch_size)
+  assert plan.study_calls(c, "search") == (2 * (6 + 8), 2 * (6 + 8) * 1 * steps_per_epoch)
+  c.scorers = ("lga_eval@3", "ncn_eval@0", "nwot")
+  assert plan.study_calls(c, "search") == (2 * 14 * 2, 2 * 14 * 3 * steps_per_epoch)
+  from configs import deciles as deciles_config
+  d = deciles_config.get_config("small")
+  assert plan.study_calls(d, "deciles") == (10 * d.per_decile * d.num_seeds, 0)
