@@ -115,7 +115,7 @@ def _search_cap_s(config) -> float:
   return config.num_seeds * len(config.methods) * sum(s.key is not None for s in specs) * config.budget_s
 
 
-def _measure(name, fn, args, budget, chunking, calls, compiles, max_call_s, rate) -> tuple[FunctionPlan, float]:
+def _measure(name, fn, args, budget, chunking, calls, compiles, max_call_s, rate) -> FunctionPlan:
   t = time.perf_counter()
   compiled = fn.lower(*args).compile()
   compile_s = time.perf_counter() - t
@@ -131,7 +131,7 @@ def _measure(name, fn, args, budget, chunking, calls, compiles, max_call_s, rate
     call_s = time.perf_counter() - t
   else:
     call_s = gflop / rate
-  return FunctionPlan(name, gflop, need, compile_s, call_s, timed, chunking, need <= budget, calls, compiles), call_s
+  return FunctionPlan(name, gflop, need, compile_s, call_s, timed, chunking, need <= budget, calls, compiles)
 
 
 def _flop_rate() -> float:
@@ -193,7 +193,7 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
     if key not in cache:
       fn, args = build()
       try:
-        f, _ = _measure(name, fn, args, shown_budget, "", calls, compiles, max_call_s, rate)
+        f = _measure(name, fn, args, shown_budget, "", calls, compiles, max_call_s, rate)
       except memory.MemoryBudgetError as e:
         raise ValueError(f"{study}: {name}: {e}") from None
       cache[key] = f._replace(chunking=chunking())
