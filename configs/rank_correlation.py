@@ -32,7 +32,11 @@ see ``configs/common.py``):
 * ``nb101``: specs of the data home's NB101 table against their 108-epoch
   validation accuracy, the official network (128 stem channels, 3 stacks of
   3 modules) at ``full``. Each spec compiles before its NTKs
-  (BENCHMARKS.md, "Compile against run").
+  (BENCHMARKS.md, "Compile against run"). ``cpu,nb101`` with
+  ``--config.space.stem_channels=128 --config.space.modules_per_stack=3``
+  (the official network, 200 specs, 16 images) took a median 72 s per
+  spec on a 2-core CPU beside other jobs, up to 15 GB of host memory
+  (docs/results/table1_nb101).
 * ``nds_darts``: the 725 NAS-Bench-301 DARTS cells (width 32, depth 8)
   against NB301's surrogate accuracy: a stand-in for NDS-DARTS, labelled as
   such. ``nds_enas`` / ``nds_nasnet`` / ``nds_amoeba`` / ``nds_pnas``: against
