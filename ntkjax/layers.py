@@ -53,15 +53,42 @@ def conv2d(x, kernel, bias=None, stride=1, padding=0, dilation: int = 1, groups:
 
   ``stride`` and ``padding`` are an int or an (H, W) pair; ``groups=c_in``
   with a [kh, kw, 1, c_out] kernel is a depthwise conv. Ungrouped convs
-  differentiate through ``_conv`` (canonical backward convolutions).
+  differentiate through ``_conv`` (canonical backward convolutions);
+  depthwise ones (``c_out == c_in``) run on the CPU as
+  ``_shifted_depthwise_conv``, elsewhere as the grouped convolution.
   """
   (ph, pw) = pair(padding)
   geometry = (pair(stride), ((ph, ph), (pw, pw)), (dilation, dilation))
   if groups == 1:
     y = _conv(x, kernel, geometry)
+  elif groups == x.shape[-1] == kernel.shape[-1]:
+    y = lax.platform_dependent(x, kernel, cpu=functools.partial(_shifted_depthwise_conv, geometry=geometry),
+                               default=functools.partial(_plain_conv, geometry=geometry, groups=groups))
   else:
     y = _plain_conv(x, kernel, geometry, groups)
   return y if bias is None else y + bias
+
+
+def _shifted_depthwise_conv(x, kernel, geometry):
+  """A depthwise conv (one [kh, kw] filter per channel) as the sum of the
+  kh·kw strided, shifted copies of the padded input, each scaled per
+  channel. XLA:CPU runs grouped convolutions and their input gradients
+  5-60x slower than this elementwise form (BENCHMARKS.md, "Depthwise
+  convolutions on the CPU"). A loop over the taps rather than kh·kw
+  unrolled terms: the unrolled sum runs faster but lowers and compiles
+  longer, and per-graph NDS networks compile once per arch."""
+  (sh, sw), ((ph, _), (pw, _)), (dh, dw) = geometry
+  kh, kw = kernel.shape[:2]
+  n, h, w, c = x.shape
+  ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+  window = (n, sh * (ho - 1) + 1, sw * (wo - 1) + 1, c)
+
+  def add_tap(t, y):
+    i, j = t // kw, t % kw
+    shifted = lax.dynamic_slice(xp, (0, i * dh, j * dw, 0), window)[:, ::sh, ::sw]
+    return y + shifted * kernel.reshape(kh * kw, c)[t]
+  return lax.fori_loop(0, kh * kw, add_tap, jnp.zeros((n, ho, wo, c), jnp.result_type(x, kernel)))
 
 
 def _plain_conv(x, kernel, geometry, groups=1):

@@ -17,11 +17,12 @@ GEOMETRIES = [((3, 3), 2, 1, 1)] + [
               ((5, 5), 2, 2, 1))]
 
 
-def _reference(x, kernel, stride, padding, dilation):
+def _reference(x, kernel, stride, padding, dilation, groups=1):
   s = taps.pair(stride)
   ph, pw = taps.pair(padding)
   return lax.conv_general_dilated(x, kernel, s, ((ph, ph), (pw, pw)), rhs_dilation=(dilation, dilation),
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=lax.Precision.HIGHEST)
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=lax.Precision.HIGHEST,
+                                  feature_group_count=groups)
 
 
 @pytest.mark.parametrize("kernel_size,stride,padding,dilation", GEOMETRIES)
@@ -61,3 +62,42 @@ def test_backward_convolutions_inside_switch_are_canonical():
   labels = re.findall(r"convolution\(.*?dim_labels=([^,\s]+)", text)
   assert len(labels) == 3, text  # forward, input and kernel cotangents
   assert set(labels) == {"b01f_01io->b01f"}, labels
+
+
+@pytest.mark.parametrize("kernel_size,stride,padding,dilation",
+                         [((3, 3), 1, 1, 1), ((5, 5), 2, 2, 1), ((3, 3), 1, 2, 2), ((5, 5), 2, 4, 2),
+                          ((1, 3), (1, 2), (0, 1), 1), ((3, 3), 2, 1, 1)])
+def test_depthwise_conv2d_equals_the_grouped_convolution(kernel_size, stride, padding, dilation):
+  """On the CPU a depthwise conv runs as shifted, scaled copies of its input
+  (layers._shifted_depthwise_conv); values and derivatives stay the grouped
+  convolution's, odd sizes and strides included."""
+  with jax.enable_x64(True):
+    kx, kw, kt = jax.random.split(jax.random.key(1), 3)
+    x = jax.random.normal(kx, (3, 9, 10, 4), jnp.float64)
+    kernel = jax.random.normal(kw, kernel_size + (1, 4), jnp.float64)
+    ours = lambda x, k: jnp.sin(layers.conv2d(x, k, None, stride, padding, dilation, groups=4))
+    ref = lambda x, k: jnp.sin(_reference(x, k, stride, padding, dilation, groups=4))
+    np.testing.assert_allclose(jax.jit(ours)(x, kernel), ref(x, kernel), rtol=1e-12, atol=1e-12)
+    y, vjp_ours = jax.vjp(ours, x, kernel)
+    _, vjp_ref = jax.vjp(ref, x, kernel)
+    cts = jax.random.normal(kt, (2,) + y.shape, jnp.float64)
+    for a, b in zip(jax.vmap(vjp_ours)(cts), jax.vmap(vjp_ref)(cts)):
+      np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    tangents = (jnp.cos(x), jnp.cos(kernel))
+    np.testing.assert_allclose(jax.jvp(ours, (x, kernel), tangents)[1], jax.jvp(ref, (x, kernel), tangents)[1],
+                               rtol=1e-11, atol=1e-11)
+
+
+def test_depthwise_conv2d_on_the_cpu_runs_no_grouped_convolution():
+  """XLA:CPU's grouped convolutions (and their input gradients) run 5-60x
+  slower than the shifted form (BENCHMARKS.md); a channel multiplier other
+  than 1 keeps the convolution."""
+  x = jnp.ones((2, 8, 8, 4))
+
+  def compiled_grad(kernel, groups):
+    loss = lambda k, x: jnp.sum(layers.conv2d(x, k, None, 1, 1, groups=groups) ** 2)
+    return jax.jit(jax.grad(loss, (0, 1))).lower(kernel, x).compile().as_text()
+
+  depthwise = compiled_grad(jnp.ones((3, 3, 1, 4)), 4)
+  assert "convolution(" not in depthwise, depthwise
+  assert "feature_group_count=2" in compiled_grad(jnp.ones((3, 3, 2, 8)), 2)
