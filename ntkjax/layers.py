@@ -83,11 +83,12 @@ def _shifted_depthwise_conv(x, kernel, geometry):
   ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
   xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
   window = (n, sh * (ho - 1) + 1, sw * (wo - 1) + 1, c)
+  weights = kernel.reshape(kh * kw, c)
 
   def add_tap(t, y):
     i, j = t // kw, t % kw
     shifted = lax.dynamic_slice(xp, (0, i * dh, j * dw, 0), window)[:, ::sh, ::sw]
-    return y + shifted * kernel.reshape(kh * kw, c)[t]
+    return y + shifted * weights[t]
   return lax.fori_loop(0, kh * kw, add_tap, jnp.zeros((n, ho, wo, c), jnp.result_type(x, kernel)))
 
 
