@@ -34,7 +34,7 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 from ntkjax import initializers, taps
-from ntkjax.taps import Tap, Tapper, conv_tap, pair, tap
+from ntkjax.taps import Tap, Tapper, conv_output_size, conv_tap, pair, tap
 
 __all__ = [
     "check_images", "conv2d", "batch_norm", "avg_pool_3x3", "avg_pool_2x2", "avg_pool", "max_pool",
@@ -80,7 +80,7 @@ def _shifted_depthwise_conv(x, kernel, geometry):
   (sh, sw), ((ph, _), (pw, _)), (dh, dw) = geometry
   kh, kw = kernel.shape[:2]
   n, h, w, c = x.shape
-  ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+  ho, wo = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
   xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
   window = (n, sh * (ho - 1) + 1, sw * (wo - 1) + 1, c)
   weights = kernel.reshape(kh * kw, c)

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 from flax import traverse_util
 from jax import lax
 
-from ntkjax.taps import PERTURBATIONS, TAPS, Tap
+from ntkjax.taps import PERTURBATIONS, TAPS, Tap, conv_output_size
 
 __all__ = ["structured_jacobian", "Coverage", "coverage", "covered_params", "default_chunk"]
 
@@ -66,8 +66,7 @@ def _patches(rec: Tap, x: jax.Array | None = None) -> jax.Array:
   if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and (ph, pw) == (0, 0):
     return x[:, :, :, None, :]
   xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-  ho = (x.shape[1] + 2 * ph - d * (kh - 1) - 1) // sh + 1
-  wo = (x.shape[2] + 2 * pw - d * (kw - 1) - 1) // sw + 1
+  ho, wo = conv_output_size(x.shape[1], kh, sh, ph, d), conv_output_size(x.shape[2], kw, sw, pw, d)
   cols = [xp[:, i * d: i * d + sh * (ho - 1) + 1: sh, j * d: j * d + sw * (wo - 1) + 1: sw, :]
           for i in range(kh) for j in range(kw)]
   return jnp.stack(cols, axis=3)

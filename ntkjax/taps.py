@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-__all__ = ["TAPS", "PERTURBATIONS", "PROBES", "Tap", "Tapper", "tap", "conv_tap", "pair", "prefixed", "SwitchTaps",
-           "probe_relu", "probe_features"]
+__all__ = ["TAPS", "PERTURBATIONS", "PROBES", "Tap", "Tapper", "tap", "conv_tap", "conv_output_size", "pair",
+           "prefixed", "SwitchTaps", "probe_relu", "probe_features"]
 
 TAPS = "ntk_taps"
 PERTURBATIONS = "ntk_perturbations"
@@ -79,6 +79,11 @@ def tap(module: nn.Module, name: str, y: jax.Array, record: Tap) -> jax.Array:
 def pair(v) -> tuple[int, int]:
   """An int or an (H, W) pair as an (H, W) pair."""
   return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+  """One spatial side of a conv's output (symmetric ``padding`` per side)."""
+  return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def conv_tap(x, kernel_shape, stride, padding, dilation, groups, weight, bias) -> Tap:
