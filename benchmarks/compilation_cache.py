@@ -4,12 +4,13 @@ NB101 compiles a network per graph, so a run of n specs compiles n times.
 This times one study command (``rank_correlation``, NB101, the kernels
 only) as separate processes:
 
-* ``cold``: a whole run with an empty cache (it fills the cache);
-* ``rerun_warm``: the same specs and shapes in a new workdir with another
-  init seed, the cache warm (every executable is loaded, none compiled);
 * ``resume`` without and with the cache: a run stopped with SIGINT after
-  half the specs, then resumed; the time of the resumption. Without the
-  cache the two parts together are also the run without a cache.
+  half the specs, then resumed; the time of the resumption. The two parts
+  together are the run without a cache (``none_s``), and with an empty
+  cache that the run fills (``cold_s``);
+* ``rerun_warm``: the same specs and shapes in a new workdir with another
+  init seed, the cache the run above filled (every executable is loaded,
+  none compiled).
 
     python -m benchmarks.compilation_cache --archs 50 --out benchmarks/results/compilation_cache_cpu.json
 """
@@ -48,7 +49,9 @@ def _timed(cmd, stop_after: int | None = None, workdir: pathlib.Path | None = No
   then exits after SIGINT."""
   env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}  # only --compilation_cache
   t = time.perf_counter()
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  # SIGINT's default action back: a shell's background job would pass its ignored SIGINT on
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   if stop_after is not None:
     while proc.poll() is None and _rows(workdir) < stop_after:
       time.sleep(0.5)
@@ -68,16 +71,16 @@ def main():
   half = args.archs // 2
   with tempfile.TemporaryDirectory() as tmp:
     tmp = pathlib.Path(tmp)
-    cache = tmp / "cache"
-    res = {"cold_s": _timed(_command(args, tmp / "cold", cache)),
-           "rerun_warm_s": _timed(_command(args, tmp / "warm", cache, ["--config.space.init_seed=1"]))}
-    for name, c in (("resume_nocache", None), ("resume_cache", tmp / "cache2")):
+    res = {}
+    for name, c in (("resume_nocache", None), ("resume_cache", tmp / "cache")):
       workdir = tmp / name
       res[f"{name}_first_s"] = _timed(_command(args, workdir, c), stop_after=half, workdir=workdir)
       res[f"{name}_stopped_at"] = _rows(workdir)
       res[f"{name}_s"] = _timed(_command(args, workdir, c))
     res["none_s"] = res["resume_nocache_first_s"] + res["resume_nocache_s"]
-    res["cache_mb"] = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 2**20
+    res["cold_s"] = res["resume_cache_first_s"] + res["resume_cache_s"]
+    res["rerun_warm_s"] = _timed(_command(args, tmp / "warm", tmp / "cache", ["--config.space.init_seed=1"]))
+    res["cache_mb"] = sum(f.stat().st_size for f in (tmp / "cache").rglob("*") if f.is_file()) / 2**20
   report.emit({**report.environment(), **vars(args), **res}, args.out)
 
 

@@ -258,10 +258,10 @@ def _synflow(p: _Passes):
   with |θ|, BatchNorm off (identity) and one all-ones input (Tanaka et al.,
   2020; NASLib's synflow, ``bn=False``). Returned as its logarithm, as
   NAS-Bench-Suite-Zero publishes it: the sum passes float32's range on
-  large nets (NASLib runs it in float64). Where it would, the pass runs on
-  an input and biases scaled by α and a cotangent β (the |θ| network is
-  positive and linear in them, so the sum scales by αβ exactly) and log αβ
-  is taken off."""
+  large nets (NASLib runs it in float64). Beside the unscaled pass, passes
+  on an input and biases scaled by α and a cotangent β (the |θ| network is
+  positive and linear in them, so the sum scales by αβ exactly) keep it in
+  range; the first candidate in range is taken, less log αβ."""
   flat = traverse_util.flatten_dict(p.params)
   bn_modules = {k[:-1] for k in flat if k[-1] == "scale"}
   # BN as the identity: scale 1, shift 0, and (eval mode) mean 0, var 1 - eps.
@@ -273,23 +273,24 @@ def _synflow(p: _Passes):
     variables[_STATS] = traverse_util.unflatten_dict(
         {k: (jnp.zeros_like(v) if k[-1] == "mean" else jnp.full_like(v, 1.0 - _BN_EPS)) for k, v in stats.items()})
   ones = jnp.ones((1,) + p.x.shape[1:], p.x.dtype)
+  p.weights  # noqa: B018 -- the loss pass runs here, outside the vmap below
 
-  def log_sum(log_scale: float):  # α = β = exp(-log_scale)
-    scale = math.exp(-log_scale)
+  def log_sum(log_scale):  # α = β = exp(-log_scale)
+    scale = jnp.exp(-log_scale)
     params = traverse_util.unflatten_dict({k: v * scale if k[-1] == "bias" else v for k, v in flat.items()})
     grads = jax.grad(lambda q: scale * p._apply(q, ones * scale, train=False, variables=variables)[0].sum())(params)
     total = _weight_sum(p, lambda w, W: jnp.abs(W * _at(grads, w.path)).sum())
     ok = jnp.isfinite(total) & (total > _SYNFLOW_FLOOR)
     return ok, jnp.log(total) + 2 * log_scale
 
-  ok, unscaled = log_sum(_SYNFLOW_LOG_SCALES[0])
-
-  def scaled(_):  # only where the unscaled sum left float32's range
-    out = unscaled  # none in range: the unscaled value (inf, -inf or NaN) flags the row
-    for candidate_ok, value in reversed([log_sum(s) for s in _SYNFLOW_LOG_SCALES[1:]]):
-      out = jnp.where(candidate_ok, value, out)
-    return out
-  return jax.lax.cond(ok, lambda _: unscaled, scaled, None)
+  # Every candidate in one vmapped pass: one trace and one compiled network
+  # instead of three (the passes have one image each, so running all costs
+  # little beside the proxies' minibatch passes).
+  oks, values = jax.vmap(log_sum)(jnp.asarray(_SYNFLOW_LOG_SCALES, p.x.dtype))
+  out = values[0]  # none in range: the unscaled value (inf, -inf or NaN) flags the row
+  for i in reversed(range(len(_SYNFLOW_LOG_SCALES))):  # the first candidate in range
+    out = jnp.where(oks[i], values[i], out)
+  return out
 
 
 def _zen(p: _Passes, mixup_gamma: float = 1e-2):

@@ -37,13 +37,14 @@ class FunctionPlan(NamedTuple):
   name: str
   gflop: float | None       # XLA's count for one call (None where the backend gives none)
   memory_bytes: int         # arguments + outputs + scratch of the executable
-  compile_s: float
+  compile_s: float           # tracing, lowering and XLA's compilation
   call_s: float             # one call: timed, or projected from the FLOP rate
   timed: bool               # call_s was timed (else projected)
   chunking: str
   fits: bool
   calls: int                # calls in the whole study
   compiles: int             # compilations in the whole study (one per graph on per-graph spaces)
+  lower_s: float            # the part of compile_s spent tracing and lowering (Python, one core)
 
 
 class StudyPlan(NamedTuple):
@@ -59,13 +60,13 @@ class StudyPlan(NamedTuple):
   def summary(self) -> str:
     lines = [f"plan of {self.study} on {self.device}, memory budget {memory.size(self.budget_bytes)}",
              f"network: {self.network}; first arch {self.arch}",
-             f"{'function':<22}{'GFLOP':>9}{'memory':>12}{'compile':>10}{'call':>10}{'calls':>8}{'compiles':>9}"
-             "  fits  chunking"]
+             f"{'function':<22}{'GFLOP':>9}{'memory':>12}{'compile':>10}{'(lower)':>9}{'call':>10}{'calls':>8}"
+             f"{'compiles':>9}  fits  chunking"]
     for f in self.functions:
       gflop = f"{f.gflop:9.1f}" if f.gflop is not None else f"{'-':>9}"
       call = f"{f.call_s:9.2f}s" if f.timed else f"{f.call_s:8.2f}s*"
-      lines.append(f"{f.name:<22}{gflop}{memory.size(f.memory_bytes):>12}{f.compile_s:9.1f}s{call}{f.calls:>8}"
-                   f"{f.compiles:>9}  {'yes' if f.fits else 'NO':<4}  {f.chunking}")
+      lines.append(f"{f.name:<22}{gflop}{memory.size(f.memory_bytes):>12}{f.compile_s:9.1f}s{f.lower_s:8.1f}s{call}"
+                   f"{f.calls:>8}{f.compiles:>9}  {'yes' if f.fits else 'NO':<4}  {f.chunking}")
     how = "timed calls" if all(f.timed for f in self.functions) else (
         f"* projected from {self.flop_rate:.1f} GFLOP/s measured on this device")
     lines.append(f"projected wall time: {self.projected_s / 3600:.2f} h ({how}; compilations included)")
@@ -117,7 +118,9 @@ def _search_cap_s(config) -> float:
 
 def _measure(name, fn, args, budget, chunking, calls, compiles, max_call_s, rate) -> FunctionPlan:
   t = time.perf_counter()
-  compiled = fn.lower(*args).compile()
+  lowered = fn.lower(*args)
+  lower_s = time.perf_counter() - t
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - t
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
@@ -131,7 +134,7 @@ def _measure(name, fn, args, budget, chunking, calls, compiles, max_call_s, rate
     call_s = time.perf_counter() - t
   else:
     call_s = gflop / rate
-  return FunctionPlan(name, gflop, need, compile_s, call_s, timed, chunking, need <= budget, calls, compiles)
+  return FunctionPlan(name, gflop, need, compile_s, call_s, timed, chunking, need <= budget, calls, compiles, lower_s)
 
 
 def _flop_rate() -> float:
@@ -205,13 +208,15 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
   init_args = (jax.random.key(config.seed), x[:1], *cand.args)
   if ("init", shapes) not in cache:
     t = time.perf_counter()
-    exe = jax.jit(cand.net.init).lower(*init_args).compile()
+    lowered = jax.jit(cand.net.init).lower(*init_args)
+    lower_s = time.perf_counter() - t
+    exe = lowered.compile()
     compile_s = time.perf_counter() - t
     jax.block_until_ready(exe(*init_args))
     t = time.perf_counter()
     jax.block_until_ready(exe(*init_args))
     cache[("init", shapes)] = FunctionPlan("init", None, memory.compiled_bytes(exe), compile_s,
-                                           time.perf_counter() - t, True, "-", True, 0, 0)
+                                           time.perf_counter() - t, True, "-", True, 0, 0, lower_s)
     cache[("init executable", shapes)] = exe
   shared = space.shares_variables and not config.space.init_per_arch
   add("init", None, repeats if shared else archs)

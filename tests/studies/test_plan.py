@@ -21,6 +21,7 @@ def test_plan_compiles_the_kernels_and_projects_the_run(tiny):
   assert (init.name, init.calls, init.compiles) == ("init", 1, 1)  # NB201's archs share one initialisation
   assert kernels.name == "kernels (train, eval BN)" and kernels.calls == 7 and kernels.compiles == 1
   assert kernels.fits and kernels.memory_bytes > 0 and kernels.gflop > 0 and kernels.timed
+  assert 0 < kernels.lower_s < kernels.compile_s and 0 < init.lower_s < init.compile_s
   assert "no budget" in kernels.chunking  # the CPU default
   assert p.projected_s == pytest.approx(7 * kernels.call_s + kernels.compile_s + init.call_s + init.compile_s)
   assert "projected wall time" in p.summary() and "C=4, N=1" in p.summary()
