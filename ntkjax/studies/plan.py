@@ -37,7 +37,7 @@ class FunctionPlan(NamedTuple):
   name: str
   gflop: float | None       # XLA's count for one call (None where the backend gives none)
   memory_bytes: int         # arguments + outputs + scratch of the executable
-  compile_s: float           # tracing, lowering and XLA's compilation
+  compile_s: float          # tracing, lowering and XLA's compilation
   call_s: float             # one call: timed, or projected from the FLOP rate
   timed: bool               # call_s was timed (else projected)
   chunking: str
