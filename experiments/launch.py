@@ -122,6 +122,8 @@ def execute(run: Callable, config, workdir: pathlib.Path):
     return run(config, workdir)
   except USER_ERRORS as e:
     logging.debug("run failed", exc_info=True)
+    if isinstance(e, plan.DoesNotFit):  # what a refused plan measured, before why it refused
+      print(e.measured.summary(), flush=True)
     _fail(f"error: {e}")
   except KeyboardInterrupt:
     _interrupted(workdir)

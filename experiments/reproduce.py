@@ -42,7 +42,13 @@ def _studies(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 def plan_reproduction(config: ml_collections.ConfigDict) -> reproduction.ReproductionPlan:
   """Every study's plan; functions at the same shapes are compiled once."""
   cache = {}
-  return reproduction.ReproductionPlan([plan.plan(config[s], s, cache=cache) for s in _studies(config)])
+  plans = []
+  for s in _studies(config):
+    try:
+      plans.append(plan.plan(config[s], s, cache=cache))
+    except plan.DoesNotFit as e:  # keep the studies planned before it
+      raise plan.DoesNotFit(str(e), reproduction.ReproductionPlan([*plans, e.measured])) from None
+  return reproduction.ReproductionPlan(plans)
 
 
 def setting(config: ml_collections.ConfigDict) -> str:

@@ -10,7 +10,9 @@ call, or projects the call from the FLOPs at the device's measured rate
 where one call would take more than ``max_call_s``; and it projects the
 study's wall time from how many calls and compilations the config implies.
 It reads the ground truth (for the space's universe) but no images and
-writes nothing. Studies that compile the same functions at the same shapes
+writes nothing. A config that cannot fit raises ``DoesNotFit``, which
+carries the functions measured until then (``measured``), so a long plan's
+measurements are not lost with the refusal. Studies that compile the same functions at the same shapes
 (a reproduction's studies on one network) share one measurement through
 ``cache``.
 """
@@ -30,7 +32,7 @@ from ntkjax import memory, scoring, train, xla_options
 from ntkjax import search as search_lib
 from ntkjax.studies import setup
 
-__all__ = ["FunctionPlan", "StudyPlan", "plan", "study_calls"]
+__all__ = ["FunctionPlan", "StudyPlan", "DoesNotFit", "plan", "study_calls"]
 
 
 class FunctionPlan(NamedTuple):
@@ -56,6 +58,7 @@ class StudyPlan(NamedTuple):
   functions: list[FunctionPlan]
   projected_s: float
   flop_rate: float | None   # GFLOP/s measured on the device (for projected calls)
+  refused: bool = False     # the config does not fit: ``functions`` are those measured before the refusal
 
   def summary(self) -> str:
     lines = [f"plan of {self.study} on {self.device}, memory budget {memory.size(self.budget_bytes)}",
@@ -67,6 +70,9 @@ class StudyPlan(NamedTuple):
       call = f"{f.call_s:9.2f}s" if f.timed else f"{f.call_s:8.2f}s*"
       lines.append(f"{f.name:<22}{gflop}{memory.size(f.memory_bytes):>12}{f.compile_s:9.1f}s{f.lower_s:8.1f}s{call}"
                    f"{f.calls:>8}{f.compiles:>9}  {'yes' if f.fits else 'NO':<4}  {f.chunking}")
+    if self.refused:
+      lines.append("no projection: the config does not fit this device (the error below)")
+      return "\n".join(lines)
     how = "timed calls" if all(f.timed for f in self.functions) else (
         f"* projected from {self.flop_rate:.1f} GFLOP/s measured on this device")
     lines.append(f"projected wall time: {self.projected_s / 3600:.2f} h ({how}; compilations included)")
@@ -77,6 +83,15 @@ class StudyPlan(NamedTuple):
 
   def figures(self):
     return {}
+
+
+class DoesNotFit(ValueError):
+  """A config that cannot fit the device; ``measured`` (a plan with
+  ``summary()``) holds what was measured before the refusal."""
+
+  def __init__(self, message: str, measured):
+    super().__init__(message)
+    self.measured = measured
 
 
 def study_calls(config: ml_collections.ConfigDict, study: str) -> tuple[int, int]:
@@ -159,8 +174,9 @@ def _shapes_key(config: ml_collections.ConfigDict, options: dict) -> str:
 
 def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 60.0,
          cache: dict | None = None) -> StudyPlan:
-  """The plan of ``study`` under ``config`` (module docstring). ValueError
-  naming the function, its need and the budget where one cannot fit.
+  """The plan of ``study`` under ``config`` (module docstring).
+  ``DoesNotFit`` naming the function, its need and the budget where one
+  cannot fit.
   ``cache`` (a dict the caller keeps) holds measured functions and the FLOP
   rate for the next plan: a function compiled at the same shapes is measured
   once."""
@@ -185,6 +201,11 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
   rate = cache["flop_rate"]
   shapes = _shapes_key(config, options)
   functions, total = [], 0.0
+
+  def refuse(message):
+    measured = StudyPlan(study, str(jax.devices()[0]), shown_budget, setup.network_label(config.space), arch,
+                         list(functions), total, rate, refused=True)
+    raise DoesNotFit(message, measured) from None
   # init_schemes builds the network once per scheme: every function compiles again
   repeats = len(config.schemes) if study == "init_schemes" else 1
 
@@ -198,7 +219,7 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
       try:
         f = _measure(name, fn, args, shown_budget, "", calls, compiles, max_call_s, rate)
       except memory.MemoryBudgetError as e:
-        raise ValueError(f"{study}: {name}: {e}") from None
+        refuse(f"{study}: {name}: {e}")
       cache[key] = f._replace(chunking=chunking())
     f = cache[key]._replace(calls=calls, compiles=compiles)
     functions.append(f)
@@ -255,7 +276,7 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
       try:
         micro["size"] = train.fit_micro_batch(step_for, args, config.train.batch_size, options["memory_budget"])
       except memory.MemoryBudgetError as e:
-        raise ValueError(f"{study}: SGD step: {e}") from None
+        refuse(f"{study}: SGD step: {e}")
       return xla_options.jit(step_for(micro["size"])), args
     add(f"SGD step (batch {config.train.batch_size})", sgd_step, steps,
         lambda: "whole batch" if micro["size"] is None else f"micro-batches of {micro['size']} (BN statistics "
@@ -264,8 +285,8 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
     total = min(total, _search_cap_s(config) + sum(f.compiles * f.compile_s for f in functions))
   for f in functions:
     if not f.fits:
-      raise ValueError(f"{study}: {f.name} needs {memory.size(f.memory_bytes)} of device memory, more than the "
-                       f"budget of {memory.size(shown_budget)} on {jax.devices()[0]}; use fewer images "
-                       "(data.batch_size), ntk.memory_budget_gib, or a larger device")
+      refuse(f"{study}: {f.name} needs {memory.size(f.memory_bytes)} of device memory, more than the "
+             f"budget of {memory.size(shown_budget)} on {jax.devices()[0]}; use fewer images "
+             "(data.batch_size), ntk.memory_budget_gib, or a larger device")
   return StudyPlan(study, str(jax.devices()[0]), shown_budget, setup.network_label(config.space), arch, functions,
                    total, rate)

@@ -177,6 +177,8 @@ class ReproductionPlan(NamedTuple):
 
   def summary(self) -> str:
     parts = [p.summary() for p in self.plans]
+    if any(p.refused for p in self.plans):
+      return "\n\n".join(parts)
     parts.append(f"projected wall time of the reproduction: {self.projected_s / 3600:.2f} h over "
                  f"{len(self.plans)} studies")
     return "\n\n".join(parts)

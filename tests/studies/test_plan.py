@@ -47,8 +47,28 @@ def test_plan_refuses_a_config_that_cannot_fit_naming_function_need_and_budget(t
   c = tiny(rc_config.get_config("small"))
   c.ntk.memory_budget_gib = 1e-6
   with pytest.raises(ValueError, match=r"rank_correlation: kernels \(train, eval BN\): the coupled NTK of 8 "
-                     r"samples needs at least .* more than the memory budget of 0.0 MiB"):
+                     r"samples needs at least .* more than the memory budget of 0.0 MiB") as refused:
     plan.plan(c, "rank_correlation")
+  measured = refused.value.measured  # what was measured before the refusal
+  assert measured.refused and [f.name for f in measured.functions] == ["init"]
+  assert "init" in measured.summary() and "projected wall time" not in measured.summary()
+
+
+@pytest.mark.slow
+def test_a_plan_refused_after_measuring_keeps_every_function_and_the_flag_prints_them(tmp_path):
+  # The proxies' function is measured, then found over the budget: the table
+  # is printed before the error, and nothing is written.
+  args = ["--config", "configs/rank_correlation.py:small", *TINY, "--config.data.name=digits16",
+          "--config.ground_truth.table=", "--config.bn_modes=()", "--config.proxies=('snip',)",
+          "--config.ntk.memory_budget_gib=1e-6", "--plan", f"--workdir={tmp_path / 'w'}"]
+  out = subprocess.run([sys.executable, "-m", "experiments.rank_correlation", *args], cwd=ROOT, capture_output=True,
+                       text=True, timeout=900)
+  assert out.returncode == 2, out.stderr[-2000:]
+  assert "error: rank_correlation: proxies needs" in out.stderr and "more than the budget" in out.stderr
+  table = out.stdout
+  assert "plan of rank_correlation on cpu" in table and "\nproxies " in table and "\ninit " in table
+  assert "NO" in table and "no projection: the config does not fit" in table
+  assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.slow

@@ -101,6 +101,26 @@ def test_plan_measures_functions_shared_by_studies_once(tiny, monkeypatch):
   assert "projected wall time of the reproduction" in p.summary()
 
 
+def test_a_refused_study_keeps_the_plans_of_the_studies_before_it(monkeypatch):
+  c = reproduce_config.get_config("small")
+  c.studies = ("rank_correlation", "post_training", "search")
+  done = plan.StudyPlan("rank_correlation", "cpu", 1 << 30, "net", "arch", [], 12.0, None)
+  partial = done._replace(study="post_training", refused=True)
+
+  def fake_plan(config, study, cache):
+    if study == "post_training":
+      raise plan.DoesNotFit("post_training: SGD step: too big", partial)
+    assert study == "rank_correlation", study  # nothing is planned after the refusal
+    return done
+  monkeypatch.setattr(plan, "plan", fake_plan)
+  with pytest.raises(plan.DoesNotFit, match="post_training: SGD step: too big") as refused:
+    reproduce.plan_reproduction(c)
+  assert refused.value.measured.plans == [done, partial]
+  text = refused.value.measured.summary()
+  assert "plan of rank_correlation" in text and "no projection: the config does not fit" in text
+  assert "projected wall time of the reproduction" not in text
+
+
 @pytest.mark.slow
 def test_small_reproduction_end_to_end_then_resumes_without_recomputing(tmp_path, tiny, capsys, monkeypatch):
   planned = []
