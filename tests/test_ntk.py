@@ -152,6 +152,7 @@ def test_ntk_equals_official_network_built_for_the_arch(bn):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+@pytest.mark.slow  # 85-100 s of compilation on 2 cores
 def test_one_compilation_serves_all_architectures():
   net, v, x, _ = nb201_setup()
   traces = []

@@ -29,6 +29,7 @@ def test_metric_keys_and_columns():
     scoring.metric_columns(("batch",))
 
 
+@pytest.mark.slow  # 85-100 s of compilation on 2 cores
 def test_rows_are_written_as_they_go_and_a_rerun_resumes(tmp_path, monkeypatch):
   x, y = _batch()
   space = api.NB201Space(C=4, N=1)

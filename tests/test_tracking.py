@@ -14,6 +14,7 @@ class Interrupted(Exception):
   pass
 
 
+@pytest.mark.slow  # 85-100 s of compilation on 2 cores
 def test_track_resumes_inside_an_architecture(tmp_path):
   ds = data.load("digits16")
   ds = ds._replace(images=ds.images[:64], labels=ds.labels[:64])
