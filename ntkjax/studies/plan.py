@@ -12,9 +12,9 @@ study's wall time from how many calls and compilations the config implies.
 It reads the ground truth (for the space's universe) but no images and
 writes nothing. A config that cannot fit raises ``DoesNotFit``, which
 carries the functions measured until then (``measured``), so a long plan's
-measurements are not lost with the refusal. Studies that compile the same functions at the same shapes
-(a reproduction's studies on one network) share one measurement through
-``cache``.
+measurements are not lost with the refusal. Studies that compile the same
+functions at the same shapes (a reproduction's studies on one network)
+share one measurement through ``cache``.
 """
 
 from __future__ import annotations
@@ -202,10 +202,13 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
   shapes = _shapes_key(config, options)
   functions, total = [], 0.0
 
+  def study_plan(refused=False):
+    return StudyPlan(study, str(jax.devices()[0]), shown_budget, setup.network_label(config.space), arch,
+                     list(functions), total, rate, refused)
+
   def refuse(message):
-    measured = StudyPlan(study, str(jax.devices()[0]), shown_budget, setup.network_label(config.space), arch,
-                         list(functions), total, rate, refused=True)
-    raise DoesNotFit(message, measured) from None
+    raise DoesNotFit(message, study_plan(refused=True)) from None
+
   # init_schemes builds the network once per scheme: every function compiles again
   repeats = len(config.schemes) if study == "init_schemes" else 1
 
@@ -288,5 +291,4 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
       refuse(f"{study}: {f.name} needs {memory.size(f.memory_bytes)} of device memory, more than the "
              f"budget of {memory.size(shown_budget)} on {jax.devices()[0]}; use fewer images "
              "(data.batch_size), ntk.memory_budget_gib, or a larger device")
-  return StudyPlan(study, str(jax.devices()[0]), shown_budget, setup.network_label(config.space), arch, functions,
-                   total, rate)
+  return study_plan()
