@@ -123,3 +123,32 @@ def test_ci_runs_the_readme_test_command():
   blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
   assert ci in blocks, "the README's test command and .ci/run differ"
   assert len([b for b in blocks if b.startswith("pip install")]) >= 2  # main job and tests
+
+
+_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s#]+)(?:#[^)]*)?\)")
+
+
+def broken_links(doc: str, text: str) -> list[str]:
+  """Relative links in ``text`` (the file ``doc``) to files that do not
+  exist, and links titled with a run folder's name (`` `name` ``) that lead
+  to another folder."""
+  bad = []
+  for title, target in _LINK.findall(text):
+    if re.match(r"[a-z]+:", target):
+      continue  # http(s), mailto: not checked offline
+    path = (ROOT / doc).parent / target
+    if not path.exists():
+      bad.append(f"{doc}: {target} does not exist")
+    name = re.fullmatch(r"`([\w.-]+)`", title)
+    if name and path.parent.parent.name == "results" and path.parent.name != name[1]:
+      bad.append(f"{doc}: [{title}] leads to {target}")
+  return bad
+
+
+def test_links_lead_to_existing_files_and_the_named_run():
+  assert [b for d in DOCS if (ROOT / d).exists() for b in broken_links(d, (ROOT / d).read_text())] == []
+  doc = "docs/results.md"
+  assert broken_links(doc, "[`rc_cpu`](results/rc_cpu/README.md) and [x](missing.md)") == [
+      f"{doc}: missing.md does not exist"]
+  assert broken_links(doc, "[`table1_darts_cpu`](results/table1_nb101_cpu/README.md)") == [
+      f"{doc}: [`table1_darts_cpu`] leads to results/table1_nb101_cpu/README.md"]
