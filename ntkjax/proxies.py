@@ -359,14 +359,22 @@ def check_names(names: Sequence[str]) -> tuple[str, ...]:
   return tuple(names)
 
 
-def proxies_fn(net, names: Sequence[str] = tuple(NETWORK_PROXIES), *, num_classes: int | None = None) -> Callable:
+def proxies_fn(net, names: Sequence[str] = tuple(NETWORK_PROXIES), *, num_classes: int | None = None,
+               scan_cells: bool = True) -> Callable:
   """``f(variables, x, labels, key, *args) -> {name: scalar}`` for the
   network proxies among ``names`` (arch proxies are skipped: see
   ``arch_proxies``). ``key`` seeds zen's Gaussian weights and inputs;
   ``args`` are the network's extra inputs (NB201: the op array). Not jitted:
-  callers jit it, alone or with the NTK kernels (``scoring.score_fn``)."""
+  callers jit it, alone or with the NTK kernels (``scoring.score_fn``).
+
+  ``scan_cells``: a network with that option (NB201) runs its cells as one
+  scan here: the same values to float32 rounding, and on the CPU the 11 proxies
+  compiled 1.9× and ran 2.2× faster (BENCHMARKS.md, "Cells as one scan");
+  the NTK kernels, which ran 1.2× slower so, keep the network as given."""
   names = [n for n in check_names(names) if PROXIES[n].network]
   num_classes = num_classes if num_classes is not None else getattr(net, "num_classes", None)
+  if scan_cells and getattr(net, "scan_cells", None) is False:
+    net = net.clone(scan_cells=True)
 
   def f(variables, x, labels, key, *args):
     passes = _Passes(net, variables, x, labels, args, key)

@@ -42,7 +42,7 @@ import numpy as np
 from jax import lax
 from jax.experimental import checkify
 
-from ntkjax import layers, taps
+from ntkjax import cell_scan, layers, taps
 
 __all__ = [
     "OPS", "NUM_EDGES", "EDGES", "VARIANTS", "decode", "encode", "validate",
@@ -440,6 +440,10 @@ class Network(nn.Module):
     init_scheme: weight init scheme, a name in ``ntkjax.initializers.SCHEMES``.
     check_ops: check traced op arrays too (``check_ops``), for callers that
       wrap their jitted functions in ``checkify.checkify``.
+    scan_cells: run each stage's N cells as one ``lax.scan`` (``ntkjax.cell_scan``)
+      outside initialisation: the same variable tree and values, the cell traced
+      and compiled once per stage; the proxies use it (``proxies.proxies_fn``),
+      the NTK kernels ran faster without it (BENCHMARKS.md, "Cells as one scan").
 
   Call as ``logits = net.apply(variables, x, ops, train=False)`` with
   ``x: [batch, H, W, 3]`` (NHWC, normalised) and ``ops: int [6]`` from
@@ -461,6 +465,7 @@ class Network(nn.Module):
   init_scheme: str = "torch_default"
   select: str = "mask"
   check_ops: bool = False
+  scan_cells: bool = False
 
   def param_count(self, arch) -> int:
     """``num_params`` of ``arch`` in this network's configuration."""
@@ -492,9 +497,13 @@ class Network(nn.Module):
       if stage:
         y = ResNetBlock(c, 2 * c, self.init_scheme, name=f"reduction_{stage}")(y, train)
         c *= 2
-      for i in range(self.N):
-        cell = Cell(c, self.variant, self.init_scheme, self.select, name=f"cell_{stage}_{i}")
-        y = cell(y, ops, train)
+      names = [f"cell_{stage}_{i}" for i in range(self.N)]
+      if self.scan_cells and self.N > 1 and not self.is_initializing():
+        y = cell_scan.apply(self, Cell(c, self.variant, self.init_scheme, self.select, parent=None), names, y, ops,
+                            train)
+        continue
+      for name in names:
+        y = Cell(c, self.variant, self.init_scheme, self.select, name=name)(y, ops, train)
     y = layers.BatchNorm(c, name="last_bn")(y, train)
     taps.probe_relu(self, "last", y)
     y = jax.nn.relu(y)
