@@ -49,11 +49,7 @@ def apply(parent: nn.Module, cell: nn.Module, names: Sequence[str], x: jax.Array
       stacked[col] = jax.tree.map(lambda *a: jnp.stack(a), *parts)
   mutable = _mutable(parent, list(variables))
 
-  def body(y, cell_variables):
-    y, state = cell.apply(cell_variables, y, *args, mutable=mutable, **kwargs)
-    return y, state
-
-  y, state = lax.scan(body, x, stacked)
+  y, state = lax.scan(lambda y, v: cell.apply(v, y, *args, mutable=mutable, **kwargs), x, stacked)
   for i, name in enumerate(names):
     for col, tree in state.items():
       parent.put_variable(col, name, jax.tree.map(lambda a: a[i], tree))
