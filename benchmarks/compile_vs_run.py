@@ -3,8 +3,10 @@
 NB201 passes the architecture as data: one compilation serves every arch.
 NB101 and the NDS spaces build a network per graph, so each new arch
 compiles; this measures what that costs against the NTK itself, and what
-NB101's masked network (``nb101_masked``: one compilation, every op at full
-width) costs instead.
+the arch-as-data networks cost instead: NB101's masked network
+(``nb101_masked``: one compilation, every op at full width) and the NDS
+cells as data (``nds_switch``, DARTS and PNAS: one compilation, the
+selected ops run through switches).
 
     python -m benchmarks.compile_vs_run --n 16 --archs 3 \
         --out benchmarks/results/compile_vs_run_cpu.json
@@ -22,7 +24,7 @@ import numpy as np
 
 from benchmarks import report
 from ntkjax import ntk, xla_options
-from ntkjax.spaces import nb101, nb101_masked, nb201, nds
+from ntkjax.spaces import nb101, nb101_masked, nb201, nds, nds_switch
 
 
 def _timed(fn, *args):
@@ -72,7 +74,9 @@ def main():
   p.add_argument("--cost", action="store_true", help="add XLA's flops and bytes accessed per NTK")
   p.add_argument("--bn", default="eval", choices=("eval", "train"), help="BN mode of the NTK")
   p.add_argument("--no_masked", action="store_true",
-                 help="skip NB101's masked network (its coupled kernel at the official size needs 28.5 GB)")
+                 help="skip the arch-as-data networks (NB101's masked coupled kernel at the official size needs "
+                      "28.5 GB)")
+  p.add_argument("--no_per_graph", action="store_true", help="skip the per-graph networks of NB101 and NDS")
   p.add_argument("--compiler_option", action="append", default=[], metavar="KEY=VALUE",
                  help="an XLA option on top of the engine's (xla_options), e.g. xla_backend_optimization_level=0")
   p.add_argument("--out", default="")
@@ -95,16 +99,22 @@ def main():
                nb101.Spec.create([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"]),
                nb101.Spec.create([[0, 1, 1, 1], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
                                  ["input", "conv3x3-bn-relu", "conv3x3-bn-relu", "output"])][:args.archs]
-      rows += per_arch_rows("nb101", [(s.hash, nb101.Network(s), nb101.num_params(s)) for s in specs], x,
-                            args.cost, **how)
+      if not args.no_per_graph:
+        rows += per_arch_rows("nb101", [(s.hash, nb101.Network(s), nb101.num_params(s)) for s in specs], x,
+                              args.cost, **how)
       if not args.no_masked:
         rows += shared_rows("nb101_masked", nb101_masked.MaskedNetwork(),
                             [(s.hash, nb101_masked.encode(s), nb101.num_params(s)) for s in specs], x, args.cost,
                             **how)
     else:
       archs = nds.sample(jax.random.key(0), space, args.archs, width=args.width, depth=args.depth)
-      rows += per_arch_rows(space, [(nds.encode(a), nds.Network(a), nds.num_params(a)) for a in archs], x,
-                            args.cost, **how)
+      if not args.no_per_graph:
+        rows += per_arch_rows(space, [(nds.encode(a), nds.Network(a), nds.num_params(a)) for a in archs], x,
+                              args.cost, **how)
+      if space in nds_switch.SPACES and not args.no_masked:
+        net = nds_switch.SwitchNetwork(space, args.width, args.depth)
+        rows += shared_rows(f"{space}_switch", net, [(nds.encode(a), jnp.asarray(nds_switch.encode(a, space)),
+                                                      nds.num_params(a)) for a in archs], x, args.cost, **how)
     for r in rows[start:]:
       cost = f"  {r['gflop']:8.1f} GFLOP {r['gb_accessed']:6.1f} GB" if "gflop" in r else ""
       print(f"{r['space']:<13}{r['params']:>10,}  compile {r['compile_s']:7.2f} s  first {r['first_s']:7.2f} s  "

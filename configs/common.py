@@ -103,7 +103,9 @@ def at_init(v: Variant) -> ml_collections.ConfigDict:
   c.space.stem_channels = 128        # NB101
   c.space.num_stacks = 3
   c.space.modules_per_stack = 3
-  c.space.masked = False             # NB101: one masked network, one compilation for all specs
+  # NB101: one masked network, one compilation for all specs; NDS (DARTS, PNAS):
+  # the cell as data, one compilation per width and depth (nds_switch).
+  c.space.masked = False
   c.space.width = config_dict.placeholder(int)  # NDS: fixed width/depth (None: the benchmark's or NDS's range)
   c.space.depth = config_dict.placeholder(int)
   c.space.op_affine = True           # NDS: affine BN inside the cell ops (pycls)

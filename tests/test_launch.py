@@ -95,6 +95,12 @@ def test_proxies_a_space_cannot_compute_are_refused_before_the_run():
     setup.check_config(c)
   c.proxies = ("snip", "synflow")
   setup.check_config(c)
+  c = rank_correlation.get_config("cpu,nds_darts")
+  c.space.masked = True
+  with pytest.raises(ValueError, match=r"^proxy 'synflow' needs the per-genotype NDS network"):
+    setup.check_config(c)
+  c.proxies = ("params",)
+  setup.check_config(c)
 
 
 def test_out_of_range_values_and_a_file_workdir_stop_before_anything_is_written(capsys, tmp_path):

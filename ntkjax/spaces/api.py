@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntkjax.spaces import nb101, nb101_masked, nb201, nds
+from ntkjax.spaces import nb101, nb101_masked, nb201, nds, nds_switch
 
 __all__ = ["Space", "Candidate", "Instance", "Instantiator", "NB201Space", "NB101Space", "NDSSpace"]
 
@@ -341,14 +341,22 @@ class NDSSpace:
   them, and a universe's archs (which carry the benchmark's size in their
   strings, the ground truth's keys) are built and counted at that size, a
   reduced proxy of the benchmark's network.
+
+  ``masked=True`` builds every arch of one width and depth from one
+  ``nds_switch.SwitchNetwork`` (the cell as data: one compilation for all
+  genotypes, each initialised on its own; DARTS and PNAS) instead of a
+  network per genotype.
   """
   shares_variables = False
-  shares_compilation = False
 
   def __init__(self, space: str, num_classes: int = 10, *, archs: Mapping[str, nds.Arch] | None = None,
                width: int | None = None, depth: int | None = None, init_scheme: str = "torch_default",
-               op_affine: bool = True, record_index: Mapping[str, int] | None = None):
+               op_affine: bool = True, record_index: Mapping[str, int] | None = None, masked: bool = False):
     self.space = nds.validate_space(space)
+    if masked and self.space not in nds_switch.SPACES:
+      raise ValueError(f"masked=True: NDS space {space!r} concatenates its loose ends, which differ between "
+                       f"genotypes; the cells-as-data network takes {', '.join(nds_switch.SPACES)}")
+    self.masked = masked
     self.record_index = dict(record_index or {})
     self.name = f"nds_{space}"
     self.universe = sorted(archs) if archs else None
@@ -406,9 +414,17 @@ class NDSSpace:
   def benchmark_index(self, arch: str) -> int | None:
     return self.record_index.get(arch)
 
+  @property
+  def shares_compilation(self) -> bool:
+    return self.masked  # one compilation per width and depth
+
   def candidate(self, arch: str) -> Candidate:
-    return Candidate(nds.Network(self._built(arch), **self.kw), (),
-                     ("nds", arch, self.width, self.depth, tuple(self.kw.items())))
+    a = self._built(arch)
+    if self.masked:
+      net = nds_switch.SwitchNetwork(self.space, a.width, a.depth, **self.kw)
+      return Candidate(net, (jnp.asarray(nds_switch.encode(a, self.space)),),
+                       ("nds_switch", self.space, a.width, a.depth, tuple(self.kw.items())))
+    return Candidate(nds.Network(a, **self.kw), (), ("nds", arch, self.width, self.depth, tuple(self.kw.items())))
 
   def batched(self) -> "NDSSpace":
     return self

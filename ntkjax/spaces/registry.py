@@ -57,10 +57,10 @@ def _nb101(num_classes, truth, *, stem_channels, num_stacks, modules_per_stack, 
 
 
 def _nds(space):
-  def build(num_classes, truth, *, width, depth, init, op_affine, **_):
+  def build(num_classes, truth, *, width, depth, init, op_affine, masked=False, **_):
     return api.NDSSpace(space, num_classes, archs=truth.universe if truth is not None else None, width=width,
                         depth=depth, init_scheme=init, op_affine=op_affine,
-                        record_index=dict(truth.index) if truth is not None else None)
+                        record_index=dict(truth.index) if truth is not None else None, masked=masked)
   return build
 
 

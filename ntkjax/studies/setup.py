@@ -120,6 +120,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if probed and config.space.get("masked") and config.space.name == "nb101":
       raise ValueError(f"proxy {probed[0]!r} needs the per-graph NB101 network (space.masked=False): the masked "
                        "one sows no ReLU codes or features; drop nwot and zen from proxies")
+  network_proxies = [n for n in config.get("proxies", ()) if n in proxies.NETWORK_PROXIES]
+  if network_proxies and config.space.get("masked") and config.space.name.startswith("nds_"):
+    raise ValueError(f"proxy {network_proxies[0]!r} needs the per-genotype NDS network (space.masked=False): the "
+                     "cells-as-data network runs its ops inside switch branches, which sow no taps or probes")
   knas = config.get("knas")
   runs_knas = knas is not None and "knas" in config.get("methods", ())
   if runs_knas and not all(_integer(k) and 1 <= k <= config.rs.num_archs for k in knas.ks):
