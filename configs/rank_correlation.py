@@ -39,7 +39,12 @@ see ``configs/common.py``):
   (docs/results/table1_nb101).
 * ``nds_darts``: the 725 NAS-Bench-301 DARTS cells (width 32, depth 8)
   against NB301's surrogate accuracy: a stand-in for NDS-DARTS, labelled as
-  such. ``nds_enas`` / ``nds_nasnet`` / ``nds_amoeba`` / ``nds_pnas``: against
+  such. Each cell compiles its kernels (about 112 s per cell at NB301's
+  size on a 2-core CPU, docs/results/table1_darts) unless
+  ``--config.space.masked=True``, the cells as data (``nds_switch``; no
+  network proxies): ``cpu,nds_darts`` with it took 32 minutes for 200 cells
+  at width 8, depth 5 beside another run, one 850 s compilation then about
+  5 s per cell (docs/results/table1_darts_reduced). ``nds_enas`` / ``nds_nasnet`` / ``nds_amoeba`` / ``nds_pnas``: against
   the NDS data (``nds/ENAS.json``, ... in the data home).
 * With ``cpu`` / ``small`` NB101 and NDS use the space's reduced network
   (``spaces.registry``: NB101 16 / 8 stem channels, one module per stack;

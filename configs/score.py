@@ -29,6 +29,9 @@ vocabulary of ``configs/common.py``):
   run"; it sows no ReLU codes, so drop nwot and zen from ``proxies``).
 * ``nds_darts``: DARTS cells from the 725 NAS-Bench-301 cells (surrogate
   accuracy; width 32, depth 8; ``small`` builds them at width 8, depth 5).
+  Each cell compiles unless ``--config.space.masked=True`` (the cells as
+  data, ``nds_switch``: one compilation per width and depth, DARTS and PNAS;
+  no network proxies).
 * ``nds_enas``, ``nds_nasnet``, ``nds_amoeba``, ``nds_pnas``: cells sampled
   from the whole space at ``space.width``/``space.depth`` (16/8; ``small``:
   8/5), without ground truth; ``--config.ground_truth.table=nds_enas`` (...)

@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
 
 from ntkjax import layers, taps
 from ntkjax.spaces import nds
@@ -176,7 +177,7 @@ def from_network_variables(arch: nds.Arch, variables: dict, like: dict) -> dict:
 
   out = jax.tree_util.tree_map(lambda a: a, like)
   for collection, tree in variables.items():
-    for path, value in _flat(tree):
+    for path, value in traverse_util.flatten_dict(tree).items():
       target = out[collection]
       *parents, leaf = place(path)
       for p in parents:
@@ -188,10 +189,3 @@ def from_network_variables(arch: nds.Arch, variables: dict, like: dict) -> dict:
       target[leaf] = value
   return out
 
-
-def _flat(tree, prefix=()):
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      yield from _flat(v, prefix + (k,))
-    else:
-      yield prefix + (k,), v
