@@ -342,13 +342,7 @@ class Cell(nn.Module):
 
   @nn.compact
   def __call__(self, s0, s1, train):
-    one = ((1, 1), 1, 0, 1, 1, self.c)
-    if self.reduction_prev:
-      s0 = FactorizedReduce(self.c_pp, self.c, self.init_scheme, name="pre0")(s0, train)
-    else:
-      s0 = ReLUConvBN(self.c_pp, self.c, (one,), self.init_scheme, name="pre0")(s0, train)
-    s1 = ReLUConvBN(self.c_p, self.c, (one,), self.init_scheme, name="pre1")(s1, train)
-    states = [s0, s1]
+    states = list(preprocess(s0, s1, self.c_pp, self.c_p, self.c, self.reduction_prev, self.init_scheme, train))
     for node in range(len(self.pairs) // 2):
       out = 0.0
       for k in (2 * node, 2 * node + 1):
@@ -358,6 +352,24 @@ class Cell(nn.Module):
         out = out + op_module(states[i], train)
       states.append(out)
     return jnp.concatenate([states[j] for j in self.concat], axis=-1)
+
+
+def preprocess(s0, s1, c_pp: int, c_p: int, c: int, reduction_prev: bool, init_scheme: str, train: bool):
+  """A cell's two inputs brought to ``c`` channels (submodules ``pre0``,
+  ``pre1`` of the calling cell): FactorizedReduce for the older one after a
+  reduction cell, else ReLU-conv1x1-BN."""
+  one = ((1, 1), 1, 0, 1, 1, c)
+  if reduction_prev:
+    s0 = FactorizedReduce(c_pp, c, init_scheme, name="pre0")(s0, train)
+  else:
+    s0 = ReLUConvBN(c_pp, c, (one,), init_scheme, name="pre0")(s0, train)
+  return s0, ReLUConvBN(c_p, c, (one,), init_scheme, name="pre1")(s1, train)
+
+
+def stem(x, width: int, init_scheme: str, train: bool):
+  """conv3x3 (3 -> 3·width) and BN (submodules of the calling network)."""
+  y = layers.Conv(3, 3 * width, 3, 1, 1, init_scheme=init_scheme, name="stem_conv")(x)
+  return layers.BatchNorm(3 * width, name="stem_bn")(y, train)
 
 
 def _layout(genotype: Genotype, width: int, depth: int):
@@ -389,8 +401,7 @@ class Network(nn.Module):
   def __call__(self, x, train: bool = False):
     layers.check_images(x)
     g, w = self.arch.genotype, self.arch.width
-    y = layers.Conv(3, 3 * w, 3, 1, 1, init_scheme=self.init_scheme, name="stem_conv")(x)
-    s0 = s1 = layers.BatchNorm(3 * w, name="stem_bn")(y, train)
+    s0 = s1 = stem(x, w, self.init_scheme, train)
     cells, c_out = _layout(g, w, self.arch.depth)
     for i, (reduction, reduction_prev, c_pp, c_p, c) in enumerate(cells):
       pairs, concat = (g.reduce, g.reduce_concat) if reduction else (g.normal, g.normal_concat)

@@ -104,12 +104,7 @@ class _Cell(nn.Module):
 
   @nn.compact
   def __call__(self, s0, s1, codes, train):
-    one = ((1, 1), 1, 0, 1, 1, self.c)
-    if self.reduction_prev:
-      s0 = nds.FactorizedReduce(self.c_pp, self.c, self.init_scheme, name="pre0")(s0, train)
-    else:
-      s0 = nds.ReLUConvBN(self.c_pp, self.c, (one,), self.init_scheme, name="pre0")(s0, train)
-    s1 = nds.ReLUConvBN(self.c_p, self.c, (one,), self.init_scheme, name="pre1")(s1, train)
+    s0, s1 = nds.preprocess(s0, s1, self.c_pp, self.c_p, self.c, self.reduction_prev, self.init_scheme, train)
     nodes = []
     for node in range(self.num_nodes):
       strides = ((2, 1) if node else (2,)) if self.reduction else (1,)
@@ -146,11 +141,9 @@ class SwitchNetwork(nn.Module):
     if codes.shape != (2, 2 * sp.num_nodes, 2):
       raise ValueError(f"codes of shape {codes.shape}; {self.space} takes (2, {2 * sp.num_nodes}, 2) "
                        "(nds_switch.encode)")
-    w = self.width
-    y = layers.Conv(3, 3 * w, 3, 1, 1, init_scheme=self.init_scheme, name="stem_conv")(x)
-    s0 = s1 = layers.BatchNorm(3 * w, name="stem_bn")(y, train)
+    s0 = s1 = nds.stem(x, self.width, self.init_scheme, train)
     full = tuple(range(2, 2 + sp.num_nodes))
-    cells, c_out = nds._layout(nds.Genotype((), full, (), full), w, self.depth)
+    cells, c_out = nds._layout(nds.Genotype((), full, (), full), self.width, self.depth)
     for i, (reduction, reduction_prev, c_pp, c_p, c) in enumerate(cells):
       cell = _Cell(sp.ops, sp.num_nodes, c_pp, c_p, c, reduction, reduction_prev, self.init_scheme,
                    self.op_affine, name=f"cell{i}")
