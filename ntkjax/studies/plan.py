@@ -10,9 +10,10 @@ call, or projects the call from the FLOPs at the device's measured rate
 where one call would take more than ``max_call_s``; and it projects the
 study's wall time from how many calls and compilations the config implies.
 It reads the ground truth (for the space's universe) but no images and
-writes nothing. A config that cannot fit raises ``DoesNotFit``, which
-carries the functions measured until then (``measured``), so a long plan's
-measurements are not lost with the refusal. Studies that compile the same
+writes nothing. A config that cannot fit raises ``DoesNotFit`` at the
+first function over the budget, uncalled and before the next one compiles;
+it carries the functions measured until then (``measured``), so a long
+plan's measurements are not lost with the refusal. Studies that compile the same
 functions at the same shapes (a reproduction's studies on one network)
 share one measurement through ``cache``.
 """
@@ -67,7 +68,7 @@ class StudyPlan(NamedTuple):
              f"{'compiles':>9}  fits  chunking"]
     for f in self.functions:
       gflop = f"{f.gflop:9.1f}" if f.gflop is not None else f"{'-':>9}"
-      call = f"{f.call_s:9.2f}s" if f.timed else f"{f.call_s:8.2f}s*"
+      call = f"{f.call_s:9.2f}s" if f.timed else f"{'-':>10}" if math.isnan(f.call_s) else f"{f.call_s:8.2f}s*"
       lines.append(f"{f.name:<22}{gflop}{memory.size(f.memory_bytes):>12}{f.compile_s:9.1f}s{f.lower_s:8.1f}s{call}"
                    f"{f.calls:>8}{f.compiles:>9}  {'yes' if f.fits else 'NO':<4}  {f.chunking}")
     if self.refused:
@@ -141,15 +142,17 @@ def _measure(name, fn, args, budget, chunking, calls, compiles, max_call_s, rate
   cost = cost[0] if isinstance(cost, list) else cost
   gflop = cost["flops"] / 1e9 if cost and cost.get("flops") else None
   need = memory.compiled_bytes(compiled)
-  timed = gflop is None or rate is None or gflop / rate <= max_call_s
+  fits = need <= budget
+  # A function over the budget is not called: the plan refuses it (and the call could exhaust the host).
+  timed = fits and (gflop is None or rate is None or gflop / rate <= max_call_s)
   if timed:
     jax.block_until_ready(compiled(*args))  # the first call pays for allocation
     t = time.perf_counter()
     jax.block_until_ready(compiled(*args))
     call_s = time.perf_counter() - t
   else:
-    call_s = gflop / rate
-  return FunctionPlan(name, gflop, need, compile_s, call_s, timed, chunking, need <= budget, calls, compiles, lower_s)
+    call_s = gflop / rate if gflop is not None and rate else math.nan
+  return FunctionPlan(name, gflop, need, compile_s, call_s, timed, chunking, fits, calls, compiles, lower_s)
 
 
 def _flop_rate() -> float:
@@ -227,6 +230,10 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
     f = cache[key]._replace(calls=calls, compiles=compiles)
     functions.append(f)
     total += calls * f.call_s + compiles * f.compile_s
+    if not f.fits:  # refused at once: the functions after it would only add compile time
+      refuse(f"{study}: {f.name} needs {memory.size(f.memory_bytes)} of device memory, more than the "
+             f"budget of {memory.size(shown_budget)} on {jax.devices()[0]}; use fewer images "
+             "(data.batch_size), ntk.memory_budget_gib, or a larger device")
 
   # The initialisation: compiled once per network, called once per arch unless archs share it.
   init_args = (jax.random.key(config.seed), x[:1], *cand.args)
@@ -286,9 +293,4 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
         "per micro-batch)")
   if study == "search" and config.get("budget_s"):
     total = min(total, _search_cap_s(config) + sum(f.compiles * f.compile_s for f in functions))
-  for f in functions:
-    if not f.fits:
-      refuse(f"{study}: {f.name} needs {memory.size(f.memory_bytes)} of device memory, more than the "
-             f"budget of {memory.size(shown_budget)} on {jax.devices()[0]}; use fewer images "
-             "(data.batch_size), ntk.memory_budget_gib, or a larger device")
   return study_plan()

@@ -92,3 +92,17 @@ def test_search_calls_count_each_kernel_scorers_evaluations_and_training():
   from configs import deciles as deciles_config
   d = deciles_config.get_config("small")
   assert plan.study_calls(d, "deciles") == (10 * d.per_decile * d.num_seeds, 0)
+
+
+def test_a_function_over_the_budget_is_measured_but_not_called():
+  import math
+
+  import jax
+  import jax.numpy as jnp
+  x = jnp.ones((64, 64))
+  over = plan._measure("f", jax.jit(lambda a: a @ a), (x,), 0, "-", 3, 1, 60.0, 1.0)
+  assert not over.fits and over.memory_bytes > 0 and not over.timed  # projected from its FLOPs instead
+  assert over.call_s == pytest.approx(over.gflop / 1.0)
+  assert math.isnan(plan._measure("f", jax.jit(lambda a: a @ a), (x,), 0, "-", 3, 1, 60.0, None).call_s)
+  within = plan._measure("f", jax.jit(lambda a: a @ a), (x,), 1 << 30, "-", 3, 1, 60.0, 1.0)
+  assert within.fits and within.timed and within.call_s > 0
