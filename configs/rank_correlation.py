@@ -44,8 +44,12 @@ see ``configs/common.py``):
   ``--config.space.masked=True``, the cells as data (``nds_switch``; no
   network proxies): ``cpu,nds_darts`` with it took 32 minutes for 200 cells
   at width 8, depth 5 beside another run, one 850 s compilation then about
-  5 s per cell (docs/results/table1_darts_reduced). ``nds_enas`` /
-  ``nds_nasnet`` / ``nds_amoeba`` / ``nds_pnas``: against the NDS data (``nds/ENAS.json``, ... in the data home).
+  5 s per cell (docs/results/table1_darts_reduced); at NB301's size it
+  compiles once for about 8 minutes, then both kernels take about 15 s per
+  cell, against 66 s for a genotype's kernels with their compilation
+  (BENCHMARKS.md, "Compile against run"). ``nds_enas`` / ``nds_nasnet`` /
+  ``nds_amoeba`` / ``nds_pnas``: against the NDS data (``nds/ENAS.json``,
+  ... in the data home).
 * With ``cpu`` / ``small`` NB101 and NDS use the space's reduced network
   (``spaces.registry``: NB101 16 / 8 stem channels, one module per stack;
   NDS width 8, depth 5), the same specs and cells against the same ground

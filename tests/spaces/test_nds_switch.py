@@ -67,11 +67,12 @@ def test_one_compiled_kernel_equals_each_genotype_network():
     codes = nds_switch.encode(arch, "darts")
     y_ref, stats_ref = ref_net.apply(v, X, train=True, mutable=["batch_stats"])
     y, stats = forward(ours, X, codes)
-    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-6)
+    # float32 roundoff of two compiled graphs: 1e-5 of the largest value; a wrong op or input is O(0.1).
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5 * float(jnp.abs(y_ref).max()))
     placed = nds_switch.from_network_variables(arch, stats_ref, stats)
     for a, b in zip(jax.tree.leaves(stats), jax.tree.leaves(placed)):
-      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    k_ref = ntk.empirical_ntk_fn(ref_net, bn="train")(v, X)
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(jnp.abs(b).max()))
+    k_ref = jax.jit(ntk.empirical_ntk_fn(ref_net, bn="train"))(v, X)
     np.testing.assert_allclose(kernel(ours, X, codes), k_ref, rtol=2e-5, atol=2e-5 * float(jnp.abs(k_ref).max()))
   assert len(traces) == 1
 
