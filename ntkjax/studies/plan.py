@@ -13,9 +13,9 @@ It reads the ground truth (for the space's universe) but no images and
 writes nothing. A config that cannot fit raises ``DoesNotFit`` at the
 first function over the budget, uncalled and before the next one compiles;
 it carries the functions measured until then (``measured``), so a long
-plan's measurements are not lost with the refusal. Studies that compile the same
-functions at the same shapes (a reproduction's studies on one network)
-share one measurement through ``cache``.
+plan's measurements are not lost with the refusal. Studies that compile
+the same functions at the same shapes (a reproduction's studies on one
+network) share one measurement through ``cache``.
 """
 
 from __future__ import annotations

@@ -99,10 +99,10 @@ def test_a_function_over_the_budget_is_measured_but_not_called():
 
   import jax
   import jax.numpy as jnp
-  x = jnp.ones((64, 64))
-  over = plan._measure("f", jax.jit(lambda a: a @ a), (x,), 0, "-", 3, 1, 60.0, 1.0)
+  x, square = jnp.ones((64, 64)), jax.jit(lambda a: a @ a)
+  over = plan._measure("f", square, (x,), 0, "-", 3, 1, 60.0, 1.0)
   assert not over.fits and over.memory_bytes > 0 and not over.timed  # projected from its FLOPs instead
   assert over.call_s == pytest.approx(over.gflop / 1.0)
-  assert math.isnan(plan._measure("f", jax.jit(lambda a: a @ a), (x,), 0, "-", 3, 1, 60.0, None).call_s)
-  within = plan._measure("f", jax.jit(lambda a: a @ a), (x,), 1 << 30, "-", 3, 1, 60.0, 1.0)
+  assert math.isnan(plan._measure("f", square, (x,), 0, "-", 3, 1, 60.0, None).call_s)
+  within = plan._measure("f", square, (x,), 1 << 30, "-", 3, 1, 60.0, 1.0)
   assert within.fits and within.timed and within.call_s > 0
