@@ -1,6 +1,9 @@
-"""Shared fixtures."""
+"""Shared fixtures, the shared-data fixture and the session's compilation cache."""
 
 import csv
+import os
+import pathlib
+import tempfile
 
 import numpy as np
 import pytest
@@ -59,22 +62,68 @@ def tiny(truth_csv):
   return shrink
 
 
-def pytest_configure(config):
-  """One persistent XLA compilation cache per test session (and for the
-  experiment subprocesses it starts): many tests compile the same tiny
-  networks, and a cached executable loads in a fraction of a compile.
-  Each pytest-xdist worker gets its own folder under it: JAX writes cache
-  entries without a lock, so two workers must not read each other's
-  half-written files."""
-  import os
-  import tempfile
+# ----------------------------------------------------------------------------- the shared data
 
+# ../shared/data beside the checkout; this variable names another folder, or
+# hides it ("none"), as in a user's fresh clone.
+SHARED_ENV = "NTKJAX_TEST_SHARED_DATA"
+_CHECKOUT_SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_root() -> pathlib.Path | None:
+  """The shared data folder the tests may read, or None where hidden."""
+  value = os.environ.get(SHARED_ENV)
+  if value is None:
+    return _CHECKOUT_SHARED
+  return None if value.lower() in ("", "none") else pathlib.Path(value)
+
+
+@pytest.fixture
+def shared_data(monkeypatch):
+  """``shared_data(rel, ...)`` is the path of ``rel`` under the shared data
+  (``SHARED_ENV``), skipping the test when any named file is absent; the
+  test's data home (``NTKJAX_DATA``, inherited by its subprocesses) is
+  then the shared folder. Every test that reads the shared data, directly or
+  through the data home, takes this fixture: without it the data home is an
+  empty folder (``pytest_configure``)."""
+  root = shared_root()
+
+  def get(*relpaths: str) -> pathlib.Path:
+    for rel in relpaths:
+      if root is None:
+        pytest.skip(f"shared data hidden ({SHARED_ENV}={os.environ[SHARED_ENV]!r}): {rel} not readable")
+      if not (root / rel).exists():
+        pytest.skip(f"{root / rel} absent")
+    monkeypatch.setenv("NTKJAX_DATA", str(root))
+    return root / relpaths[0]
+  return get
+
+
+# ----------------------------------------------------------------------------- the session
+
+
+def pytest_configure(config):
+  """The test session's environment, set before any worker or subprocess
+  starts:
+
+  * one persistent XLA compilation cache shared by the xdist workers and
+    the experiment subprocesses, so that a network compiled by one is
+    loaded by the others. JAX's LRU cache takes a file lock for every read
+    and write once it has a size limit, so workers never see a half-written
+    entry; every compilation is kept (minimum compile time 0), the eager
+    inits' op-by-op ones included. ``JAX_COMPILATION_CACHE_DIR`` keeps it
+    between sessions.
+  * an empty data home (``NTKJAX_DATA``): a test reads the shared data only
+    through the ``shared_data`` fixture, so the suite behaves alike with and
+    without ``../shared``.
+  """
   import jax
-  cache = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ntkjax-xla-cache-"))
-  worker = os.environ.get("PYTEST_XDIST_WORKER")
-  if worker and os.path.basename(cache) != worker:
-    cache = os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(cache, worker)
-    os.makedirs(cache, exist_ok=True)
-  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-  jax.config.update("jax_compilation_cache_dir", cache)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller: its workers and subprocesses inherit these
+    os.environ["NTKJAX_DATA"] = tempfile.mkdtemp(prefix="ntkjax-empty-data-home-")
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ntkjax-xla-cache-"))
+  os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 2**30))
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+  jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                    float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))

@@ -1,29 +1,16 @@
-"""What several test modules share: the shared data folder, small
-networks and their set-ups, NB201 archs and NB101 specs, and explicit
-float64 references. Test modules import these from here, never from each
-other."""
-
-import pathlib
+"""What several test modules share: small networks and their set-ups,
+NB201 archs and NB101 specs, and explicit float64 references. Test modules
+import these from here, never from each other; the shared data is the
+``shared_data`` fixture's (``tests/conftest.py``)."""
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from jax.flatten_util import ravel_pytree
 
 from ntkjax import data, layers
 from ntkjax.spaces import nb101, nb201
-
-# ../shared/data beside the checkout: read-only data that tests skip without.
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data absent")
-
-
-def needs(path: pathlib.Path):
-  """Skips a test when ``path`` (a file under ``SHARED``) is absent."""
-  return pytest.mark.skipif(not path.exists(), reason=f"{path} absent")
-
 
 # ----------------------------------------------------------------------------- NB201
 

@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from ntkjax import data, pickles
-from tests.helpers import SHARED
 
 RNG = np.random.default_rng(0)
 
@@ -261,13 +260,11 @@ def test_minibatch_is_deterministic_and_normalised():
 
 # ----------------------------------------------------------------------------- the shared JPEG copy
 
-@pytest.mark.skipif(not (SHARED / "cifar10" / "cifar10-jpeg-test.zip").exists(),
-                    reason="../shared/data/cifar10 absent")
-def test_shared_cifar10_jpeg_test_split(tmp_path):
-  ds = data.load("cifar10", SHARED / "cifar10", "test", cache_dir=tmp_path)
+def test_shared_cifar10_jpeg_test_split(tmp_path, shared_data):
+  ref = np.load(shared_data("images/cifar10_test_jpegcopy_100perclass_uint8.npz"))
+  ds = data.load("cifar10", shared_data("cifar10/cifar10-jpeg-test.zip").parent, "test", cache_dir=tmp_path)
   assert ds.images.shape == (10000, 32, 32, 3) and ds.images.dtype == np.uint8
   np.testing.assert_array_equal(np.bincount(ds.labels), [1000] * 10)
-  ref = np.load(SHARED / "images" / "cifar10_test_jpegcopy_100perclass_uint8.npz")
   # the reference holds test/<class>/0000..0099.jpg of each class, decoded independently
   first100 = np.concatenate([np.flatnonzero(ds.labels == c)[:100] for c in range(10)])
   np.testing.assert_array_equal(ds.images[first100], ref["x"])

@@ -13,41 +13,38 @@ import pytest
 
 from ntkjax import ground_truth, pickles
 from ntkjax.spaces import nb101, nb201
-from tests.helpers import SHARED, needs
 
-NB201 = SHARED / "nasbench201"
-NATS_SAMPLE = NB201 / "nats_tss_simple_sample"
-V1X = NB201 / "v1x" / "nb201_v1x_naswot_cifar10_params_jacov.csv"
-needs_shared = needs(NATS_SAMPLE)
+NATS_SAMPLE = "nasbench201/nats_tss_simple_sample"
+V1X = "nasbench201/v1x/nb201_v1x_naswot_cifar10_params_jacov.csv"
 
 
-@needs_shared
 @pytest.mark.parametrize("dataset,column", [
     ("cifar10", "CIFAR10TestAccuracy200Epochs"),
     ("cifar100", "CIFAR100TestAccuracy200Epochs"),
     ("ImageNet16-120", "ImageNetTestAccuracy200Epochs")])
-def test_nats_simple_matches_the_nats_csv_export(dataset, column):
-  gt = ground_truth.read_nats_simple(NATS_SAMPLE, dataset=dataset, split="test")
-  rows = list(csv.DictReader(open(NB201 / "nats_tss" / "nb201_nats_tss_test_acc_200ep_avg_all3.csv")))
+def test_nats_simple_matches_the_nats_csv_export(dataset, column, shared_data):
+  export = shared_data("nasbench201/nats_tss/nb201_nats_tss_test_acc_200ep_avg_all3.csv")
+  gt = ground_truth.read_nats_simple(shared_data(NATS_SAMPLE), dataset=dataset, split="test")
+  rows = list(csv.DictReader(open(export)))
   assert sorted(gt.index.values()) == [0, 11, 284]
   for arch, i in gt.index.items():
     assert rows[i]["ArchitectureString"] == arch
     assert gt[arch] == pytest.approx(float(rows[i][column]), abs=1e-6)
 
 
-@needs_shared
-def test_nats_simple_cifar10_valid_both_splits():
-  rows = list(csv.DictReader(open(NB201 / "nats_tss" / "nb201_nats_tss_cifar10valid_avg_full_metrics.csv")))
+def test_nats_simple_cifar10_valid_both_splits(shared_data):
+  sample = shared_data(NATS_SAMPLE)
+  export = shared_data("nasbench201/nats_tss/nb201_nats_tss_cifar10valid_avg_full_metrics.csv")
+  rows = list(csv.DictReader(open(export)))
   for split, column in (("test", "test-accuracy"), ("valid", "valid-accuracy")):
-    gt = ground_truth.read_nats_simple(NATS_SAMPLE, dataset="cifar10-valid", split=split, indices=[11, 284])
+    gt = ground_truth.read_nats_simple(sample, dataset="cifar10-valid", split=split, indices=[11, 284])
     for arch, i in gt.index.items():
       assert gt[arch] == pytest.approx(float(rows[i][column]), abs=1e-6)
   assert gt.arch_of(11) == rows[11]["arch_str"]
 
 
-@needs_shared
-def test_v1x_csv_reader():
-  gt = ground_truth.read_csv(V1X, arch_column="cellstr", accuracy_column="test_top1",
+def test_v1x_csv_reader(shared_data):
+  gt = ground_truth.read_csv(shared_data(V1X), arch_column="cellstr", accuracy_column="test_top1",
                            index_column="arch", dataset="cifar10")
   assert len(gt) == 15625
   best = max(gt.accuracy, key=gt.accuracy.get)
@@ -200,12 +197,8 @@ def test_nds_json_rejects_ops_outside_the_space(tmp_path):
     ground_truth.read_nds_json(tmp_path / "missing.json", "darts")
 
 
-NB301 = SHARED / "nasbench301_darts_space" / "naslib_zc_nasbench301_725.json"
-
-
-@pytest.mark.skipif(not NB301.exists(), reason="../shared/data absent")
-def test_nb301_naslib_cells():
-  truth = ground_truth.read_nb301_naslib(NB301)
+def test_nb301_naslib_cells(shared_data):
+  truth = ground_truth.read_nb301_naslib(shared_data("nasbench301_darts_space/naslib_zc_nasbench301_725.json"))
   archs = truth.universe
   assert len(truth) == len(archs) == 725 and truth.space == "nds_darts"
   acc = np.array(list(truth.accuracy.values()))
@@ -281,10 +274,9 @@ def test_naslib_nb101_files_of_another_layout_are_named_by_both_readers(tmp_path
       read(p)
 
 
-@needs(SHARED / "nasbench101" / "naslib_zc_nasbench101_500.json")
-def test_nb101_naslib_records_keep_the_benchmarks_networks():
+def test_nb101_naslib_records_keep_the_benchmarks_networks(shared_data):
   from ntkjax import published_proxies
-  path = SHARED / "nasbench101" / "naslib_zc_nasbench101_500.json"
+  path = shared_data("nasbench101/naslib_zc_nasbench101_500.json")
   truth = ground_truth.read(path, format="nb101_naslib")
   published = published_proxies.read_naslib_nb101(path)
   assert truth.space == "nb101" and set(truth.accuracy) == set(published.scores) and len(truth.accuracy) == 63

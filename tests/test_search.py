@@ -8,9 +8,8 @@ import pytest
 
 from ntkjax import ground_truth, search
 from ntkjax.spaces import api, nb201
-from tests.helpers import SHARED
 
-V1X = SHARED / "nasbench201" / "v1x" / "nb201_v1x_naswot_cifar10_params_jacov.csv"
+V1X = "nasbench201/v1x/nb201_v1x_naswot_cifar10_params_jacov.csv"
 
 
 SPACE = api.NB201Space()
@@ -120,7 +119,6 @@ def test_interrupted_search_resumes_from_its_history(tmp_path):
     search.regularized_evolution(params_score, jax.random.key(7), space=SPACE, max_evals=30, history_path=path)
 
 
-@pytest.mark.skipif(not V1X.exists(), reason="../shared/data absent")
 def test_score_memo_replays_score_and_measured_cost(tmp_path):
   calls = []
 
@@ -162,8 +160,8 @@ def test_speed_up_is_the_training_baseline_over_the_scoring_cost():
   assert table[0].cost_s_mean == 75
 
 
-def test_oracle_rea_beats_oracle_random_search_on_nb201():
-  truth = ground_truth.read_csv(V1X, arch_column="cellstr", accuracy_column="valid_test_top1")
+def test_oracle_rea_beats_oracle_random_search_on_nb201(shared_data):
+  truth = ground_truth.read_csv(shared_data(V1X), arch_column="cellstr", accuracy_column="valid_test_top1")
   oracle = lambda a: (truth[a], 1.0)  # noqa: E731
   rea = [search.regularized_evolution(oracle, jax.random.key(s), space=SPACE, max_evals=150).best_score
          for s in range(5)]

@@ -10,9 +10,6 @@ import pytest
 
 from ntkjax import ground_truth, tfrecord
 from ntkjax.spaces import nb101
-from tests.helpers import SHARED, needs
-
-NB101 = SHARED / "nasbench101"
 
 
 def _varint(n):
@@ -126,13 +123,13 @@ def test_nb101_tfrecord_errors_name_file_and_offset(tmp_path):
     ground_truth.read_nb101_tfrecord(tmp_path / "missing.tfrecord")
 
 
-@needs(NB101)
-def test_nb101_json_readers_on_shared_exports():
-  gt = ground_truth.read_nb101_json(NB101 / "nb101_nasbench_vis_1k.json")
+def test_nb101_json_readers_on_shared_exports(shared_data):
+  vis = shared_data("nasbench101/nb101_nasbench_vis_1k.json")
+  gt = ground_truth.read_nb101_json(vis)
   specs = gt.universe
   assert len(gt) == 1000 and max(gt.accuracy.values()) == pytest.approx(94.67, abs=0.01)
   assert all(specs[k].hash == k for k in list(specs)[:50])
-  fx = ground_truth.read_nb101_json(NB101 / "nb101_naslib_test_fixture_30.json", split="test")
+  fx = ground_truth.read_nb101_json(shared_data("nasbench101/nb101_naslib_test_fixture_30.json"), split="test")
   assert len(fx) == 30 and all(86.5 < v < 93.1 for v in fx.accuracy.values())
   with pytest.raises(ValueError, match="no column '108_final_test_accuracy'"):
-    ground_truth.read_nb101_json(NB101 / "nb101_nasbench_vis_1k.json", split="test")
+    ground_truth.read_nb101_json(vis, split="test")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from ntkjax.spaces import api, nb101, nb201, nds
-from tests.helpers import SHARED
 
 SPECS = {s.hash: s for s in (
     nb101.Spec.create([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"]),
@@ -92,13 +91,10 @@ def test_nds_space_whole_space_and_universe():
     api.NDSSpace("darts").validate(archs[0])
 
 
-NB101_VIS = SHARED / "nasbench101" / "nb101_nasbench_vis_1k.json"
-
-
-@pytest.mark.skipif(not NB101_VIS.exists(), reason="../shared/data absent")
-def test_nb101_mutation_within_a_benchmark_sample():
+def test_nb101_mutation_within_a_benchmark_sample(shared_data):
   from ntkjax import ground_truth
-  specs = ground_truth.read_nb101_json(NB101_VIS, split="valid", epochs=108).universe
+  path = shared_data("nasbench101/nb101_nasbench_vis_1k.json")
+  specs = ground_truth.read_nb101_json(path, split="valid", epochs=108).universe
   space = api.NB101Space(specs)
   for k, h in enumerate(space.universe[:20]):  # 1,000 of 423k specs: random single edits miss them
     child = space.mutate(jax.random.key(k), h)

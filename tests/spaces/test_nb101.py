@@ -10,13 +10,12 @@ import pytest
 
 from ntkjax import ntk
 from ntkjax.spaces import api, nb101
-from tests.helpers import CHAIN, INCEPTION, SHARED, SKIP
+from tests.helpers import CHAIN, INCEPTION, SKIP
 
-VIS_1K = SHARED / "nasbench101" / "nb101_nasbench_vis_1k.json"
-FIXTURE_30 = SHARED / "nasbench101" / "nb101_naslib_test_fixture_30.json"
+VIS_1K = "nasbench101/nb101_nasbench_vis_1k.json"
 
-def _vis_specs():
-  v = json.load(open(VIS_1K))
+def _vis_specs(path):
+  v = json.load(open(path))
   for a, o, key, p in zip(v["adjacency"], v["operations"], v["key"], v["trainable_parameters"]):
     a, o = np.array(a), np.array(o)
     keep = o != -3  # padding vertices of graphs with fewer than 7 vertices
@@ -27,10 +26,9 @@ def test_inception_spec_has_the_official_parameter_count():
   assert nb101.num_params(INCEPTION) == 2694282
 
 
-@pytest.mark.skipif(not VIS_1K.exists(), reason="../shared/data absent")
-def test_hash_and_parameter_count_of_1000_benchmark_specs():
+def test_hash_and_parameter_count_of_1000_benchmark_specs(shared_data):
   n = 0
-  for spec, key, params in _vis_specs():
+  for spec, key, params in _vis_specs(shared_data(VIS_1K)):
     assert spec.hash == key
     assert nb101.num_params(spec) == params, key
     ch = nb101.vertex_channels(128, 128, spec.matrix)
@@ -43,9 +41,8 @@ def test_hash_and_parameter_count_of_1000_benchmark_specs():
   assert n == 1000
 
 
-@pytest.mark.skipif(not FIXTURE_30.exists(), reason="../shared/data absent")
-def test_naslib_fixture_specs():
-  for key, e in json.load(open(FIXTURE_30)).items():
+def test_naslib_fixture_specs(shared_data):
+  for key, e in json.load(open(shared_data("nasbench101/nb101_naslib_test_fixture_30.json"))).items():
     spec = nb101.Spec.create(e["module_adjacency"], e["module_operations"])
     assert spec.hash == key and nb101.num_params(spec) == e["trainable_parameters"]
 

