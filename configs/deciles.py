@@ -16,7 +16,7 @@ Variants as in ``configs/common.py`` (NB201 only):
 * ``small``: 4 per decile x 3 draws, 16 images, eval BN: about 3 minutes.
 """
 
-from configs import common
+from ntkjax.configs import common
 
 
 def get_config(arg=None):

@@ -15,7 +15,7 @@ Variants as in ``configs/common.py`` (NB201 only):
 * ``small``: 20 archs, 16 images, eval BN only: about 2 minutes.
 """
 
-from configs import common
+from ntkjax.configs import common
 
 
 def get_config(arg=None):

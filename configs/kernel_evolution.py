@@ -15,7 +15,7 @@ images, 3 epochs. A space token (``nb101``, ``nds_darts``, ``nds_enas``,
 ...) samples that space instead.
 """
 
-from configs import common
+from ntkjax.configs import common
 
 
 def get_config(arg=None):

@@ -25,7 +25,7 @@ Variants (``configs/common.py``):
   spec on a 2-core CPU.
 """
 
-from configs import common
+from ntkjax.configs import common
 
 
 def get_config(arg=None):

@@ -29,7 +29,7 @@ The published scores and accuracies come from the data home
 import ml_collections
 from ml_collections import config_dict
 
-from configs import common
+from ntkjax.configs import common
 
 # The proxies NASLib publishes for NB101 (all but nwot and zen).
 NB101_PROXIES = ("params", "flops", "synflow", "snip", "grasp", "fisher", "grad_norm", "jacov", "epe_nas", "l2_norm",

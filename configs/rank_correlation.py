@@ -56,7 +56,7 @@ see ``configs/common.py``):
   truth.
 """
 
-from configs import common
+from ntkjax.configs import common
 
 
 def get_config(arg=None):

@@ -31,7 +31,7 @@ networks each compile in about 70 s).
 
 import ml_collections
 
-from configs import common, deciles, init_schemes, post_training, rank_correlation, search
+from ntkjax.configs import common, deciles, init_schemes, post_training, rank_correlation, search
 
 # The studies in the paper's order; each runs in <workdir>/<name>.
 STUDIES = ("rank_correlation", "deciles", "init_schemes", "post_training", "search")

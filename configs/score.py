@@ -40,7 +40,7 @@ vocabulary of ``configs/common.py``):
 Override any field on the command line, e.g. ``--config.space.num_archs=50``.
 """
 
-from configs import common
+from ntkjax.configs import common
 
 
 def get_config(arg=None):

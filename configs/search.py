@@ -36,7 +36,7 @@ Variants (``configs/common.py``):
 import ml_collections
 from ml_collections import config_dict
 
-from configs import common
+from ntkjax.configs import common
 
 # Table 2 reports 200-epoch test accuracy of nets trained on the full training
 # set; the NATS-tss seed means give its optima 94.37 / 73.51 / 47.31.

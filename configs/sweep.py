@@ -28,7 +28,7 @@ per line) or ``--config.sweep.num_archs=1000`` (evenly spaced).
 
 from ml_collections import config_dict
 
-from configs import common
+from ntkjax.configs import common
 
 
 def get_config(arg=None):

@@ -13,7 +13,7 @@ reduced network (~25 min on a 2-core CPU); ``full`` 200 per group, 10 epochs
 takes the groups from that space's ground truth.
 """
 
-from configs import common
+from ntkjax.configs import common
 
 
 def get_config(arg=None):

@@ -8,8 +8,9 @@ Prints, and writes as summary.txt and comparison.csv, per score the Kendall
 the config fields in which the runs differ.
 """
 
-from experiments import launch
 from ntkjax.studies import compare
+
+from . import launch
 
 
 def main():

@@ -19,10 +19,11 @@ import sys
 
 from absl import app
 
-from configs import common
-from experiments import launch
 from ntkjax import data_home
+from ntkjax.configs import common
 from ntkjax.studies import setup
+
+from . import launch
 
 STUDIES = tuple(sorted(p.stem for p in launch.CONFIGS.glob("*.py") if p.stem not in ("__init__", "common")))
 

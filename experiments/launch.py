@@ -28,13 +28,13 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-import configs
 from ntkjax import ground_truth, provenance, results
 from ntkjax.studies import plan, setup
 
 flags.disclaim_key_flags()  # flags defined here are the calling experiment's: --help lists them
 
-CONFIGS = pathlib.Path(configs.__file__).resolve().parent
+# The experiments' configs: configs/ beside experiments/ in a checkout, ntkjax/configs in a wheel.
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 
 def _load_config(config_file: pathlib.Path, variant: str | None = None):

@@ -8,8 +8,9 @@ writes one row per net as it goes (a rerun resumes), then summary.txt and
 agreement.csv.
 """
 
-from experiments import launch
 from ntkjax.studies import proxy_agreement
+
+from . import launch
 
 
 def main():

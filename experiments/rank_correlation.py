@@ -8,8 +8,9 @@ writes per-architecture rows to the workdir as it goes (a rerun resumes),
 then summary.txt, its tables and figures, and lists the files it wrote.
 """
 
-from experiments import launch
 from ntkjax.studies import rank_correlation
+
+from . import launch
 
 
 def main():

@@ -23,8 +23,9 @@ import pathlib
 import ml_collections
 from absl import logging
 
-from experiments import launch
 from ntkjax.studies import deciles, init_schemes, plan, post_training, rank_correlation, reproduction, search, setup
+
+from . import launch
 
 RUNS = {"rank_correlation": rank_correlation.run, "deciles": deciles.run, "init_schemes": init_schemes.run,
         "post_training": post_training.run, "search": search.run}

@@ -13,8 +13,9 @@ finds the coordinator on SLURM and TPU pods, or give it explicitly with
 import jax
 from absl import flags
 
-from experiments import launch
 from ntkjax.studies import sweep
+
+from . import launch
 
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize before the run.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (else auto-detected).")

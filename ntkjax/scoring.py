@@ -23,6 +23,7 @@ substitutes, e.g. LGA 1e-4), and summaries leave such rows out.
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from typing import Callable, Mapping, NamedTuple, Sequence
@@ -123,6 +124,12 @@ def arch_fields(arch: str, position: int, seed: int, space: api.Space, *, nonfin
           "nonfinite": int(nonfinite)}
 
 
+# score_fn's recent functions by (network, options): studies of one process
+# (a reproduction's five) that score the same network share its compilations.
+_SCORE_FNS: collections.OrderedDict = collections.OrderedDict()
+_SCORE_FNS_KEPT = 16
+
+
 def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax", proxies: Sequence[str] = (),
              num_classes: int | None = None, **ntk_kwargs) -> Callable:
   """``f(variables, x, labels, *args, key=None) -> {'<metric>_<bn>': scalar,
@@ -139,8 +146,25 @@ def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
   across processes; the metrics' (float64 eigenvalues on the host) is small.
   ``f.kernels(variables, x, *args) -> {bn: Θ}`` is the compiled kernels
   function itself, for callers that want a kernel without compiling again.
+
+  Calls with an equal network and equal options return the same ``f`` (the
+  last ``_SCORE_FNS_KEPT``), so its jitted functions compile once per process.
   """
   metric_keys(bn_modes)
+  key = (net, tuple(bn_modes), compat, tuple(proxies), num_classes, tuple(sorted(ntk_kwargs.items())))
+  try:
+    f = _SCORE_FNS.get(key)
+  except TypeError:  # an unhashable option (a param_filter list, say): built afresh
+    return _score_fn(net, bn_modes, compat, proxies, num_classes, ntk_kwargs)
+  if f is None:
+    f = _SCORE_FNS[key] = _score_fn(net, bn_modes, compat, proxies, num_classes, ntk_kwargs)
+    while len(_SCORE_FNS) > _SCORE_FNS_KEPT:
+      _SCORE_FNS.popitem(last=False)
+  _SCORE_FNS.move_to_end(key)
+  return f
+
+
+def _score_fn(net, bn_modes, compat, proxies, num_classes, ntk_kwargs) -> Callable:
   kernel_fns = {bn: ntk.empirical_ntk_fn(net, bn=bn, **ntk_kwargs) for bn in bn_modes}
 
   @xla_options.jit

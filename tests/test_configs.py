@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-from configs import common
+from ntkjax.configs import common
 from ntkjax.studies import setup
 
 STUDIES = ("score", "rank_correlation", "deciles", "init_schemes", "post_training", "kernel_evolution",
@@ -15,7 +15,7 @@ NB201_ONLY = ("deciles", "init_schemes", "sweep")
 
 @pytest.mark.parametrize("name", STUDIES)
 def test_every_variant_of_the_vocabulary_parses(name):
-  mod = importlib.import_module(f"configs.{name}")
+  mod = importlib.import_module(f"ntkjax.configs.{name}")
   spaces = ("nb201",) if name in NB201_ONLY else common.SPACES
   for size in (None,) + common.SIZES:
     for dataset in (None,) + common.DATASETS:
@@ -35,7 +35,7 @@ def test_every_variant_of_the_vocabulary_parses(name):
 
 
 def test_score_variants_work_as_the_readme_says():
-  from configs import score
+  from ntkjax.configs import score
   default = score.get_config()
   assert default.data.name == "digits16" and default.ground_truth.table is None
   cpu = score.get_config("cpu")
@@ -49,7 +49,7 @@ def test_score_variants_work_as_the_readme_says():
 
 
 def test_study_defaults_finish_on_a_cpu_and_full_is_explicit():
-  from configs import post_training, rank_correlation
+  from ntkjax.configs import post_training, rank_correlation
   assert rank_correlation.get_config().to_dict() == rank_correlation.get_config("cpu").to_dict()
   assert rank_correlation.get_config("full").space.num_archs == 1000
   assert post_training.get_config().train.num_images == 2560
@@ -58,7 +58,7 @@ def test_study_defaults_finish_on_a_cpu_and_full_is_explicit():
 
 
 def test_nb201_only_studies_refuse_other_spaces():
-  from configs import deciles, sweep
+  from ntkjax.configs import deciles, sweep
   with pytest.raises(ValueError, match="runs on nb201, not 'nds_darts'"):
     deciles.get_config("small,nds_darts")
   with pytest.raises(ValueError, match="runs on nb201, not 'nb101'"):
@@ -66,7 +66,7 @@ def test_nb201_only_studies_refuse_other_spaces():
 
 
 def test_sweep_sizes_and_arch_lists(tmp_path):
-  from configs import sweep as sweep_config
+  from ntkjax.configs import sweep as sweep_config
   from ntkjax.spaces import nb201
   from ntkjax.studies import sweep
   full = sweep_config.get_config("full")
@@ -94,7 +94,7 @@ def test_sweep_sizes_and_arch_lists(tmp_path):
 
 def test_documented_variants_keep_their_fields():
   """The values behind docs/results.md's commands."""
-  from configs import deciles, init_schemes, kernel_evolution, post_training, rank_correlation, search
+  from ntkjax.configs import deciles, init_schemes, kernel_evolution, post_training, rank_correlation, search
   rc = rank_correlation.get_config("cpu,paper_code")
   assert (rc.space.num_archs, rc.data.batch_size, rc.space.C, rc.space.N) == (200, 16, 16, 5)
   assert rc.space.select == "switch"  # one arch at a time: only the selected ops run

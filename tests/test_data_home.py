@@ -5,10 +5,10 @@ import csv
 
 import pytest
 
-from configs import rank_correlation as rc_config
-from configs import search as search_config
-from experiments import data as data_main
 from ntkjax import data_home, ground_truth
+from ntkjax.configs import rank_correlation as rc_config
+from ntkjax.configs import search as search_config
+from ntkjax.experiments import data as data_main
 from ntkjax.spaces import nb201
 from ntkjax.studies import setup
 

@@ -5,14 +5,16 @@ import csv
 import importlib
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 
 import pytest
 
-from experiments import launch
+from ntkjax.experiments import launch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--config.space.num_archs=2", "--config.space.C=4", "--config.space.N=1", "--config.data.batch_size=4"]
@@ -55,22 +57,33 @@ def test_a_bad_path_is_one_clear_line_and_the_workdir_stays_reusable(tmp_path):
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 
 
+def _defined_flags(module: str) -> set[str]:
+  """The flags a main defines: its own ``flags.DEFINE_*`` calls and, through
+  ``launch.main``, the launcher's (read from the sources, not from a run)."""
+  sources = [pathlib.Path(importlib.import_module(module).__file__).read_text()]
+  if "launch.main(" in sources[0]:
+    sources.append(pathlib.Path(launch.__file__).read_text())
+  return {f"--{name}" for src in sources for name in re.findall(r'DEFINE_\w+\(\s*"(\w+)"', src)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_console_script_help_is_the_module_s(script, tmp_path):
+  # Run from another directory: the script's help is its module's docstring,
+  # every flag the module defines and every field of its config.
   if shutil.which(script) is None:
     pytest.skip(f"{script} is not installed (pip install -e .)")
   module = SCRIPTS[script].split(":")[0]
-  by_script = _run([script, "--help"], cwd=tmp_path)
-  by_module = _run([sys.executable, "-m", module, "--help"])
-  script_text, module_text = by_script.stdout + by_script.stderr, by_module.stdout + by_module.stderr
+  out = _run([script, "--help"], cwd=tmp_path)
+  text = out.stdout + out.stderr
   doc = importlib.import_module(module).__doc__.strip().splitlines()[0]
-  assert doc in script_text and doc in module_text
-  flags = [line.split(":")[0].strip() for line in module_text.splitlines() if line.strip().startswith("--")]
-  assert all(f in script_text for f in flags), (script, flags)
-  if script != "ntkjax-data":  # the one script without flags
-    config = importlib.import_module(f"configs.{module.split('.')[1]}").get_config()
-    assert flags and "--workdir" in script_text and all(f in script_text for f in launch._fields(config))
+  assert doc in text
+  flags = _defined_flags(module)
+  assert all(f in text for f in flags), (script, sorted(f for f in flags if f not in text))
+  if script != "ntkjax-data":  # the one script without a config
+    config = importlib.import_module(f"ntkjax.configs.{module.rsplit('.', 1)[1]}").get_config()
+    assert {"--config", "--workdir", "--plan"} <= flags
+    assert all(f in text for f in launch._fields(config))
 
 
 def test_a_config_typo_is_one_line_and_writes_nothing(tmp_path):
@@ -122,3 +135,25 @@ def test_a_busy_workdir_is_refused_with_the_holders_pid(tmp_path):
     holder.kill()
     holder.wait()
   assert not (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_only_the_ntkjax_package(tmp_path):
+  # The mains and configs ship as ntkjax.experiments and ntkjax.configs, so no
+  # top-level `configs` or `experiments` lands in site-packages.
+  pytest.importorskip("setuptools")
+  out = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+              str(ROOT)])
+  assert out.returncode == 0, out.stderr[-2000:]
+  (wheel,) = tmp_path.glob("ntkjax-*.whl")
+  names = zipfile.ZipFile(wheel).namelist()
+  assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"ntkjax"}
+  entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+  scripts = dict(line.split(" = ") for line in zipfile.ZipFile(wheel).read(entry_points).decode().splitlines()
+                 if " = " in line)
+  assert scripts.keys() == SCRIPTS.keys()
+  for target in scripts.values():
+    module = target.split(":")[0]
+    assert module.startswith("ntkjax.experiments.") and module.replace(".", "/") + ".py" in names, target
+  for config in (ROOT / "configs").glob("*.py"):
+    assert f"ntkjax/configs/{config.name}" in names

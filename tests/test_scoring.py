@@ -156,3 +156,20 @@ def test_an_overflowed_kernel_is_flagged_and_keeps_its_values(tmp_path, compat):
   else:
     assert np.isnan(row.values["lga_eval"])
   assert list(csv.DictReader(open(tmp_path / "r.csv")))[0]["nonfinite"] == "1"
+
+
+def test_score_fn_is_one_function_per_network_and_options():
+  net = nb201.Network(C=4, N=1)
+  f = scoring.score_fn(net, bn_modes=("eval",), param_filter="paper_code")
+  assert scoring.score_fn(nb201.Network(C=4, N=1), bn_modes=("eval",), param_filter="paper_code") is f
+  assert scoring.score_fn(net, bn_modes=("eval",), param_filter="all") is not f
+  assert scoring.score_fn(nb201.Network(C=8, N=1), bn_modes=("eval",), param_filter="paper_code") is not f
+  assert scoring.score_fn(net, bn_modes=("eval", "train"), param_filter="paper_code") is not f
+
+  class Every:  # an unhashable option: a function of its own each time
+    __hash__ = None
+
+    def __call__(self, path):
+      return True
+  keep = Every()
+  assert scoring.score_fn(net, param_filter=keep) is not scoring.score_fn(net, param_filter=keep)

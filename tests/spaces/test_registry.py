@@ -3,8 +3,8 @@ studies' setup alike."""
 
 import pytest
 
-from configs import common
 from ntkjax import data_home, spaces
+from ntkjax.configs import common
 from ntkjax.ground_truth import GroundTruth
 from ntkjax.spaces import api
 

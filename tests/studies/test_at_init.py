@@ -7,12 +7,12 @@ import csv
 import numpy as np
 import pytest
 
-from configs import deciles as deciles_config
-from configs import init_schemes as init_config
-from configs import rank_correlation as rc_config
-from configs import score as score_config
-from experiments import launch
 from ntkjax import ground_truth, scoring
+from ntkjax.configs import deciles as deciles_config
+from ntkjax.configs import init_schemes as init_config
+from ntkjax.configs import rank_correlation as rc_config
+from ntkjax.configs import score as score_config
+from ntkjax.experiments import launch
 from ntkjax.spaces import nb101, nb201, nds
 from ntkjax.studies import deciles, init_schemes, rank_correlation, score, setup
 

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from configs import compare as compare_config
-from experiments import launch
 from ntkjax import stats
+from ntkjax.configs import compare as compare_config
+from ntkjax.experiments import launch
 from ntkjax.spaces import nb201
 from ntkjax.studies import compare
 

@@ -6,9 +6,9 @@ import csv
 import numpy as np
 import pytest
 
-from experiments import launch
 from ntkjax import ground_truth, ranking, scoring, stats, tracking
 from ntkjax import search as search_lib
+from ntkjax.experiments import launch
 from ntkjax.studies import (
   deciles,
   init_schemes,
@@ -58,7 +58,7 @@ def test_score_summary_leaves_nonfinite_rows_out_and_says_so(tmp_path):
 
 
 def test_score_next_command_resolves_and_depends_on_the_ground_truth():
-  from configs import score as score_config
+  from ntkjax.configs import score as score_config
   from tests.test_docs import check
   truth = ground_truth.GroundTruth({"a": 1.0}, {}, "cifar10", "test", 200, "t")
   for variant in ("", "nb101", "nds_enas", "nds_darts"):

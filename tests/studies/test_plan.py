@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from configs import post_training as post_config
-from configs import rank_correlation as rc_config
+from ntkjax.configs import post_training as post_config
+from ntkjax.configs import rank_correlation as rc_config
 from ntkjax.studies import plan
 from tests.test_experiments import ROOT, TINY
 
@@ -83,13 +83,13 @@ def test_plan_flag_prints_the_plan_and_writes_nothing(tmp_path):
 
 
 def test_search_calls_count_each_kernel_scorers_evaluations_and_training():
-  from configs import search as search_config
+  from ntkjax.configs import search as search_config
   c = search_config.get_config("small")  # 2 seeds, rs over 6, rea to 8; lga_eval@1, params, oracle
   steps_per_epoch = -(-c.train.num_images // c.train.batch_size)
   assert plan.study_calls(c, "search") == (2 * (6 + 8), 2 * (6 + 8) * 1 * steps_per_epoch)
   c.scorers = ("lga_eval@3", "ncn_eval@0", "nwot")
   assert plan.study_calls(c, "search") == (2 * 14 * 2, 2 * 14 * 3 * steps_per_epoch)
-  from configs import deciles as deciles_config
+  from ntkjax.configs import deciles as deciles_config
   d = deciles_config.get_config("small")
   assert plan.study_calls(d, "deciles") == (10 * d.per_decile * d.num_seeds, 0)
 

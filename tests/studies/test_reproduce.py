@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from configs import post_training as pt_config
-from configs import rank_correlation as rc_config
-from configs import reproduce as reproduce_config
-from experiments import reproduce
 from ntkjax import ranking
+from ntkjax.configs import post_training as pt_config
+from ntkjax.configs import rank_correlation as rc_config
+from ntkjax.configs import reproduce as reproduce_config
+from ntkjax.experiments import reproduce
 from ntkjax.studies import plan, reproduction
 
 

@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import kernel_evolution as ke_config
-from configs import post_training as pt_config
-from configs import search as search_config
-from configs import trajectories as tr_config
-from experiments import launch
 from ntkjax import data, ground_truth, scoring, stats
+from ntkjax.configs import kernel_evolution as ke_config
+from ntkjax.configs import post_training as pt_config
+from ntkjax.configs import search as search_config
+from ntkjax.configs import trajectories as tr_config
+from ntkjax.experiments import launch
 from ntkjax.spaces import nb201, nds
 from ntkjax.studies import kernel_evolution, post_training, search, trajectories
 
