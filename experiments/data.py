@@ -31,7 +31,7 @@ STUDIES = tuple(sorted(p.stem for p in launch.CONFIGS.glob("*.py") if p.stem not
 def _config(study: str, variant: str):
   if study not in STUDIES:
     raise ValueError(f"unknown experiment {study!r}; known: {', '.join(STUDIES)}")
-  return importlib.import_module(f"configs.{study}").get_config(variant)
+  return importlib.import_module(f"ntkjax.configs.{study}").get_config(variant)
 
 
 def _matrix(study: str) -> dict[tuple[str, str], str]:

@@ -1,14 +1,23 @@
-"""Shared fixtures, the shared-data fixture and the session's compilation cache."""
+"""Shared fixtures, the shared-data fixture and the session's compiler
+settings (compilation cache, optimisation level)."""
 
 import csv
 import os
 import pathlib
 import tempfile
 
-import numpy as np
-import pytest
+# The suite compiles far more than it computes: XLA without its LLVM
+# optimisations compiles tiny networks several times faster (NB201's init
+# 23 -> 5 s). Set before JAX is imported, so that it is the default of this
+# process, its xdist workers and its subprocesses; tests marked `optimized`
+# (compiled HLO, speed) compile as users do.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
-from ntkjax.spaces import nb201
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from ntkjax.spaces import nb201  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +111,21 @@ def shared_data(monkeypatch):
 # ----------------------------------------------------------------------------- the session
 
 
+@pytest.fixture(autouse=True)
+def _optimization(request):
+  """XLA's full optimisation for tests marked ``optimized``, the suite's
+  setting for the others."""
+  if request.node.get_closest_marker("optimized") is None:
+    yield
+    return
+  before = jax.config.jax_disable_most_optimizations
+  jax.config.update("jax_disable_most_optimizations", False)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", before)
+
+
 def pytest_configure(config):
   """The test session's environment, set before any worker or subprocess
   starts:
@@ -117,7 +141,6 @@ def pytest_configure(config):
     through the ``shared_data`` fixture, so the suite behaves alike with and
     without ``../shared``.
   """
-  import jax
   if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller: its workers and subprocesses inherit these
     os.environ["NTKJAX_DATA"] = tempfile.mkdtemp(prefix="ntkjax-empty-data-home-")
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ntkjax-xla-cache-"))
@@ -127,3 +150,33 @@ def pytest_configure(config):
   jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
   jax.config.update("jax_persistent_cache_min_compile_time_secs",
                     float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+
+
+# ----------------------------------------------------------------------------- test order
+
+_DURATIONS = "ntkjax/durations"  # nodeid -> seconds of the last run, in pytest's cache
+
+
+def pytest_collection_modifyitems(config, items):
+  """Longest tests first (the last run's durations; without them the slow
+  ones), so that xdist's workers do not end on one long test each."""
+  cache = getattr(config, "cache", None)
+  known = cache.get(_DURATIONS, {}) if cache is not None else {}
+
+  def expected(item):
+    return known.get(item.nodeid, 60.0 if item.get_closest_marker("slow") else 1.0)
+  items.sort(key=expected, reverse=True)
+
+
+def pytest_runtest_logreport(report):
+  if report.when == "call" and report.passed:
+    _measured[report.nodeid] = round(report.duration, 2)
+
+
+_measured: dict[str, float] = {}
+
+
+def pytest_sessionfinish(session):
+  cache = getattr(session.config, "cache", None)
+  if cache is not None and _measured and "PYTEST_XDIST_WORKER" not in os.environ:
+    cache.set(_DURATIONS, {**cache.get(_DURATIONS, {}), **_measured})

@@ -22,7 +22,7 @@ def nb201_setup(variant="benchmark", n=4, arch=MIXED):
   net = nb201.Network(C=4, N=1, variant=variant)
   x = jax.random.normal(jax.random.key(1), (n, 8, 8, 3))
   ops = nb201.decode(arch)
-  v = net.init(jax.random.key(0), x, ops)
+  v = jax.jit(net.init)(jax.random.key(0), x, ops)
   # Non-trivial running stats so eval mode differs from train mode.
   v = {**v, "batch_stats": jax.tree_util.tree_map(lambda a: 0.9 * a + 0.05, v["batch_stats"])}
   return net, v, x, ops
@@ -49,19 +49,20 @@ def tiny_net(net=None):
   """``net`` (default TinyBNNet) on 5 images, with running stats away from their init."""
   net = net or TinyBNNet()
   x = jax.random.normal(jax.random.key(1), (5, 6, 6, 2))
-  v = net.init(jax.random.key(0), x)
+  v = jax.jit(net.init)(jax.random.key(0), x)
   v = {**v, "batch_stats": jax.tree_util.tree_map(lambda a: a + 0.3, v["batch_stats"])}
   return net, v, x
 
 
 def explicit_ntk(net, v, x, bn, reduction, *args):
-  """Θ from the explicit Jacobian of the batched network, in float64."""
+  """Θ from the explicit Jacobian of the batched network, in float64 (one
+  jitted ``jacrev``: eagerly it would compile op by op)."""
   with jax.enable_x64(True):
     v64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), v)
     theta, unravel = ravel_pytree(v64["params"])
     f = lambda t: net.apply({**v64, "params": unravel(t)}, jnp.asarray(x, jnp.float64), *args,
                             train=bn == "train", mutable=["batch_stats"])[0]
-    jac = np.asarray(jax.jacrev(f)(theta))
+    jac = np.asarray(jax.jit(jax.jacrev(f))(theta))
   return {"sum_logits": lambda: jac.sum(1) @ jac.sum(1).T,
           "trace": lambda: np.einsum("icp,jcp->ij", jac, jac),
           "full": lambda: np.einsum("iap,jbp->ijab", jac, jac)}[reduction]()
@@ -85,7 +86,7 @@ class Gated(nn.Module):
 def gated_setup(n=6):
   x = jax.random.normal(jax.random.key(1), (n, 6, 6, 3))
   net = Gated()
-  v = net.init(jax.random.key(0), x, jnp.float32(0.5))
+  v = jax.jit(net.init)(jax.random.key(0), x, jnp.float32(0.5))
   return net, v, x
 
 

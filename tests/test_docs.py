@@ -58,7 +58,7 @@ def check(command: str) -> None:
     study, args = module.split(".")[1], words[3:]
   else:
     assert words[0] in SCRIPTS, f"{words[0]} is not a console script of pyproject.toml"
-    study, args = SCRIPTS[words[0]].split(":")[0].split(".")[1], words[1:]
+    study, args = SCRIPTS[words[0]].split(":")[0].rsplit(".", 1)[1], words[1:]
   if study == "data":  # ntkjax-data STUDY:VARIANT ...
     for arg in (a for a in args if not a.startswith("-") and a != "STUDY:VARIANT"):
       name, _, variant = arg.partition(":")

@@ -9,6 +9,8 @@ import pytest
 from ntkjax import memory, ntk, xla_options
 from tests.helpers import TinyBNNet, gated_setup
 
+pytestmark = pytest.mark.optimized  # compiled HLO, memory or speed: as users compile
+
 
 def test_chunk_candidates_run_from_the_default_down_to_one():
   assert memory.chunk_candidates(32) == [None, 16, 8, 4, 2, 1]

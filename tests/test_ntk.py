@@ -23,7 +23,7 @@ def _explicit_ntk64(net, v, x, ops, bn, reduction, param_filter=None):
       params = traverse_util.unflatten_dict({**flat, **unravel(t)})
       return net.apply({**v64, "params": params}, x64, ops, train=bn == "train",
                        mutable=["batch_stats"])[0]
-    jac = np.asarray(jax.jacrev(f)(theta))  # [N, C, P]
+    jac = np.asarray(jax.jit(jax.jacrev(f))(theta))  # [N, C, P]; jitted: eagerly it compiles op by op
   if reduction == "sum_logits":
     g = jac.sum(1)
     return g @ g.T
@@ -107,7 +107,7 @@ def test_paper_code_param_filter_selects_weights_without_classifier():
 @pytest.mark.slow  # 27 s; the structured tests' random-arch checks cover masked edges in the fast set too
 def test_inactive_ops_get_exactly_zero_gradient_and_do_not_change_the_ntk():
   net, v, x, ops = nb201_setup()
-  grads = jax.grad(lambda p: net.apply({**v, "params": p}, x, jnp.asarray(ops)).sum())(v["params"])
+  grads = jax.jit(jax.grad(lambda p: net.apply({**v, "params": p}, x, jnp.asarray(ops)).sum()))(v["params"])
   live = 0
   for path, g in traverse_util.flatten_dict(grads).items():
     if path[0].startswith("cell_"):
@@ -138,7 +138,7 @@ def test_ntk_equals_official_network_built_for_the_arch(bn):
     ref = torch_nb201.official_network(arch, C, N, 10, "benchmark")
     torch_nb201.randomize_bn(ref, seed=i)
     ops = nb201.decode(arch)
-    v = torch_nb201.copy_into(ref, net.init(jax.random.key(0), x, ops), arch, N)
+    v = torch_nb201.copy_into(ref, jax.jit(net.init)(jax.random.key(0), x, ops), arch, N)
     ref.train(bn == "train")
     weights = [p for name, p in ref.named_parameters() if "weight" in name and "classifier" not in name]
     logits = ref(torch.from_numpy(x.transpose(0, 3, 1, 2)))[1]

@@ -7,6 +7,8 @@ import pytest
 
 from benchmarks import ntk_profile
 
+pytestmark = pytest.mark.optimized  # compiled HLO, memory or speed: as users compile
+
 
 def _conv_and_dot(x, w, m):
   y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))

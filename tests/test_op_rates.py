@@ -9,6 +9,8 @@ import pytest
 
 from benchmarks import op_rates
 
+pytestmark = pytest.mark.optimized  # compiled HLO, memory or speed: as users compile
+
 
 def test_conv_flops_match_compiled_cost_analysis():
   # XLA's count skips taps on 'SAME' padding; the benchmark counts them (the

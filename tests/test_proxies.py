@@ -37,7 +37,7 @@ def small():
   net = Small()
   x = jax.random.normal(jax.random.key(1), (8, 6, 6, 3))
   labels = jnp.array([0, 1, 2, 0, 1, 2, 0, 0])
-  v = net.init(jax.random.key(0), x)
+  v = jax.jit(net.init)(jax.random.key(0), x)
   values = jax.device_get(jax.jit(proxies.proxies_fn(net))(v, x, labels, jax.random.key(3)))
   return net, v, x, labels, values
 
@@ -53,7 +53,7 @@ def _loss(net, v, x, labels):
 
 def test_gradient_proxies_match_their_definitions(small):
   net, v, x, labels, values = small
-  g = _kernels(jax.grad(_loss(net, v, x, labels))(v["params"]))
+  g = _kernels(jax.jit(jax.grad(_loss(net, v, x, labels)))(v["params"]))
   w = _kernels(v["params"])
   np.testing.assert_allclose(values["snip"], sum(np.abs(w[k] * g[k]).sum() for k in w), rtol=1e-5)
   np.testing.assert_allclose(values["plain"], sum((w[k] * g[k]).sum() for k in w), rtol=1e-4, atol=1e-7)
@@ -71,8 +71,8 @@ def test_grasp_is_minus_weights_times_the_hessian_times_the_gradient(small):
     params = traverse_util.unflatten_dict({**flat, **dict(zip(keys, unravel(theta)))})
     return _loss(net, v, x, labels)(params)
 
-  g = jax.grad(loss)(vec)
-  h = jax.hessian(loss)(vec)
+  g = jax.jit(jax.grad(loss))(vec)
+  h = jax.jit(jax.hessian(loss))(vec)  # one compilation, not the eager vmapped Hessian op by op
   np.testing.assert_allclose(values["grasp"], float(-(vec * (h @ g)).sum()), rtol=1e-3, atol=1e-7)
 
 
@@ -117,7 +117,7 @@ def test_nwot_jacov_and_epe_nas_match_numpy_in_float64(small):
           + (c <= 0).reshape(8, -1).astype(np.float64) @ (c <= 0).reshape(8, -1).T.astype(np.float64) for c in codes)
   np.testing.assert_allclose(values["nwot"], np.linalg.slogdet(k)[1], rtol=1e-5)
 
-  j = jax.grad(lambda z: net.apply(v, z, train=True, mutable=["batch_stats"])[0].sum())(x)
+  j = jax.jit(jax.grad(lambda z: net.apply(v, z, train=True, mutable=["batch_stats"])[0].sum()))(x)
   j = np.asarray(j, np.float64).reshape(8, -1)
   corr = np.corrcoef(j)
   eig = np.linalg.eigvalsh(corr)
@@ -139,7 +139,7 @@ def test_synflow_runs_the_network_without_batchnorm_on_absolute_weights(small):
     return (jax.nn.relu(y).mean(axis=(1, 2)) @ kernels["head"] + p["head"]["bias"]).sum()
 
   kernels = {"stem": p["stem"]["kernel"], "op": p["op"]["conv"]["kernel"], "head": p["head"]["kernel"]}
-  g = jax.grad(r)(kernels)
+  g = jax.jit(jax.grad(r))(kernels)
   np.testing.assert_allclose(values["synflow"], np.log(sum(float(np.abs(kernels[k] * g[k]).sum()) for k in g)),
                              rtol=1e-5)
 
@@ -230,7 +230,7 @@ def test_nb201_arch_as_data_gives_the_proxies_of_the_arch_built_alone():
   out = {}
   for select in ("switch", "mask"):
     net = nb201.Network(C=4, N=1, select=select)
-    v = net.init(jax.random.key(0), x[:1], ops)
+    v = jax.jit(net.init)(jax.random.key(0), x[:1], ops)
     out[select] = jax.jit(proxies.proxies_fn(net))(v, x, labels, jax.random.key(2), ops)
   alone = jax.jit(lambda v, x, y, k: proxies.proxies_fn(net)(v, x, y, k, arch))(v, x, labels, jax.random.key(2))
   for name in alone:
@@ -240,7 +240,7 @@ def test_nb201_arch_as_data_gives_the_proxies_of_the_arch_built_alone():
 
 def _relu_codes_and_proxies(net, x, *args):
   labels = jnp.arange(x.shape[0]) % 10
-  v = net.init(jax.random.key(0), x[:1], *args)
+  v = jax.jit(net.init)(jax.random.key(0), x[:1], *args)
   _, state = net.apply(v, x, *args, train=True, mutable=["batch_stats", taps.PROBES])
   relus = [k for k in traverse_util.flatten_dict(state[taps.PROBES]) if k[-1].startswith("relu_")]
   values = jax.device_get(jax.jit(proxies.proxies_fn(net, num_classes=10))(v, x, labels, jax.random.key(2), *args))
@@ -269,7 +269,7 @@ def test_the_masked_nb101_network_refuses_nwot_and_zen_by_name():
   net = nb101_masked.MaskedNetwork(stem_channels=8, modules_per_stack=1)
   arch = nb101_masked.encode(SKIP, stem_channels=8, num_stacks=3)
   x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
-  v = net.init(jax.random.key(0), x[:1], arch)
+  v = jax.jit(net.init)(jax.random.key(0), x[:1], arch)
   for name, what in (("nwot", "ReLU codes"), ("zen", "features")):
     with pytest.raises(ValueError, match=f"MaskedNetwork probes no {what}"):
       proxies.proxies_fn(net, [name])(v, x, jnp.arange(4), jax.random.key(2), arch)
@@ -347,7 +347,7 @@ def test_proxies_match_a_pytorch_implementation_on_the_official_network():
   x = np.asarray(jax.random.normal(jax.random.key(1), (16, 32, 32, 3)))
   labels = np.arange(16) % 10
   net, ops = nb201.Network(C=8, N=1), nb201.decode(arch)
-  v = torch_nb201.copy_into(ref, net.init(jax.random.key(0), jnp.asarray(x[:1]), ops), arch, 1)
+  v = torch_nb201.copy_into(ref, jax.jit(net.init)(jax.random.key(0), jnp.asarray(x[:1]), ops), arch, 1)
   ours = jax.device_get(jax.jit(proxies.proxies_fn(net))(v, x, labels, jax.random.key(2), ops))
   xt, yt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), torch.from_numpy(labels)
   tolerances = {"nwot": 1e-3, "jacov": 1e-3, "epe_nas": 1e-3, "grasp": 1e-3}

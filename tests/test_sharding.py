@@ -55,7 +55,7 @@ def test_training_archs_at_once_equals_training_each(mode, tmp_path):
   net, ds = Gated(), toy_data(16)  # two full batches: the remainder step is the 4-device test's (20 images)
   gates = jnp.array([0.0, 0.5, 1.0, -1.0])
   keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(5), i))(jnp.arange(4))
-  inits = jax.vmap(lambda k, g: net.init(k, jnp.zeros((1, 6, 6, 3)), g))(keys, gates)
+  inits = jax.jit(jax.vmap(lambda k, g: net.init(k, jnp.zeros((1, 6, 6, 3)), g)))(keys, gates)
   mesh = parallel.arch_mesh(jax.devices()[:1])
   kw = dict(batch_size=8, padding=2)
   epoch = train.make_epoch(net, train.sgd(), mean=ds.mean, std=ds.std, mode=mode, mesh=mesh, **kw)
@@ -106,7 +106,7 @@ _DEVICES_SCRIPT = textwrap.dedent("""
     # with a remainder step
     ds = toy_data(20)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(5), i))(jnp.arange(4))
-    inits = jax.vmap(lambda k, g: net.init(k, x[:1], g))(keys, gates)
+    inits = jax.jit(jax.vmap(lambda k, g: net.init(k, x[:1], g)))(keys, gates)
     got, hist = train.train_archs(net, inits, (gates,), ds, 1, keys, mesh=parallel.arch_mesh(), batch_size=8)
     single = train.make_epoch(net, train.sgd(), batch_size=8, mean=ds.mean, std=ds.std, padding=2)
     for a in range(4):

@@ -83,7 +83,7 @@ class StridedDilated(nn.Module):
 def _strided_dilated():
   net = StridedDilated()
   x = jax.random.normal(jax.random.key(1), (5, 7, 7, 2))
-  return net, net.init(jax.random.key(0), x), x
+  return net, jax.jit(net.init)(jax.random.key(0), x), x
 
 
 @pytest.mark.parametrize("reduction", [pytest.param("sum_logits", marks=pytest.mark.slow), "full"])
@@ -116,7 +116,7 @@ def test_param_filters_select_the_same_blocks():
 def test_auto_picks_structured_only_where_taps_cover_the_parameters():
   net, v, x = _tapped()
   flax_net = TinyBNNet()
-  fv = flax_net.init(jax.random.key(0), x)
+  fv = jax.jit(flax_net.init)(jax.random.key(0), x)
   cover = structured.coverage(net, v, x, (), train=True, chosen=ntk.split_params(v["params"], lambda p: True)[0])
   assert set(cover.covered) == set(ntk.split_params(v["params"], None)[0])
   with pytest.raises(ValueError, match="no tapped layers"):
@@ -146,7 +146,7 @@ def test_a_layer_applied_twice_is_refused():
       return dense(jax.nn.relu(dense(x)))
   net = Twice()
   x = jnp.ones((2, 3))
-  v = net.init(jax.random.key(0), x)
+  v = jax.jit(net.init)(jax.random.key(0), x)
   with pytest.raises(ValueError, match="applied 2 times"):
     ntk.empirical_ntk_fn(net, implementation="structured")(v, x)
   assert ntk.empirical_ntk_fn(net)(v, x).shape == (2, 2)  # auto falls back
@@ -228,11 +228,11 @@ def test_nb101_per_graph_and_masked(bn):
   kw = dict(stem_channels=4, num_stacks=2, modules_per_stack=1)
   x = jax.random.normal(jax.random.key(0), (3, 8, 8, 3))
   per_graph = nb101.Network(INCEPTION, **kw)
-  v = per_graph.init(jax.random.key(1), x[:1])
+  v = jax.jit(per_graph.init)(jax.random.key(1), x[:1])
   _close(*_pair64(per_graph, v, x, (), bn=bn, reduction="trace"))
   net = masked.MaskedNetwork(**kw)
   arch = masked.encode(INCEPTION, stem_channels=4, num_stacks=2)
-  mv = net.init(jax.random.key(2), x[:1], arch)
+  mv = jax.jit(net.init)(jax.random.key(2), x[:1], arch)
   _close(*_pair64(net, mv, x, (arch,), bn=bn, param_filter="paper_code"))
 
 
@@ -242,7 +242,7 @@ def test_nds_spaces(space):
   arch = nds.sample(jax.random.key(3), space, 1, width=4, depth=3)[0]
   net = nds.Network(arch)
   x = jax.random.normal(jax.random.key(0), (3, 8, 8, 3))
-  v = net.init(jax.random.key(1), x[:1])
+  v = jax.jit(net.init)(jax.random.key(1), x[:1])
   bn = ("eval", "train")[sorted(nds.SPACES).index(space) % 2]  # both modes over the five spaces
   _close(*_pair64(net, v, x, (), bn=bn, reduction="trace"))
 
@@ -263,7 +263,7 @@ def test_nb201_equals_official_torch_loop_in_float64(variant, bn):
     ref = torch_nb201.official_network(arch, C, N, 10, variant).double()
     torch_nb201.randomize_bn(ref, seed=i)
     ops = nb201.decode(arch)
-    v = torch_nb201.copy_into(ref, net.init(jax.random.key(0), x.astype(np.float32), ops), arch, N)
+    v = torch_nb201.copy_into(ref, jax.jit(net.init)(jax.random.key(0), x.astype(np.float32), ops), arch, N)
     ref.train(bn == "train")
     weights = [p for name, p in ref.named_parameters() if "weight" in name and "classifier" not in name]
     logits = ref(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))[1]

@@ -54,7 +54,7 @@ def test_two_steps_match_the_official_network_with_torch_sgd():
   ref = torch_nb201.official_network(ARCH, C, N, 10, "benchmark")
   net = nb201.Network(C=C, N=N)
   ops = jnp.asarray(nb201.decode(ARCH))
-  v = torch_nb201.copy_into(ref, net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), ops), ARCH, N)
+  v = torch_nb201.copy_into(ref, jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), ops), ARCH, N)
   opt = torch.optim.SGD(ref.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
   tx = train.sgd()
   step = jax.jit(train.make_step(net, tx, mean=mean, std=std, padding=0, augment=False))
@@ -80,7 +80,7 @@ def test_training_reduces_loss_and_is_deterministic():
   ds = _digits(256)
   net = nb201.Network(C=4, N=1)
   ops = nb201.decode(ARCH)
-  v = net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.asarray(ops))
+  v = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.asarray(ops))
   tx = train.sgd(learning_rate=0.1)
   epoch_fn = train.make_epoch(net, tx, batch_size=64, mean=ds.mean, std=ds.std, padding=2)
   _, hist = train.train(net, v, ops, ds, 4, jax.random.key(1), tx=tx, epoch_fn=epoch_fn)
@@ -99,7 +99,7 @@ def test_remainder_batch_is_trained_and_archs_share_one_compilation(mode):
   net = nb201.Network(C=4, N=1)
   tx = train.sgd()
   epoch_fn = train.make_epoch(net, tx, batch_size=32, mean=ds.mean, std=ds.std, padding=2, mode=mode)
-  v = net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.zeros(6, jnp.int32))
+  v = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.zeros(6, jnp.int32))
   images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
   for arch in (ARCH, ARCH2):
     state, (loss_sum, correct) = epoch_fn(train.init_state(v, tx), images, labels, jax.random.key(0),
@@ -112,7 +112,7 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
   ds = _digits(128)
   net = nb201.Network(C=4, N=1)
   ops = nb201.decode(ARCH)
-  v = net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.asarray(ops))
+  v = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.asarray(ops))
   tx = train.sgd()
   epoch_fn = train.make_epoch(net, tx, batch_size=32, mean=ds.mean, std=ds.std, padding=2)
   full, full_hist = train.train(net, v, ops, ds, 3, jax.random.key(5), epoch_fn=epoch_fn)
@@ -136,7 +136,7 @@ def test_scan_and_loop_epochs_agree():
   net = nb201.Network(C=4, N=1)
   tx = train.sgd()
   ops = jnp.asarray(nb201.decode(ARCH))
-  v = net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), ops)
+  v = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), ops)
   out = {}
   for mode in ("scan", "loop"):
     fn = train.make_epoch(net, tx, batch_size=32, mean=ds.mean, std=ds.std, padding=2, mode=mode)
@@ -165,7 +165,7 @@ class _ConvBN(nn.Module):
 
 def _micro_setup(n=8):
   net, ds = _ConvBN(), _digits(n)
-  v = net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  v = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
   return net, (), ds, v
 
 

@@ -10,6 +10,8 @@ from jax import lax
 
 from ntkjax import layers, xla_options
 
+pytestmark = pytest.mark.optimized  # compiled HLO, memory or speed: as users compile
+
 cpu_only = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
 
 
@@ -85,3 +87,8 @@ def test_rejected_options_fall_back_to_defaults(monkeypatch):
   if jax.default_backend() == "cpu":  # a caller's own options win
     jitted = xla_options.jit(_conv, compiler_options=explicit)
     np.testing.assert_allclose(jitted(x, w), _conv(x, w), rtol=1e-6)
+
+
+def test_optimized_tests_compile_with_xla_s_full_optimisation():
+  # The marker's fixture (tests/conftest.py) lifts the suite's -O0 for tests of HLO, memory or speed.
+  assert jax.config.jax_disable_most_optimizations is False

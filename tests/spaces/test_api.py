@@ -47,8 +47,8 @@ def test_nb201_switch_and_mask_spaces_share_init_and_outputs():
   batched = switch.batched()
   x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
   ops = switch.candidate(ARCH).args
-  v = batched.net.init(jax.random.key(0), x, *ops)  # one set of variables serves both
-  same = jax.tree.map(np.array_equal, switch.net.init(jax.random.key(0), x, *ops), v)
+  v = jax.jit(batched.net.init)(jax.random.key(0), x, *ops)  # one set of variables serves both
+  same = jax.tree.map(np.array_equal, jax.jit(switch.net.init)(jax.random.key(0), x, *ops), v)
   assert all(jax.tree_util.tree_leaves(same))  # and both initialise it alike (the studies' shared init)
   apply = lambda net: jax.jit(lambda v, x, o: net.apply(v, x, o))(v, x, *ops)
   np.testing.assert_allclose(apply(switch.net), apply(batched.net), rtol=1e-5, atol=1e-6)

@@ -21,7 +21,7 @@ X = jax.random.normal(jax.random.key(0), (4, 8, 8, 3))
 
 def _per_graph(spec, train_stats: bool):
   net = nb101.Network(spec, **KW)
-  v = net.init(jax.random.key(1), X[:1])
+  v = jax.jit(net.init)(jax.random.key(1), X[:1])
   if train_stats:  # running statistics away from their initial values
     v = {**v, **net.apply(v, X, train=True, mutable=["batch_stats"])[1]}
   return net, v
@@ -42,7 +42,7 @@ def test_masked_network_computes_each_spec_with_one_compilation(bn):
   for spec in SPECS:
     per_graph, v = _per_graph(spec, bn == "eval")
     arch = masked.encode(spec, stem_channels=4, num_stacks=2)
-    mv = masked.embed(spec, v, net.init(jax.random.key(2), X[:1], arch))
+    mv = masked.embed(spec, v, jax.jit(net.init)(jax.random.key(2), X[:1], arch))
     want = per_graph.apply(v, X, train=bn == "train", mutable=["batch_stats"])[0]
     got = net.apply(mv, X, arch, train=bn == "train", mutable=["batch_stats"])[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -56,7 +56,7 @@ def test_masked_network_computes_each_spec_with_one_compilation(bn):
 def test_fresh_init_uses_each_vertex_s_real_fan_in():
   net = masked.MaskedNetwork(**KW)
   arch = masked.encode(INCEPTION, stem_channels=4, num_stacks=2)
-  params = net.init(jax.random.key(3), X[:1], arch)["params"]
+  params = jax.jit(net.init)(jax.random.key(3), X[:1], arch)["params"]
   ch = nb101.vertex_channels(8, 8, INCEPTION.matrix)  # stack 1: 3, 3, 2 feed the output; vertex 3 -> 4
   for v in range(1, 6):
     kind = "conv3x3" if INCEPTION.ops[v] == nb101.OPS[0] else "conv1x1"
@@ -78,7 +78,7 @@ def test_encode_and_embed_errors_name_the_mismatch():
   with pytest.raises(ValueError, match="3 stacks"):
     net.init(jax.random.key(0), X[:1], masked.encode(CHAIN, stem_channels=4))
   arch = masked.encode(CHAIN, stem_channels=4, num_stacks=2)
-  mv = net.init(jax.random.key(0), X[:1], arch)
+  mv = jax.jit(net.init)(jax.random.key(0), X[:1], arch)
   stray = {"params": {"stack0_module0": {"vertex_1": {"conv": {"weight": jnp.ones(3)}}}}}
   with pytest.raises(ValueError, match="vertex_1/conv/weight"):
     masked.embed(CHAIN, stray, mv)
@@ -110,7 +110,7 @@ def test_training_the_masked_network_trains_the_spec():
   net = masked.MaskedNetwork(**KW)
   per_graph, v = _per_graph(SKIP, False)
   arch = masked.encode(SKIP, stem_channels=4, num_stacks=2)
-  mv = masked.embed(SKIP, v, net.init(jax.random.key(2), ds.images[:1].astype(np.float32), arch))
+  mv = masked.embed(SKIP, v, jax.jit(net.init)(jax.random.key(2), ds.images[:1].astype(np.float32), arch))
   tx = train.sgd(learning_rate=0.1)
   kw = dict(tx=tx, batch_size=8, padding=2)
   want, h_want = train.train(per_graph, v, (), ds, 1, jax.random.key(4), **kw)
@@ -126,6 +126,6 @@ def test_fresh_init_of_a_spec_with_padding_vertices_is_finite():
   # Fewer than 7 vertices: the padding vertices have no real channels (fan-in 0), which drew inf * 0 = NaN.
   net = masked.MaskedNetwork(**KW)
   arch = masked.encode(SKIP, stem_channels=4, num_stacks=2)
-  variables = net.init(jax.random.key(3), X[:1], arch)
+  variables = jax.jit(net.init)(jax.random.key(3), X[:1], arch)
   assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(variables))
   assert np.isfinite(np.asarray(net.apply(variables, X, arch))).all()

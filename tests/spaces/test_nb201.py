@@ -158,7 +158,7 @@ def test_network_rejects_bad_inputs():
 def test_out_of_range_op_arrays_are_errors_outside_jit_and_under_checkify(select):
   net = nb201.Network(C=4, N=1, select=select, check_ops=True)
   x = jnp.ones((2, 8, 8, 3))
-  v = net.init(jax.random.key(0), x, jnp.asarray(nb201.decode(MIXED)))
+  v = jax.jit(net.init)(jax.random.key(0), x, jnp.asarray(nb201.decode(MIXED)))
   for bad in ([0, 1, 2, 3, 4, 9], [0, 1, 2, -1, 4, 1]):
     with pytest.raises(ValueError, match=r"op index (9|-1) out of range \[0, 5\)"):
       net.apply(v, x, jnp.asarray(bad, jnp.int32))
@@ -184,7 +184,7 @@ def test_traced_ops_equal_static_network(select, train):
   small-batch BN) cannot hide a real difference."""
   net = nb201.Network(C=4, N=1, select=select)
   x32 = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
-  v32 = net.init(jax.random.key(0), x32, nb201.decode(MIXED))
+  v32 = jax.jit(net.init)(jax.random.key(0), x32, nb201.decode(MIXED))
   with jax.enable_x64(True):
     x = x32.astype(jnp.float64)
     v = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), v32)
@@ -201,7 +201,7 @@ def test_train_mode_updates_running_stats_pytorch_style():
   net = nb201.Network(C=4, N=1)
   ops = nb201.decode(BENCH_ARCH)
   x = 2.0 + 3.0 * jax.random.normal(jax.random.key(1), (6, 8, 8, 3))
-  v = net.init(jax.random.key(0), x, ops)
+  v = jax.jit(net.init)(jax.random.key(0), x, ops)
   _, upd = net.apply(v, x, ops, train=True, mutable=["batch_stats"])
   # The stem BN sees conv(x); its update is 0.9 * old + 0.1 * batch (unbiased var).
   y = jax.lax.conv_general_dilated(x, v["params"]["stem_conv"]["kernel"], (1, 1), ((1, 1), (1, 1)),
@@ -216,7 +216,7 @@ def test_train_mode_updates_running_stats_pytorch_style():
 
 def test_paper_code_variant_has_no_cell_running_stats():
   net = nb201.Network(C=4, N=1, variant="paper_code")
-  v = net.init(jax.random.key(0), jnp.zeros((2, 8, 8, 3)), nb201.decode(MIXED))
+  v = jax.jit(net.init)(jax.random.key(0), jnp.zeros((2, 8, 8, 3)), nb201.decode(MIXED))
   assert "cell_0_0" not in v["batch_stats"]
   cell = v["params"]["cell_0_0"]["edge_0"]["conv_3x3"]
   assert set(cell) == {"conv"} and set(cell["conv"]) == {"kernel", "bias"}
@@ -272,7 +272,7 @@ def test_matches_official_pytorch_network(variant):
     ref = torch_nb201.official_network(arch, C, N, classes, variant)
     torch_nb201.randomize_bn(ref, seed=i)
     ops = nb201.decode(arch)
-    v = torch_nb201.copy_into(ref, net.init(jax.random.key(0), x, ops), arch, N)
+    v = torch_nb201.copy_into(ref, jax.jit(net.init)(jax.random.key(0), x, ops), arch, N)
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2))
     for train in (False, True):
       ref.train(train)
