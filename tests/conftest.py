@@ -118,7 +118,7 @@ def _optimization(request):
   if request.node.get_closest_marker("optimized") is None:
     yield
     return
-  before = jax.config.jax_disable_most_optimizations
+  before = jax.config.read("jax_disable_most_optimizations")
   jax.config.update("jax_disable_most_optimizations", False)
   try:
     yield

@@ -91,4 +91,4 @@ def test_rejected_options_fall_back_to_defaults(monkeypatch):
 
 def test_optimized_tests_compile_with_xla_s_full_optimisation():
   # The marker's fixture (tests/conftest.py) lifts the suite's -O0 for tests of HLO, memory or speed.
-  assert jax.config.jax_disable_most_optimizations is False
+  assert jax.config.read("jax_disable_most_optimizations") is False
