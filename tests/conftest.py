@@ -61,6 +61,7 @@ def tiny(truth_csv):
     c.space.stem_channels, c.space.num_stacks, c.space.modules_per_stack = 8, 2, 1
     c.space.width, c.space.depth = 4, 3
     c.data.name, c.data.root, c.data.batch_size = "digits16", None, 8
+    c.space.clear_caches = False  # a handful of per-graph archs: keep their executables (and the worker's)
     if c.space.name == "nb201":
       c.ground_truth.update(path=str(truth_csv), format="nb201", arch_column="arch", accuracy_column="acc",
                             index_column="idx", release="v1x")
@@ -134,9 +135,10 @@ def pytest_configure(config):
     the experiment subprocesses, so that a network compiled by one is
     loaded by the others. JAX's LRU cache takes a file lock for every read
     and write once it has a size limit, so workers never see a half-written
-    entry; every compilation is kept (minimum compile time 0), the eager
-    inits' op-by-op ones included. ``JAX_COMPILATION_CACHE_DIR`` keeps it
-    between sessions.
+    entry. It keeps compilations of 0.2 s and more: each write scans the
+    whole cache under the lock, and keeping every op-by-op compilation too
+    (8,000 files) made the workers queue on that lock (BENCHMARKS.md, "Test
+    suite"). ``JAX_COMPILATION_CACHE_DIR`` keeps it between sessions.
   * an empty data home (``NTKJAX_DATA``): a test reads the shared data only
     through the ``shared_data`` fixture, so the suite behaves alike with and
     without ``../shared``.
@@ -145,7 +147,7 @@ def pytest_configure(config):
     os.environ["NTKJAX_DATA"] = tempfile.mkdtemp(prefix="ntkjax-empty-data-home-")
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ntkjax-xla-cache-"))
   os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 2**30))
-  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
   jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
   jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
   jax.config.update("jax_persistent_cache_min_compile_time_secs",
@@ -157,15 +159,21 @@ def pytest_configure(config):
 _DURATIONS = "ntkjax/durations"  # nodeid -> seconds of the last run, in pytest's cache
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected
 def pytest_collection_modifyitems(config, items):
   """Longest tests first (the last run's durations; without them the slow
-  ones), so that xdist's workers do not end on one long test each."""
+  ones), dealt round the xdist workers: work stealing hands each worker a
+  contiguous block of the collection, so block k holds every n-th test of
+  the sorted list, each worker starts on its share of the long ones, and a
+  worker that runs dry steals short ones from another's end."""
   cache = getattr(config, "cache", None)
   known = cache.get(_DURATIONS, {}) if cache is not None else {}
 
   def expected(item):
     return known.get(item.nodeid, 60.0 if item.get_closest_marker("slow") else 1.0)
-  items.sort(key=expected, reverse=True)
+  ranked = sorted(items, key=expected, reverse=True)
+  n = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+  items[:] = [item for k in range(n) for item in ranked[k::n]]
 
 
 def pytest_runtest_logreport(report):

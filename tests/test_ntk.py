@@ -63,10 +63,10 @@ def test_nb201_matches_explicit_float64_jacobian(variant, bn):
 @pytest.mark.slow
 def test_normalize_trace_divides_by_num_classes():
   net, v, x, ops = nb201_setup()
-  raw = ntk.empirical_ntk_fn(net, reduction="trace")(v, x, ops)
-  norm = ntk.empirical_ntk_fn(net, reduction="trace", normalize_trace=True)(v, x, ops)
+  raw = jax.jit(ntk.empirical_ntk_fn(net, reduction="trace"))(v, x, ops)
+  norm = jax.jit(ntk.empirical_ntk_fn(net, reduction="trace", normalize_trace=True))(v, x, ops)
   np.testing.assert_allclose(norm * 10, raw, rtol=1e-6)
-  full = ntk.empirical_ntk_fn(net, reduction="full")(v, x, ops)
+  full = jax.jit(ntk.empirical_ntk_fn(net, reduction="full"))(v, x, ops)
   np.testing.assert_allclose(jnp.trace(full, axis1=2, axis2=3), raw, rtol=1e-5)
 
 
@@ -83,8 +83,8 @@ def test_coupling_is_read_from_the_network():
 def test_paper_code_cells_couple_samples_in_eval_mode():
   """paper_code cells use batch stats even in eval mode: coupled there too."""
   pnet, pv, x, ops = nb201_setup("paper_code")
-  exact = ntk.empirical_ntk_fn(pnet, bn="eval")(pv, x, ops)
-  wrong = ntk.empirical_ntk_fn(pnet, bn="eval", vmap_axes=0)(pv, x, ops)
+  exact = jax.jit(ntk.empirical_ntk_fn(pnet, bn="eval"))(pv, x, ops)
+  wrong = jax.jit(ntk.empirical_ntk_fn(pnet, bn="eval", vmap_axes=0))(pv, x, ops)
   assert np.abs(np.asarray(exact - wrong)).max() > 1e-3 * np.abs(np.asarray(exact)).max()
   want = _explicit_ntk64(pnet, pv, x, ops, "eval", "sum_logits")
   np.testing.assert_allclose(exact, want, rtol=2e-4, atol=2e-4 * np.abs(want).max())
@@ -94,7 +94,7 @@ def test_paper_code_cells_couple_samples_in_eval_mode():
 @pytest.mark.slow
 def test_paper_code_param_filter_selects_weights_without_classifier():
   net, v, x, ops = nb201_setup()
-  got = ntk.empirical_ntk_fn(net, param_filter="paper_code")(v, x, ops)
+  got = jax.jit(ntk.empirical_ntk_fn(net, param_filter="paper_code"))(v, x, ops)
   want = _explicit_ntk64(net, v, x, ops, "eval", "sum_logits", ntk.paper_code_filter)
   np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4 * np.abs(want).max())
   chosen, frozen = ntk.split_params(v["params"], ntk.paper_code_filter)
@@ -118,8 +118,8 @@ def test_inactive_ops_get_exactly_zero_gradient_and_do_not_change_the_ntk():
         live += bool(np.any(g))
   assert live >= 6
   active_only = lambda path: not path[0].startswith("cell_") or nb201.OPS[ops[int(path[1][5:])]] == "nor_" + path[2]
-  full = ntk.empirical_ntk_fn(net)(v, x, jnp.asarray(ops))
-  restricted = ntk.empirical_ntk_fn(net, param_filter=active_only)(v, x, jnp.asarray(ops))
+  full = jax.jit(ntk.empirical_ntk_fn(net))(v, x, jnp.asarray(ops))
+  restricted = jax.jit(ntk.empirical_ntk_fn(net, param_filter=active_only))(v, x, jnp.asarray(ops))
   np.testing.assert_array_equal(full, restricted)
 
 

@@ -241,7 +241,7 @@ def test_nb201_arch_as_data_gives_the_proxies_of_the_arch_built_alone():
 def _relu_codes_and_proxies(net, x, *args):
   labels = jnp.arange(x.shape[0]) % 10
   v = jax.jit(net.init)(jax.random.key(0), x[:1], *args)
-  _, state = net.apply(v, x, *args, train=True, mutable=["batch_stats", taps.PROBES])
+  state = jax.eval_shape(lambda: net.apply(v, x, *args, train=True, mutable=["batch_stats", taps.PROBES]))[1]
   relus = [k for k in traverse_util.flatten_dict(state[taps.PROBES]) if k[-1].startswith("relu_")]
   values = jax.device_get(jax.jit(proxies.proxies_fn(net, num_classes=10))(v, x, labels, jax.random.key(2), *args))
   return relus, values

@@ -23,7 +23,7 @@ def _per_graph(spec, train_stats: bool):
   net = nb101.Network(spec, **KW)
   v = jax.jit(net.init)(jax.random.key(1), X[:1])
   if train_stats:  # running statistics away from their initial values
-    v = {**v, **net.apply(v, X, train=True, mutable=["batch_stats"])[1]}
+    v = {**v, **jax.jit(lambda v, x: net.apply(v, x, train=True, mutable=["batch_stats"])[1])(v, X)}
   return net, v
 
 
@@ -43,8 +43,8 @@ def test_masked_network_computes_each_spec_with_one_compilation(bn):
     per_graph, v = _per_graph(spec, bn == "eval")
     arch = masked.encode(spec, stem_channels=4, num_stacks=2)
     mv = masked.embed(spec, v, jax.jit(net.init)(jax.random.key(2), X[:1], arch))
-    want = per_graph.apply(v, X, train=bn == "train", mutable=["batch_stats"])[0]
-    got = net.apply(mv, X, arch, train=bn == "train", mutable=["batch_stats"])[0]
+    want = jax.jit(lambda v, x: per_graph.apply(v, x, train=bn == "train", mutable=["batch_stats"])[0])(v, X)
+    got = jax.jit(lambda v, x, a: net.apply(v, x, a, train=bn == "train", mutable=["batch_stats"])[0])(mv, X, arch)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     k_want = jax.jit(ntk.empirical_ntk_fn(per_graph, bn=bn, param_filter="paper_code"))(v, X)
     k_got = masked_ntk(mv, X, arch)

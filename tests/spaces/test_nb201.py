@@ -192,7 +192,7 @@ def test_traced_ops_equal_static_network(select, train):
                  "|skip_connect~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|none~0|skip_connect~1|avg_pool_3x3~2|"):
       ops = nb201.decode(arch)
       dyn = jax.jit(lambda v, x, o: net.apply(v, x, o, train=train, mutable=["batch_stats"]))(v, x, jnp.asarray(ops))
-      static = net.apply(v, x, arch, train=train, mutable=["batch_stats"])
+      static = jax.jit(lambda v, x: net.apply(v, x, arch, train=train, mutable=["batch_stats"]))(v, x)
       for a, b in zip(jax.tree_util.tree_leaves(dyn), jax.tree_util.tree_leaves(static)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
@@ -202,7 +202,7 @@ def test_train_mode_updates_running_stats_pytorch_style():
   ops = nb201.decode(BENCH_ARCH)
   x = 2.0 + 3.0 * jax.random.normal(jax.random.key(1), (6, 8, 8, 3))
   v = jax.jit(net.init)(jax.random.key(0), x, ops)
-  _, upd = net.apply(v, x, ops, train=True, mutable=["batch_stats"])
+  _, upd = jax.jit(lambda v, x: net.apply(v, x, ops, train=True, mutable=["batch_stats"]))(v, x)
   # The stem BN sees conv(x); its update is 0.9 * old + 0.1 * batch (unbiased var).
   y = jax.lax.conv_general_dilated(x, v["params"]["stem_conv"]["kernel"], (1, 1), ((1, 1), (1, 1)),
                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))

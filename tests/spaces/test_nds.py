@@ -100,10 +100,10 @@ def test_network_count_and_shapes_for_every_op():
   arch = nds.Arch(g, width=4, depth=3)
   net = nds.Network(arch)
   x = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
-  v = net.init(jax.random.key(1), x)
+  v = jax.jit(net.init)(jax.random.key(1), x)
   n = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(v["params"]))
   assert n == nds.num_params(arch)
-  y, _ = net.apply(v, x, train=True, mutable=["batch_stats"])
+  y, _ = jax.jit(lambda v, x: net.apply(v, x, train=True, mutable=["batch_stats"]))(v, x)
   assert y.shape == (2, 10) and np.all(np.isfinite(y))
 
 
@@ -150,7 +150,7 @@ def test_logits_match_the_nni_pytorch_network(space):
       model.train(train)
       with torch.no_grad():
         ref = model(xt).numpy()
-      ours = net.apply(v, x, train=train, mutable=["batch_stats"])[0] if train else net.apply(v, x)
+      ours = jax.jit(lambda v, x: net.apply(v, x, train=train, mutable=["batch_stats"])[0])(v, x)
       np.testing.assert_allclose(np.asarray(ours), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 

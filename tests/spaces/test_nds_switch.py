@@ -62,10 +62,10 @@ def test_one_compiled_kernel_equals_each_genotype_network():
   forward = jax.jit(lambda v, x, codes: net.apply(v, x, codes, train=True, mutable=["batch_stats"]))
   for arch in archs:
     ref_net = nds.Network(arch)
-    v = ref_net.init(jax.random.key(0), X)
+    v = jax.jit(ref_net.init)(jax.random.key(0), X)
     ours = nds_switch.from_network_variables(arch, v, like)
     codes = nds_switch.encode(arch, "darts")
-    y_ref, stats_ref = ref_net.apply(v, X, train=True, mutable=["batch_stats"])
+    y_ref, stats_ref = jax.jit(lambda v, x: ref_net.apply(v, x, train=True, mutable=["batch_stats"]))(v, X)
     y, stats = forward(ours, X, codes)
     # float32 roundoff of two compiled graphs: 1e-5 of the largest value; a wrong op or input is O(0.1).
     np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5 * float(jnp.abs(y_ref).max()))
@@ -83,7 +83,7 @@ def test_pnas_logits_equal_the_genotype_network():
   arch = nds.sample(jax.random.key(4), "pnas", 1, width=4, depth=3)[0]
   codes = nds_switch.encode(arch, "pnas")
   ref_net = nds.Network(arch)
-  v = ref_net.init(jax.random.key(0), X)
+  v = jax.jit(ref_net.init)(jax.random.key(0), X)
   ours = nds_switch.from_network_variables(arch, v, _zeros_like_init(net, codes))
   y = jax.jit(lambda v, x, c: net.apply(v, x, c))(ours, X, codes)
-  np.testing.assert_allclose(y, ref_net.apply(v, X), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(y, jax.jit(ref_net.apply)(v, X), rtol=1e-5, atol=1e-6)
