@@ -20,14 +20,13 @@
 #               16 GB, and a slice of Figure 3: SLICE_ARCHS (100) archs at
 #               N=256 in both BN modes (archs/s in its log) (~10 min)
 #
-# The paper section reads CIFAR-10 and the NB201 table from the data home:
-# shared/data in the tree sent to the machine (NTKJAX_DATA), else the plan
-# and the memory rows run without them and the slice is skipped.
+# The paper section reads CIFAR-10 and the NB201 table from the data home
+# (NTKJAX_DATA, or shared/data under the working directory); without them the
+# plan and the memory rows run and the slice is skipped.
 #
-# The lent GPU machines' image has jax (CUDA), flax, optax, absl and torch
-# but not xautodl (the torch baselines' NB201 network): carry its wheel in
-# .whl/ (BUILD.md, "GPU check"), with the flax the tests ran under; without
-# xautodl the torch rows fail and the ntkjax rows still print.
+# The torch rows need xautodl (the official NB201 network). Wheels in .whl/
+# are installed first, for a machine without a package index (BUILD.md, "GPU
+# check"); without xautodl the torch rows fail and the ntkjax rows still print.
 set -o pipefail
 OUT=${OUT:-benchmarks/results/gpu}
 mkdir -p "$OUT"

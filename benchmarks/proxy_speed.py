@@ -13,15 +13,18 @@ train-mode BatchNorm, a minibatch of ``--batch`` CIFAR-shaped images. The
 * ``torch_each``: ``tests/torch_proxies.py`` (NASLib's one-proxy-at-a-time
   code path) on the official xautodl network, the proxies' times summed.
 
-Times are medians of ``--repeats`` calls after a warm-up; compile times are
-reported apart. ``--as_data`` passes the arch as data (the op array under
+Each function is compiled (and called once) first; then every round times
+one call of each, in turn (``report.interleaved``), for ``--repeats``
+rounds, and the ratios are the median and range of the per-round ratios.
+Compile times are reported apart. ``--as_data`` passes the arch as data (the op array under
 jit, one ``lax.switch`` per edge), as the studies do, instead of building
 the arch's ops alone; ``--names`` times some of the proxies. Run:
 
-    python -m benchmarks.proxy_speed --batch 64 --out benchmarks/results/proxy_speed_cpu.json
+    python -m benchmarks.proxy_speed --batch 64 --repeats 5 --out benchmarks/results/proxy_speed_cpu.json
 """
 
 import argparse
+import statistics
 import time
 
 import jax
@@ -45,8 +48,9 @@ def _jitted(net, names, as_data: bool):
   return jax.jit(lambda v, x, y, k: f(v, x, y, k, ARCH))
 
 
-def ntkjax_times(variables, x, labels, repeats, names=NAMES, as_data=False):
-  """{"all": (compile_s, run_s), name: (compile_s, run_s), ...}."""
+def ntkjax_fns(variables, x, labels, names=NAMES, as_data=False):
+  """{"all": (compile_s, call), name: (compile_s, call), ...}: each jitted
+  function compiled (its first call) and a call that blocks until done."""
   net = nb201.Network(C=16, N=5, select="switch")
   key = jax.random.key(0)
   out = {}
@@ -55,23 +59,26 @@ def ntkjax_times(variables, x, labels, repeats, names=NAMES, as_data=False):
     t = time.perf_counter()
     jax.block_until_ready(f(variables, x, labels, key))
     first = time.perf_counter() - t
-    run = report.median_seconds(lambda: jax.block_until_ready(f(variables, x, labels, key)), repeats)
-    out[label] = (first - run, run)
+    out[label] = (first, lambda f=f: jax.block_until_ready(f(variables, x, labels, key)))
   return out
 
 
-def torch_times(ref, x, labels, repeats, names=NAMES):
+def torch_fns(ref, x, labels, names=NAMES):
+  """name -> a call of ``tests/torch_proxies.py``'s proxy on ``ref``."""
   import torch
 
   from tests import torch_proxies
   xt = torch.from_numpy(np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2)))
   yt = torch.from_numpy(np.asarray(labels).astype(np.int64))
-  out = {}
-  for name in names:
-    fn = torch_proxies.PROXIES[name]
-    fn(ref, xt, yt)  # warm-up
-    out[name] = report.median_seconds(lambda: fn(ref, xt, yt), repeats)
-  return out
+  return {name: (lambda fn=torch_proxies.PROXIES[name]: fn(ref, xt, yt)) for name in names}
+
+
+def _each(calls: dict):
+  """One call running every proxy's own function in turn (their summed time)."""
+  def run():
+    for call in calls.values():
+      call()
+  return run
 
 
 def main():
@@ -99,20 +106,30 @@ def main():
     variables = jax.tree.map(jnp.asarray, torch_nb201.copy_into(ref, jax.device_get(variables), ARCH, 5))
   names = proxies.check_names(tuple(n for n in args.names.split(",") if n))
   res = {**report.environment(), "arch": ARCH, "params": nb201.num_params(ARCH, C=16, N=5), "batch": args.batch,
-         "repeats": args.repeats, "proxies": list(names), "as_data": args.as_data}
-  ours = ntkjax_times(variables, x, labels, args.repeats, names, args.as_data)
-  res["ntkjax_all_s"], res["ntkjax_all_compile_s"] = ours["all"][1], ours["all"][0]
+         "rounds": args.repeats, "proxies": list(names), "as_data": args.as_data}
+  ours = ntkjax_fns(variables, x, labels, names, args.as_data)
+  fns = {"ntkjax_all": ours["all"][1]}
+  res["ntkjax_all_compile_s"] = ours["all"][0]
   if len(names) > 1:
-    res["ntkjax_each_s"] = {n: ours[n][1] for n in names}
-    res["ntkjax_each_total_s"] = sum(res["ntkjax_each_s"].values())
+    fns["ntkjax_each"] = _each({n: ours[n][1] for n in names})
     res["ntkjax_each_compile_total_s"] = sum(ours[n][0] for n in names)
-    res["speedup_all_vs_each"] = res["ntkjax_each_total_s"] / res["ntkjax_all_s"]
   if ref is not None:
     import torch
     res["torch"], res["torch_threads"] = torch.__version__, torch.get_num_threads()
-    res["torch_each_s"] = torch_times(ref, x, labels, args.repeats, names)
-    res["torch_each_total_s"] = sum(res["torch_each_s"].values())
-    res["speedup_all_vs_torch_each"] = res["torch_each_total_s"] / res["ntkjax_all_s"]
+    fns["torch_each"] = _each(torch_fns(ref, x, labels, names))
+  # The whole comparison, interleaved, once per round: the ratios are per round.
+  times = report.interleaved(fns, args.repeats)
+  res["seconds"] = times
+  res.update({f"{k}_s": statistics.median(v) for k, v in times.items()})
+  if "ntkjax_each" in times:
+    res["speedup_all_vs_each"] = report.ratio(times, "ntkjax_each", "ntkjax_all")
+  if "torch_each" in times:
+    res["speedup_all_vs_torch_each"] = report.ratio(times, "torch_each", "ntkjax_all")
+  if len(names) > 1:  # per proxy, interleaved the same way
+    per = report.interleaved({**{f"ntkjax_{n}": ours[n][1] for n in names},
+                              **({f"torch_{n}": c for n, c in torch_fns(ref, x, labels, names).items()}
+                                 if ref is not None else {})}, args.repeats)
+    res["per_proxy_s"] = {k: statistics.median(v) for k, v in per.items()}
   report.emit(res, args.out)
 
 

@@ -29,6 +29,29 @@ def median_seconds(fn, repeats: int) -> float:
   return statistics.median(times)
 
 
+def interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
+  """Wall times of each of ``fns`` (name -> a call that blocks until done),
+  one call of each per round, in turn, for ``rounds`` rounds after one
+  warm-up call each: the implementations share whatever the machine does
+  meanwhile, so their ratio holds where their absolute times drift."""
+  for fn in fns.values():
+    fn()
+  times = {name: [] for name in fns}
+  for _ in range(rounds):
+    for name, fn in fns.items():
+      t = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - t)
+  return times
+
+
+def ratio(times: dict[str, list[float]], slower: str, faster: str) -> dict:
+  """The per-round ratio ``slower / faster`` of ``interleaved`` times: its
+  median and range over the rounds (above 1: ``faster`` is faster)."""
+  r = [a / b for a, b in zip(times[slower], times[faster])]
+  return {"median": statistics.median(r), "min": min(r), "max": max(r), "rounds": len(r)}
+
+
 def emit(res: dict, out: str = "") -> None:
   text = json.dumps(res, indent=1)
   print(text)

@@ -62,6 +62,7 @@ def overview() -> str:
   groups: dict[tuple, list[str]] = {}
   for study in STUDIES:
     groups.setdefault(tuple(sorted(_matrix(study).items())), []).append(study)
+  without = groups.pop((), [])  # e.g. compare, which reads finished runs
   lines += ["", "Config variants ready (ok) or missing data (--), by space and dataset "
             "(`ntkjax-data STUDY:VARIANT` says what is missing):"]
   for matrix, studies in groups.items():
@@ -69,6 +70,8 @@ def overview() -> str:
     lines += ["", "  " + ", ".join(studies), f"    {'':<12}" + "".join(f"{d:>12}" for d in common.DATASETS)]
     for space in dict.fromkeys(sp for sp, _ in cells):
       lines.append(f"    {space:<12}" + "".join(f"{cells.get((space, d), ''):>12}" for d in common.DATASETS))
+  if without:
+    lines += ["", f"  {', '.join(without)}: no dataset or benchmark table of its own (it reads finished runs)"]
   return "\n".join(lines)
 
 

@@ -5,7 +5,8 @@ file, locked so unknown keys are errors; by default the experiment's file in
 ``configs/``, and a bare variant such as ``--config small,nb101`` picks that
 variant of it), ``--workdir``, ``--compilation_cache`` (JAX's persistent
 compilation cache, off unless given) and ``--plan`` (print the study's cost
-on this device, ``ntkjax.studies.plan``, and write nothing), logs the config, calls the study's
+on this device, ``ntkjax.studies.plan``, and write nothing), logs the config
+at ``--verbosity=1`` (the workdir's ``config.json`` holds it), calls the study's
 ``run(config, workdir)`` and then prints and writes its result: the summary
 (also ``summary.txt``), its tables (CSV) and figures (PNG), and the list of
 files the run wrote. Errors in what the user gave (a path, a config value or
@@ -118,7 +119,7 @@ def execute(run: Callable, config, workdir: pathlib.Path):
     if workdir.exists() and not workdir.is_dir():
       raise ValueError(f"--workdir {workdir} is a file; give a directory (it is created if missing)")
     setup.check_config(config)
-    logging.info("config:\n%s", config)
+    logging.debug("config:\n%s", config)  # --verbosity=1; the workdir's config.json has it too
     return run(config, workdir)
   except USER_ERRORS as e:
     logging.debug("run failed", exc_info=True)

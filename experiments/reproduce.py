@@ -23,6 +23,7 @@ import pathlib
 import ml_collections
 from absl import logging
 
+from ntkjax import data_home
 from ntkjax.studies import deciles, init_schemes, plan, post_training, rank_correlation, reproduction, search, setup
 
 from . import launch
@@ -61,6 +62,9 @@ def setting(config: ml_collections.ConfigDict) -> str:
 def run(config: ml_collections.ConfigDict, workdir) -> reproduction.ReproductionResult:
   workdir = pathlib.Path(workdir)
   studies = _studies(config)
+  missing = [i for i in setup.inputs(config) if i.path is None]
+  if missing:  # a run, unlike its plan, needs the data: refused before anything is written
+    raise data_home.MissingData(missing[0].error)
   plan_file = workdir / "plan.txt"
   if config.plan_first and not plan_file.exists():
     text = plan_reproduction(config).summary()

@@ -14,6 +14,7 @@ from ntkjax.experiments import data as data_main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ["README.md", "BUILD.md", "BENCHMARKS.md", "docs/results.md", "docs/design.md",
+        *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "results").glob("*.md")),
         *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "results").glob("*/README.md"))]
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 _COMMAND = re.compile(r"(?:python -m experiments\.\w+|\bntkjax-[\w-]+)(?=\s|$)")

@@ -253,7 +253,7 @@ def flops(arch, num_classes: int = 10, *, C: int = 16, N: int = 5, resolution: i
   multiply-accumulates, BatchNorm 2 and ReLU 1 per element, a pool k² per
   output element, the classifier in × out. Every op's count equals NASLib's;
   the fixed part (stem, reductions, head) is 0.07% below its published
-  value (docs/results.md, "Zero-cost proxies").
+  value (docs/results/proxies.md).
 
   >>> flops('|none~0|+|none~0|none~1|+|none~0|none~1|none~2|')
   7938688

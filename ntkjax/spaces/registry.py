@@ -9,9 +9,12 @@ and one ``SpaceEntry`` here.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping, NamedTuple
 
-from ntkjax.spaces import api, nds
+import numpy as np
+
+from ntkjax.spaces import api, nb101, nds
 
 __all__ = ["SpaceEntry", "SPACES", "NAMES", "get", "build"]
 
@@ -33,7 +36,9 @@ class SpaceEntry(NamedTuple):
   of the reduced network CPU runs use; ``network(**options)`` says in words
   which network the options build, and whether it is reduced.
   ``needs_truth``: archs are drawn from a benchmark's universe, so the space
-  cannot be built without one. ``flops``: the space counts forward FLOPs
+  cannot be built without one; ``stand_in()`` is then a one-arch ground
+  truth (no accuracy) for planning a run before its benchmark file is
+  there. ``flops``: the space counts forward FLOPs
   (the ``flops`` proxy).
   """
   name: str
@@ -44,6 +49,7 @@ class SpaceEntry(NamedTuple):
   network: Callable[..., str]
   needs_truth: bool = False
   flops: bool = False
+  stand_in: Callable[[], Any] | None = None
 
 
 def _nb201(num_classes, truth, *, C, N, variant, init, select, **_):
@@ -62,6 +68,19 @@ def _nds(space):
                         depth=depth, init_scheme=init, op_affine=op_affine,
                         record_index=dict(truth.index) if truth is not None else None, masked=masked)
   return build
+
+
+def _nb101_stand_in():
+  """NB101's largest kind of cell (five 3x3 convolutions in a chain, each
+  at the module's full width) as a one-spec universe: a plan without the
+  benchmark file sizes its memory on it."""
+  from ntkjax import ground_truth
+  n = 7
+  matrix = np.eye(n, k=1, dtype=int)
+  spec = nb101.Spec.create(matrix, ["input"] + ["conv3x3-bn-relu"] * 5 + ["output"])
+  return ground_truth.GroundTruth({spec.hash: math.nan}, {}, "cifar10", "valid", 108,
+                                  "a stand-in spec (five 3x3 convolutions in a chain): no benchmark table",
+                                  "nb101", {spec.hash: spec})
 
 
 def _nb201_network(*, C, N, variant, **_):
@@ -97,7 +116,7 @@ SPACES: dict[str, SpaceEntry] = {e.name: e for e in (
                _fixed("nb101", "cifar10", "valid", 108, format="nb101_json"),
                {"cpu": {"stem_channels": 16, "modules_per_stack": 1},
                 "small": {"stem_channels": 8, "modules_per_stack": 1}}, _nb101_network, needs_truth=True,
-               flops=True),
+               flops=True, stand_in=_nb101_stand_in),
     # DARTS's default ground truth is NB301's surrogate, a stand-in for NDS-DARTS (table nds_darts).
     SpaceEntry("nds_darts", "NDS DARTS cells (default truth: the NAS-Bench-301 surrogate)", _nds("darts"),
                _fixed("nb301_darts", "cifar10", "valid", 100, format="nb301_naslib"), _NDS_REDUCED,

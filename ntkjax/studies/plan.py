@@ -9,8 +9,11 @@ XLA scratch), the compile time and whether it fits the budget; it times one
 call, or projects the call from the FLOPs at the device's measured rate
 where one call would take more than ``max_call_s``; and it projects the
 study's wall time from how many calls and compilations the config implies.
-It reads the ground truth (for the space's universe) but no images and
-writes nothing. A config that cannot fit raises ``DoesNotFit`` at the
+It needs shapes, not data: no images are read, and the ground truth only
+where it is present (a space that draws from a benchmark's universe is
+planned on a stand-in arch without it, ``spaces.registry``). The plan ends
+with the files the run itself will read, found or missing, and writes
+nothing. A config that cannot fit raises ``DoesNotFit`` at the
 first function over the budget, uncalled and before the next one compiles;
 it carries the functions measured until then (``measured``), so a long
 plan's measurements are not lost with the refusal. Studies that compile
@@ -29,7 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from ntkjax import data as data_lib
-from ntkjax import memory, scoring, train, xla_options
+from ntkjax import data_home, memory, scoring, train, xla_options
 from ntkjax import search as search_lib
 from ntkjax.studies import setup
 
@@ -53,16 +56,27 @@ class FunctionPlan(NamedTuple):
 class StudyPlan(NamedTuple):
   study: str
   device: str
-  budget_bytes: int
+  budget_bytes: int         # what 'fits' compares with: the budget, or the device's memory without one
   network: str
   arch: str
   functions: list[FunctionPlan]
   projected_s: float
   flop_rate: float | None   # GFLOP/s measured on the device (for projected calls)
   refused: bool = False     # the config does not fit: ``functions`` are those measured before the refusal
+  budgeted: bool = True     # a memory budget chose the chunking (else the config's chunk_size)
+  inputs: tuple = ()        # the files the run reads (``setup.Input``), found or not
 
-  def summary(self) -> str:
-    lines = [f"plan of {self.study} on {self.device}, memory budget {memory.size(self.budget_bytes)}",
+  def budget_line(self) -> str:
+    """The plan's one statement of its memory budget."""
+    if self.budgeted:
+      return (f"memory budget {memory.size(self.budget_bytes)}: each kernel takes the largest chunking that fits "
+              "(column 'chunking')")
+    return (f"no memory budget (ntk.memory_budget_gib unset; the default sets none on {self.device.split(':')[0]}): "
+            f"kernels keep the config's chunking; 'fits' compares with the device's "
+            f"{memory.size(self.budget_bytes)}")
+
+  def summary(self, with_inputs: bool = True) -> str:
+    lines = [f"plan of {self.study} on {self.device}; {self.budget_line()}",
              f"network: {self.network}; first arch {self.arch}",
              f"{'function':<22}{'GFLOP':>9}{'memory':>12}{'compile':>10}{'(lower)':>9}{'call':>10}{'calls':>8}"
              f"{'compiles':>9}  fits  chunking"]
@@ -73,10 +87,12 @@ class StudyPlan(NamedTuple):
                    f"{f.calls:>8}{f.compiles:>9}  {'yes' if f.fits else 'NO':<4}  {f.chunking}")
     if self.refused:
       lines.append("no projection: the config does not fit this device (the error below)")
-      return "\n".join(lines)
-    how = "timed calls" if all(f.timed for f in self.functions) else (
-        f"* projected from {self.flop_rate:.1f} GFLOP/s measured on this device")
-    lines.append(f"projected wall time: {self.projected_s / 3600:.2f} h ({how}; compilations included)")
+    else:
+      how = "timed calls" if all(f.timed for f in self.functions) else (
+          f"* projected from {self.flop_rate:.1f} GFLOP/s measured on this device")
+      lines.append(f"projected wall time: {self.projected_s / 3600:.2f} h ({how}; compilations included)")
+    if with_inputs:
+      lines += setup.input_lines(self.inputs)
     return "\n".join(lines)
 
   def tables(self):
@@ -187,8 +203,12 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
     raise ValueError(f"--plan: {study} compiles no network, so there is nothing to plan (it runs in seconds)")
   setup.check_config(config)
   num_classes, size = data_lib.describe(config.data.name)
-  truth = setup.truth_from_config(config.ground_truth)
-  space = setup.space_from_config(config.space, num_classes, truth)
+  needed = tuple(setup.inputs(config))
+  try:
+    truth = setup.truth_from_config(config.ground_truth, config.data.name)
+  except data_home.MissingData:  # shapes are enough: the run itself refuses without it
+    truth = None
+  space = setup.space_from_config(config.space, num_classes, truth, stand_in=truth is None)
   arch = space.sample(jax.random.key(config.seed), 1)[0]
   cand = space.candidate(arch)
   x = jnp.zeros((config.data.batch_size, size, size, 3), jnp.float32)
@@ -207,7 +227,7 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
 
   def study_plan(refused=False):
     return StudyPlan(study, str(jax.devices()[0]), shown_budget, setup.network_label(config.space), arch,
-                     list(functions), total, rate, refused)
+                     list(functions), total, rate, refused, budget is not None, needed)
 
   def refuse(message):
     raise DoesNotFit(message, study_plan(refused=True)) from None
@@ -262,7 +282,7 @@ def plan(config: ml_collections.ConfigDict, study: str, *, max_call_s: float = 6
       for bn, fn in kernels.ntk_fns.items():
         chosen = list(fn.plans.values())
         chunks.append(f"{bn}: {chosen[0].implementation}, chunk_size={chosen[0].chunk_size}" if chosen else
-                      f"{bn}: chunk_size={config.ntk.chunk_size} (no budget)")
+                      f"{bn}: chunk_size={config.ntk.chunk_size}")
       return "; ".join(chunks)
     add(f"kernels ({', '.join(bn_modes)} BN)", lambda: (kernels.kernels, (variables, x, *cand.args)), archs,
         chunking)

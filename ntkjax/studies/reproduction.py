@@ -17,6 +17,8 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from ntkjax.studies import setup
+
 __all__ = ["PAPER", "PLOT", "Comparison", "ReproductionResult", "comparisons", "SECTIONS"]
 
 PLOT = "plot"
@@ -176,12 +178,12 @@ class ReproductionPlan(NamedTuple):
     return sum(p.projected_s for p in self.plans)
 
   def summary(self) -> str:
-    parts = [p.summary() for p in self.plans]
-    if any(p.refused for p in self.plans):
-      return "\n\n".join(parts)
-    parts.append(f"projected wall time of the reproduction: {self.projected_s / 3600:.2f} h over "
-                 f"{len(self.plans)} studies")
-    return "\n\n".join(parts)
+    parts = [p.summary(with_inputs=False) for p in self.plans]
+    if not any(p.refused for p in self.plans):
+      parts.append(f"projected wall time of the reproduction: {self.projected_s / 3600:.2f} h over "
+                   f"{len(self.plans)} studies")
+    inputs = {i.what: i for p in self.plans for i in p.inputs}  # each file once
+    return "\n\n".join(parts + ["\n".join(setup.input_lines(list(inputs.values())))])
 
   def tables(self):
     return {}

@@ -18,25 +18,37 @@ __all__ = ["ScoreResult", "run", "summarize", "next_command"]
 
 
 def summarize(rows: Sequence[scoring.ArchScore], columns: Sequence[str], truth: GroundTruth | None = None) -> str:
-  """A text table: per metric column the median over the finite rows and,
-  with ground truth, Kendall τ (± jackknife s.e.) and Spearman ρ (NaN scores
-  ranked last)."""
+  """A text table: per metric column the median over the finite rows,
+  Kendall τ (± jackknife s.e.) and Spearman ρ against the ground truth's
+  accuracy, or against the parameter count without one (as the figure;
+  NaN scores ranked last)."""
   finite = [r for r in rows if not r.nonfinite]
-  lines = [f"{'metric':<12}{'n':>6}{'median':>14}" + (f"{'tau':>9}{'±se':>7}{'rho':>9}" if truth else "")]
+  if truth is not None:
+    target = {r.arch: truth[r.arch] for r in finite if r.arch in truth}
+    against = f"accuracy ({truth_label(truth)})"
+  else:
+    target = {r.arch: float(r.params) for r in finite}
+    against = "parameter count (no ground truth)"
+  lines = [f"tau and rho against {against}, over {len(target)} archs:",
+           f"{'metric':<12}{'n':>6}{'median':>14}{'tau':>9}{'±se':>7}{'rho':>9}"]
   for col in columns:
     vals = np.array([r.values[col] for r in finite])
     line = f"{col:<12}{len(vals):>6}{np.median(vals) if len(vals) else np.nan:>14.5g}"
-    if truth:
-      pairs = [(r.values[col], truth[r.arch]) for r in finite if r.arch in truth]
-      if len(pairs) >= 2:
-        s, t = np.array(pairs).T
-        tau = stats.kendall_tau(s, t, nan_policy="last")
-        line += f"{tau.value:>9.3f}{tau.se:>7.3f}{stats.spearman_rho(s, t, nan_policy='last').value:>9.3f}"
+    pairs = [(r.values[col], target[r.arch]) for r in finite if r.arch in target]
+    if len(pairs) >= 2:
+      s, t = np.array(pairs).T
+      tau = stats.kendall_tau(s, t, nan_policy="last")
+      line += f"{tau.value:>9.3f}{tau.se:>7.3f}{stats.spearman_rho(s, t, nan_policy='last').value:>9.3f}"
     lines.append(line)
   if len(finite) < len(rows):
     lines.append(f"{len(rows) - len(finite)} of {len(rows)} archs left out: a kernel or metric was not finite "
                  "(column 'nonfinite' in results.csv)")
   return "\n".join(lines)
+
+
+def truth_label(truth: GroundTruth) -> str:
+  """A ground truth in words: its dataset and split, and the file it came from."""
+  return f"{truth.dataset} {truth.split}, {truth.source}"
 
 
 class ScoreResult(NamedTuple):

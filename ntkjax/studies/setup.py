@@ -30,7 +30,7 @@ from ntkjax.results import WorkdirLock, pin_config
 from ntkjax.spaces import api, nb201
 
 __all__ = ["StudyResult", "Job", "RANGES", "check_config", "prepare", "truth_from_config", "space_from_config",
-           "network_label", "data_root", "Input", "inputs", "ntk_options", "score_options", "score_pool",
+           "network_label", "data_root", "Input", "inputs", "input_lines", "ntk_options", "score_options", "score_pool",
            "training_data", "optimizer", "sample_archs", "require_truth", "progress", "correlate", "official_params",
            "training", "metric_measure", "track"]
 
@@ -135,15 +135,24 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                      f"rea.population_size ({rea.population_size})")
 
 
-def truth_from_config(gt: ml_collections.ConfigDict) -> GroundTruth | None:
+def truth_from_config(gt: ml_collections.ConfigDict, images: str | None = None) -> GroundTruth | None:
   """The ground truth of a config's ``ground_truth`` section: the file at
   ``path`` (read with the section's format and columns), else the data
-  home's benchmark ``table`` (``ntkjax.data_home``), else None."""
+  home's benchmark ``table`` (``ntkjax.data_home``), else None.
+
+  A CSV of the user's own (``path`` with format ``nb201``) is labelled as
+  theirs: its file and accuracy column, and the run's dataset ``images``
+  (a ``data.load`` name), not the benchmark's dataset and release that
+  the section's defaults name."""
   if gt.path:
-    return ground_truth.read(gt.path, format=gt.format, dataset=gt.dataset, split=gt.split, epochs=gt.epochs,
-                             arch_column=gt.arch_column, accuracy_column=gt.accuracy_column,
-                             index_column=gt.index_column or None, release=gt.release,
-                             nds_space=gt.nds_space or None)
+    truth = ground_truth.read(gt.path, format=gt.format, dataset=gt.dataset, split=gt.split, epochs=gt.epochs,
+                              arch_column=gt.arch_column, accuracy_column=gt.accuracy_column,
+                              index_column=gt.index_column or None, release=gt.release,
+                              nds_space=gt.nds_space or None)
+    if gt.format == "nb201" and pathlib.Path(gt.path).is_file():
+      truth = truth._replace(dataset=images or truth.dataset, split=gt.accuracy_column,
+                             source=f"{pathlib.Path(gt.path).name} (column {gt.accuracy_column!r})")
+    return truth
   if not gt.table:
     return None
   path, reader = data_home.truth(gt.table, dataset=gt.dataset, split=gt.split, epochs=gt.epochs,
@@ -151,11 +160,18 @@ def truth_from_config(gt: ml_collections.ConfigDict) -> GroundTruth | None:
   return ground_truth.read(path, **reader)
 
 
-def space_from_config(sp: ml_collections.ConfigDict, num_classes: int, truth: GroundTruth | None) -> api.Space:
+def space_from_config(sp: ml_collections.ConfigDict, num_classes: int, truth: GroundTruth | None, *,
+                      stand_in: bool = False) -> api.Space:
   """The space named by ``config.space.name`` (``spaces.registry``), over
-  the ground truth's archs where the space has a universe."""
+  the ground truth's archs where the space has a universe; with
+  ``stand_in`` and no ground truth, a space that draws from a benchmark's
+  universe gets its registry's stand-in arch (for a plan: shapes only)."""
   options = sp.to_dict()
-  return spaces.build(options.pop("name"), num_classes, truth, **options)
+  name = options.pop("name")
+  entry = spaces.get(name)
+  if truth is None and stand_in and entry.needs_truth:
+    truth = entry.stand_in()
+  return spaces.build(name, num_classes, truth, **options)
 
 
 def network_label(sp: ml_collections.ConfigDict) -> str:
@@ -207,6 +223,18 @@ def inputs(config: ml_collections.ConfigDict) -> list[Input]:
   return out
 
 
+def input_lines(inputs) -> list[str]:
+  """What a run reads, one line each as ``ntkjax-data`` prints it: found
+  (where) or missing (where it goes and where to get it)."""
+  if not inputs:
+    return []
+  lines = ["the run reads (ntkjax-data lists the data home):"]
+  for i in inputs:
+    found = i.path is not None
+    lines.append(f"  {'present' if found else 'MISSING':<8} {i.what}: {i.path if found else i.error}")
+  return lines
+
+
 def _config_dict(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json_best_effort(sort_keys=True))
 
@@ -229,7 +257,7 @@ def prepare(config: ml_collections.ConfigDict, workdir) -> Iterator[Job]:
   dataset = data_lib.load(config.data.name, data_root(config.data), config.data.split)
   images, labels, idx = data_lib.select_minibatch(k_data, dataset, config.data.batch_size,
                                                   first=config.data.first_batch)
-  truth = truth_from_config(config.ground_truth)
+  truth = truth_from_config(config.ground_truth, config.data.name)
   space = space_from_config(config.space, dataset.num_classes, truth)
   with WorkdirLock(workdir):
     pin_config(workdir, _config_dict(config), provenance.environment())

@@ -5,7 +5,8 @@ over processes.
 
 Process k of n works in ``workdir/process-k-of-n/`` (its own lock, pinned
 config and resumable ``results.csv``, so each resumes on its own after
-``kill -9``); process 0 then waits for every shard and merges them into
+``kill -9``); process 0 then waits for every shard (logging which
+processes it waits for and how to resume) and merges them into
 ``workdir/results.csv``, one row per arch in sweep order, and its typed
 columnar copy ``workdir/results.parquet`` (config and environment in the
 schema metadata; it loads far faster than the CSV, BENCHMARKS.md).
@@ -14,6 +15,7 @@ schema metadata; it loads far faster than the CSV, BENCHMARKS.md).
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 import time
 from typing import NamedTuple, Sequence
@@ -21,6 +23,7 @@ from typing import NamedTuple, Sequence
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from ntkjax import parallel, provenance, results, scoring
 from ntkjax.spaces import nb201
@@ -95,7 +98,14 @@ def _wait_and_merge(workdir: pathlib.Path, archs: Sequence[str], count: int, col
   process has written its share."""
   shards = [process_workdir(workdir, i, count) / "results.csv" for i in range(count)]
   deadline = time.monotonic() + timeout_s
+  waiting_for, last_log = None, -math.inf
   while True:
+    pending = _pending(shards, archs, count)
+    if pending and (pending != waiting_for or time.monotonic() - last_log > 60):
+      waiting_for, last_log = pending, time.monotonic()
+      logging.info("process 0 waits for %s (up to sweep.merge_timeout_s = %g s); if a process has died, start "
+                   "every process again with the same arguments: each resumes from its own shard",
+                   ", ".join(f"process {i}: {done} of {want} rows" for i, done, want in pending), timeout_s)
     try:
       rows = parallel.merge_shards(shards, workdir / "results.csv", archs, columns)
       results.write_parquet(workdir / "results.parquet", rows, columns,
@@ -106,6 +116,17 @@ def _wait_and_merge(workdir: pathlib.Path, archs: Sequence[str], count: int, col
       if time.monotonic() > deadline:
         raise
       time.sleep(2.0)
+
+
+def _pending(shards: Sequence[pathlib.Path], archs: Sequence[str], count: int) -> list[tuple[int, int, int]]:
+  """(process, rows written, rows of its share) of each shard not yet complete."""
+  out = []
+  for i, shard in enumerate(shards):
+    want = len(parallel.process_share(range(len(archs)), i, count))
+    done = results.saved_rows(shard.parent) if shard.parent.is_dir() else 0
+    if done < want:
+      out.append((i, done, want))
+  return out
 
 
 def run(config: ml_collections.ConfigDict, workdir) -> SweepResult:
