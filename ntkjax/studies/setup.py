@@ -150,8 +150,9 @@ def truth_from_config(gt: ml_collections.ConfigDict, images: str | None = None) 
                               index_column=gt.index_column or None, release=gt.release,
                               nds_space=gt.nds_space or None)
     if gt.format == "nb201" and pathlib.Path(gt.path).is_file():
-      truth = truth._replace(dataset=images or truth.dataset, split=gt.accuracy_column,
-                             source=f"{pathlib.Path(gt.path).name} (column {gt.accuracy_column!r})")
+      # GroundTruth's __len__ counts archs, so NamedTuple._replace cannot rebuild it
+      truth = GroundTruth(**{**truth._asdict(), "dataset": images or truth.dataset, "split": gt.accuracy_column,
+                             "source": f"{pathlib.Path(gt.path).name} (column {gt.accuracy_column!r})"})
     return truth
   if not gt.table:
     return None
