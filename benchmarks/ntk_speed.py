@@ -14,8 +14,9 @@ conventions:
 
 ntkjax runs each implementation on the static network (the arch a Python
 string: one compilation per arch) and on the arch-as-data network (the op
-array traced: one compilation for every arch). BENCHMARKS.md gives the
-commands behind its rows, e.g.
+array traced: one compilation for every arch). BENCHMARKS.md, "NTK kernel
+speed, CPU" and "NTK kernel speed, GPU", give the commands behind their rows,
+e.g.
 
     python -m benchmarks.ntk_speed --n 64 --repeats 3 --variants benchmark --bn eval --networks static \
         --out benchmarks/results/ntk_speed_cpu_eval_rerun_2026_12_04.json
@@ -37,6 +38,7 @@ xautodl``) for the PyTorch baselines and the shared weights.
 """
 
 import argparse
+import statistics
 import time
 
 import jax
@@ -64,9 +66,13 @@ class Torch:
     self.net = official_network(arch, 16, 5, 10, variant).to(self.device)
     self.variant, self.arch = variant, arch
 
-  def timed(self, fn, repeats):  # CUDA runs asynchronously: time to completion
+  def timed(self, fn, repeats):
+    return report.median_seconds(self.timed_call(fn), repeats)
+
+  def timed_call(self, fn):
+    """``fn`` as a call that returns once its work is done (CUDA runs asynchronously)."""
     cuda = self.device == "cuda"
-    return report.median_seconds(lambda: (fn(), self.torch.cuda.synchronize() if cuda else None), repeats)
+    return lambda: (fn(), self.torch.cuda.synchronize() if cuda else None)
 
   def variables(self, x_nhwc):
     from tests.torch_nb201 import copy_into
@@ -152,7 +158,7 @@ def _engine_plus(**extra):
 # How ntkjax's functions are jitted, and the suffix their result names
 # carry: the engine's compiler options (``xla_options``), XLA's defaults, or
 # the engine's options plus one XLA:CPU scheduling or codegen option (tried
-# for the coupled kernel; none is adopted, BENCHMARKS.md).
+# for the coupled kernel; none is adopted, BENCHMARKS.md, "Tried and rejected").
 JITS = {
     "engine": ("", xla_options.jit),
     "xla_default": ("_xla_default", jax.jit),
@@ -179,7 +185,12 @@ def ntkjax_kernel(variant, bn, impl, network, chunk_size=None, jit=xla_options.j
 
 
 def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, chunk_size, jits=("engine",)):
-  out, kernels = {}, {}
+  """Per (variant, BN mode): every ntkjax kernel compiled and the PyTorch
+  methods warmed up, then all of them timed interleaved, one call each per
+  round (``report.interleaved``), for ``repeats`` rounds. A kernel's time is
+  its median; a ratio (``_speedup_vs_*``) is the median of the per-round
+  ratios, with their range in ``_range``."""
+  out = {}
   ops = jnp.asarray(nb201.decode(ARCH))
   xj = jnp.asarray(x)
   for variant in variants:
@@ -190,6 +201,7 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
       ref = Torch(ARCH, variant)
       variables, _ = ref.variables(x)
     for bn in bn_modes:
+      calls, kernels = {}, {}
       for impl in impls:
         for network in networks:
           for jit_name in jits:
@@ -199,42 +211,36 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
             fn = ntkjax_kernel(variant, bn, impl, network, chunk_size, jit).lower(variables, xj, ops).compile()
             out[name + "_compile"] = time.perf_counter() - t
             out[name + "_temp_gib"] = temp_gib(fn)
-            k = np.asarray(fn(variables, xj, ops))
+            kernels[name] = np.asarray(fn(variables, xj, ops))
             out[name + "_first_call"] = time.perf_counter() - t
-            out[name] = report.median_seconds(lambda: fn(variables, xj, ops).block_until_ready(), repeats)
-            kernels[name] = k
-            temp = out[name + "_temp_gib"]
-            print(f"{name}: {out[name]:.3f} s (compile {out[name + '_compile']:.1f} s, first call "
-                  f"{out[name + '_first_call']:.1f} s, XLA temp {'n/a' if temp is None else f'{temp:.2f} GiB'})",
-                  flush=True)
-      if skip_torch:
-        continue
-      loop = ref.loop(x, bn)
-      want = loop().double().cpu().numpy()
-      out[f"tenas_loop_{variant}_{bn}"] = ref.timed(loop, repeats)
-      print(f"tenas_loop_{variant}_{bn}: {out[f'tenas_loop_{variant}_{bn}']:.3f} s", flush=True)
-      for name, k in kernels.items():
-        if name.endswith(f"_{variant}_{bn}"):
+            calls[name] = lambda fn=fn: fn(variables, xj, ops).block_until_ready()
+      if not skip_torch:
+        loop = ref.loop(x, bn)
+        want = loop().double().cpu().numpy()
+        calls[f"tenas_loop_{variant}_{bn}"] = ref.timed_call(loop)
+        for name, k in kernels.items():
           out[name + "_rel_err_vs_loop"] = float(np.abs(k - want).max() / np.abs(want).max())
-          out[name + "_speedup_vs_tenas_loop"] = out[f"tenas_loop_{variant}_{bn}"] / out[name]
-      if variant == "benchmark" and bn == "eval":
-        func = ref.func(x)
-        func()
-        out["torch_func_benchmark_eval"] = ref.timed(func, repeats)
-        print(f"torch_func_benchmark_eval: {out['torch_func_benchmark_eval']:.3f} s", flush=True)
-        # The floor: one batched gradient, the work of a kernel's backward alone.
-        for jit_name in jits:
-          suffix, jit = JITS[jit_name]
-          key = f"jax_batched_grad{suffix}_benchmark_eval"
-          out[key] = report.median_seconds(jax_batched_grad(variables, xj, jit), repeats)
-          print(f"floor: {key} {out[key]:.3f} s", flush=True)
-        back = ref.batched_backward(x)
-        back()
-        out["torch_batched_backward_benchmark_eval"] = ref.timed(back, repeats)
-        print(f"floor: torch batched backward {out['torch_batched_backward_benchmark_eval']:.3f} s", flush=True)
-        for name in kernels:
-          if name.endswith("_benchmark_eval"):
-            out[name + "_speedup_vs_torch_func"] = out["torch_func_benchmark_eval"] / out[name]
+        if variant == "benchmark" and bn == "eval":
+          calls["torch_func_benchmark_eval"] = ref.timed_call(ref.func(x))
+          # The floor: one batched gradient, the work of a kernel's backward alone.
+          for jit_name in jits:
+            suffix, jit = JITS[jit_name]
+            calls[f"jax_batched_grad{suffix}_benchmark_eval"] = jax_batched_grad(variables, xj, jit)
+          calls["torch_batched_backward_benchmark_eval"] = ref.timed_call(ref.batched_backward(x))
+      times = report.interleaved(calls, repeats)
+      for name, ts in times.items():
+        out[name] = statistics.median(ts)
+        print(f"{name}: {out[name]:.3f} s (median of {len(ts)} interleaved rounds)", flush=True)
+      for name in kernels:
+        for base, key in ((f"tenas_loop_{variant}_{bn}", "tenas_loop"), ("torch_func_benchmark_eval", "torch_func")):
+          if base in times and (key == "tenas_loop" or name.endswith("_benchmark_eval")):
+            r = report.ratio(times, base, name)
+            out[f"{name}_speedup_vs_{key}"], out[f"{name}_speedup_vs_{key}_range"] = r["median"], [r["min"], r["max"]]
+      for a in (n for n in kernels if "_switch" in n):  # the arch as data, switch against mask
+        b = a.replace("_switch", "_arch_as_data")
+        if b in times:
+          r = report.ratio(times, b, a)
+          out[f"{a}_speedup_vs_mask"], out[f"{a}_speedup_vs_mask_range"] = r["median"], [r["min"], r["max"]]
   return out
 
 

@@ -22,7 +22,8 @@ def test_plan_compiles_the_kernels_and_projects_the_run(tiny):
   assert kernels.name == "kernels (train, eval BN)" and kernels.calls == 7 and kernels.compiles == 1
   assert kernels.fits and kernels.memory_bytes > 0 and kernels.gflop > 0 and kernels.timed
   assert 0 < kernels.lower_s < kernels.compile_s and 0 < init.lower_s < init.compile_s
-  assert "no budget" in kernels.chunking  # the CPU default
+  assert not p.budgeted and "no memory budget" in p.budget_line()  # the CPU default
+  assert kernels.chunking == "train: chunk_size=None; eval: chunk_size=None"  # the config's, stated once
   assert p.projected_s == pytest.approx(7 * kernels.call_s + kernels.compile_s + init.call_s + init.compile_s)
   assert "projected wall time" in p.summary() and "C=4, N=1" in p.summary()
 
@@ -46,6 +47,7 @@ def test_plan_of_a_training_study_adds_the_sgd_step_and_its_count(tiny, monkeypa
 def test_plan_refuses_a_config_that_cannot_fit_naming_function_need_and_budget(tiny):
   c = tiny(rc_config.get_config("small"))
   c.ntk.memory_budget_gib = 1e-6
+  c.ntk.implementation = "structured"  # 'auto' would compile two more implementations before refusing
   with pytest.raises(ValueError, match=r"rank_correlation: kernels \(train, eval BN\): the coupled NTK of 8 "
                      r"samples needs at least .* more than the memory budget of 0.0 MiB") as refused:
     plan.plan(c, "rank_correlation")
