@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One prepared pass over the GPU figures of BENCHMARKS.md. Writes JSON and
+# One prepared pass over the GPU figures of BENCHMARKS.md, "NTK kernel speed,
+# GPU" and the sections it names per row. Writes JSON and
 # logs to ${OUT:-benchmarks/results/gpu}; run from the repo root, naming the
 # sections to run (default: all, about 15 minutes on an H200):
 #

@@ -4,9 +4,9 @@
 ``"small,paper_code"`` or ``"cifar100,nb101"``. One vocabulary serves every
 experiment:
 
-* size: ``small`` (a CPU smoke run of minutes), ``cpu`` (the default: the
-  measured 2-core CPU runs of docs/results.md, minutes to an hour) or
-  ``full`` (the paper's scale, for a GPU; days on a CPU).
+* size: ``small`` (a CPU smoke run), ``cpu`` (the default: the measured
+  2-core CPU runs of docs/results.md) or ``full`` (the paper's scale, for a
+  GPU); their runtimes: BENCHMARKS.md, "Experiment runtimes".
 * dataset: ``cifar10`` (the studies' default), ``cifar100``, ``imagenet16``,
   or ``digits`` (scikit-learn's bundled digits at 16x16: no download; the
   score job's default).

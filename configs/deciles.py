@@ -8,12 +8,14 @@ Kendall τ within each NB201 accuracy decile: ``num_seeds`` draws of
 Variants as in ``configs/common.py`` (NB201 only):
 
 * (default) ``cpu``: 10 per decile x 5 draws (about 450 distinct archs), 16
-  images, eval BN only: about 10 minutes on a 2-core CPU.
+  images, eval BN only.
 * ``full``: 100 archs per decile x 20 draws, 256 images, both BN modes.
   Each distinct arch is scored once; 20 x 1,000 draws cover about 11,000
-  distinct archs: GPU scale, not yet run (about 1 s per coupled kernel at
-  N = 256 on an H200, BENCHMARKS.md).
-* ``small``: 4 per decile x 3 draws, 16 images, eval BN: about 3 minutes.
+  distinct archs: GPU scale, not yet run (kernel times: BENCHMARKS.md, "NTK
+  kernel speed, GPU").
+* ``small``: 4 per decile x 3 draws, 16 images, eval BN.
+
+Runtimes: BENCHMARKS.md, "Experiment runtimes".
 """
 
 from ntkjax.configs import common

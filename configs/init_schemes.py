@@ -8,11 +8,12 @@ default); Kendall τ of every metric per scheme.
 
 Variants as in ``configs/common.py`` (NB201 only):
 
-* (default) ``cpu``: 100 archs, 16 images, eval BN only: about 5 minutes on
-  a 2-core CPU.
+* (default) ``cpu``: 100 archs, 16 images, eval BN only.
 * ``full``: 1,000 archs, 256 images, both BN modes, 5 schemes: 5 times the
   ``rank_correlation`` ``full`` run; GPU scale, not yet run.
-* ``small``: 20 archs, 16 images, eval BN only: about 2 minutes.
+* ``small``: 20 archs, 16 images, eval BN only.
+
+Runtimes: BENCHMARKS.md, "Experiment runtimes".
 """
 
 from ntkjax.configs import common

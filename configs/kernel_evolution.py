@@ -9,9 +9,9 @@ official code, the full [C, C] logit kernel of one held-out image, eval BN.
         --workdir /tmp/kernel_evolution
 
 Variants (``configs/common.py``): (default) ``cpu`` 5 archs of the reduced
-network on 2,560 images for 3 epochs (minutes on a 2-core CPU); ``full`` 5
-archs, 10 epochs on all of CIFAR-10 (GPU); ``small`` 3 archs, C=4, 256
-images, 3 epochs. A space token (``nb101``, ``nds_darts``, ``nds_enas``,
+network on 2,560 images for 3 epochs; ``full`` 5 archs, 10 epochs on all of
+CIFAR-10 (GPU); ``small`` 3 archs, C=4, 256 images, 3 epochs. Runtimes:
+BENCHMARKS.md, "Experiment runtimes". A space token (``nb101``, ``nds_darts``, ``nds_enas``,
 ...) samples that space instead.
 """
 

@@ -12,17 +12,17 @@ LGA_t is ``lga_eval@t``.
 Variants (``configs/common.py``):
 
 * (default) ``cpu``: 50 archs of a reduced NB201 (C=8, N=1), 2,560 training
-  images, batch 256, t in (1, 3), 16 held-out images: about 1 s per step,
-  ~40 s per arch, ~35 min on a 2-core CPU.
+  images, batch 256, t in (1, 3), 16 held-out images.
 * ``full``: 1,000 archs, full NB201, all 50k CIFAR-10 training images,
   batch 1024, t in (1, 3, 5, 10). GPU scale: 10 epochs per arch.
-* ``small``: 20 archs, C=4, N=1, 256 training images, t in (1, 3): minutes.
+* ``small``: 20 archs, C=4, N=1, 256 training images, t in (1, 3).
 * ``nb101`` / ``nds_darts`` / ``nds_<space>``: the same study over the data
   home's NB101 specs, NB301's 725 DARTS cells, or the NDS data;
   ``cpu``/``small`` train the space's reduced network
   (``spaces.registry``). ``cpu,nb101`` with ``--config.epochs='(1,)'`` gives
-  Table 1's at-init columns and LGA_1 (docs/results.md), about 1 min per
-  spec on a 2-core CPU.
+  Table 1's at-init columns and LGA_1 (docs/results/table1.md).
+
+Runtimes: BENCHMARKS.md, "Experiment runtimes".
 """
 
 from ntkjax.configs import common

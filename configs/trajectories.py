@@ -8,8 +8,8 @@ truth (degenerate archs excluded).
         --workdir /tmp/trajectories
 
 Variants (``configs/common.py``): (default) ``cpu`` 10 per group on the
-reduced network (~25 min on a 2-core CPU); ``full`` 200 per group, 10 epochs
-(GPU); ``small`` 3 per group. A space token (``nb101``, ``nds_darts``, ...)
+reduced network; ``full`` 200 per group, 10 epochs (GPU); ``small`` 3 per
+group. Runtimes: BENCHMARKS.md, "Experiment runtimes". A space token (``nb101``, ``nds_darts``, ...)
 takes the groups from that space's ground truth.
 """
 

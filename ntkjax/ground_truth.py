@@ -342,7 +342,7 @@ def read_nb101_tfrecord(path, *, split: str = "test", epochs: int = 108, check_h
   for one training run; the accuracy is the final evaluation's, averaged over
   the runs (3 per spec) and given in percent. Keys are graph hashes and the
   universe holds their ``nb101.Spec``. ``check_hash`` recomputes every hash
-  from its spec (about 0.3 ms per record).
+  from its spec (the slow part of reading the whole file).
   """
   _nb101_split(split)
   path = _existing(path)

@@ -73,10 +73,10 @@ def _shifted_depthwise_conv(x, kernel, geometry):
   """A depthwise conv (one [kh, kw] filter per channel) as the sum of the
   kh·kw strided, shifted copies of the padded input, each scaled per
   channel. XLA:CPU runs grouped convolutions and their input gradients
-  5-60x slower than this elementwise form (BENCHMARKS.md, "Depthwise
+  far slower than this elementwise form (BENCHMARKS.md, "Depthwise
   convolutions on the CPU"). A loop over the taps rather than kh·kw
-  unrolled terms: the unrolled sum runs faster but lowers and compiles
-  longer, and per-graph NDS networks compile once per arch."""
+  unrolled terms, which ran slower and compiled longer (BENCHMARKS.md,
+  "Tried and rejected")."""
   (sh, sw), ((ph, _), (pw, _)), (dh, dw) = geometry
   kh, kw = kernel.shape[:2]
   n, h, w, c = x.shape

@@ -42,7 +42,7 @@ Implementations (``implementation=``):
   ``ntkjax.layers`` (every space here). Independent samples cost one batched
   backward per output column; coupled ones one per output row, without
   autodiff through the weight gradients (BENCHMARKS.md, "NTK kernel
-  speed").
+  speed, GPU" and "NTK kernel speed, CPU").
   Memory ~ N·K·P, as Jacobian contraction.
 * ``'auto'``: NTK-vector products if J would exceed ``max_jacobian_bytes``,
   else structured if taps cover every chosen parameter, else Jacobian

@@ -5,7 +5,7 @@ reported goes to the ``report`` callable the caller gives (the studies pass
 ``absl.logging.info``).
 
 XLA compiles a network's functions on their first call, which can cost more
-than many steady calls (BENCHMARKS.md). Items that paid a compilation
+than many steady calls (BENCHMARKS.md, "Compile against run"). Items that paid a compilation
 (``compiled=True``) are therefore timed apart from steady ones, and the time
 left is estimated from the kind of item still to come: steady items where
 one compilation serves every arch (NB201, masked NB101), compiling items

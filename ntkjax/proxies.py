@@ -368,9 +368,9 @@ def proxies_fn(net, names: Sequence[str] = tuple(NETWORK_PROXIES), *, num_classe
   callers jit it, alone or with the NTK kernels (``scoring.score_fn``).
 
   ``scan_cells``: a network with that option (NB201) runs its cells as one
-  scan here: the same values to float32 rounding, and on the CPU the 11 proxies
-  compiled 1.9× and ran 2.2× faster (BENCHMARKS.md, "Cells as one scan");
-  the NTK kernels, which ran 1.2× slower so, keep the network as given."""
+  scan here: the same values to float32 rounding, in half the compilation
+  and faster calls; the NTK kernels, which ran slower so, keep the network
+  as given (BENCHMARKS.md, "Cells as one scan")."""
   names = [n for n in check_names(names) if PROXIES[n].network]
   num_classes = num_classes if num_classes is not None else getattr(net, "num_classes", None)
   if scan_cells and getattr(net, "scan_cells", None) is False:

@@ -121,7 +121,7 @@ def test_the_check_catches_a_wrong_variant_field_or_config():
 def test_ci_runs_the_readme_test_command():
   readme = (ROOT / "README.md").read_text()
   ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
-        if line and not line.startswith(("#", "set ", "cd "))]
+        if line and not line.startswith(("#", "set ", "cd ", "export "))]
   blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
   assert ci[0] in blocks, "the README's test command and .ci/run differ"
   # then the fast subset as a fresh clone runs it: the shared data hidden (tests/conftest.py)
@@ -156,3 +156,40 @@ def test_links_lead_to_existing_files_and_the_named_run():
       f"{doc}: missing.md does not exist"]
   assert broken_links(doc, "[`table1_darts_cpu`](results/table1_nb101_cpu/README.md)") == [
       f"{doc}: [`table1_darts_cpu`] leads to results/table1_nb101_cpu/README.md"]
+
+
+# Where the docs and the code name BENCHMARKS.md: the prose docs, and the code's docstrings and comments.
+_PROSE = ["README.md", "BUILD.md", "docs/design.md", "docs/results.md", "docs/results/*.md", "docs/results/*/README.md"]
+_CODE = ["ntkjax/**/*.py", "configs/*.py", "experiments/*.py", "benchmarks/*.py", "benchmarks/*.sh"]
+_NAMED = re.compile(r"""BENCHMARKS\.md,\s+((?:["'][^"']+["'](?:,?\s+and\s+|,\s+)?)+)""")
+
+
+def _flat(text: str) -> str:
+  """Lines joined, comment and docstring continuations included."""
+  return re.sub(r"\s*\n\s*(?:#\s*)?", " ", text)
+
+
+def benchmark_references(patterns) -> dict[str, list[str | None]]:
+  """File -> the BENCHMARKS.md section each mention names (None: names none)."""
+  out = {}
+  for pattern in patterns:
+    for path in sorted(ROOT.glob(pattern)):
+      text = _flat(path.read_text())
+      refs = []
+      for m in re.finditer(r"BENCHMARKS\.md", text):
+        named = _NAMED.match(text, m.start())
+        refs += re.findall(r"""["']([^"']+)["']""", named.group(1)) if named else [None]
+      if refs:
+        out[str(path.relative_to(ROOT))] = refs
+  return out
+
+
+def test_every_benchmarks_section_the_docs_or_code_name_exists():
+  sections = set(re.findall(r"(?m)^#+ (.+?)\s*$", (ROOT / "BENCHMARKS.md").read_text()))
+  missing = [(f, r) for f, refs in benchmark_references(_PROSE + _CODE).items() for r in refs
+             if r is not None and r not in sections]
+  assert missing == []
+  # the code names a section, never just the file (its numbers live there, not in docstrings)
+  bare = [f for f, refs in benchmark_references(_CODE).items() if None in refs]
+  assert bare == []
+  assert benchmark_references.__doc__ and _NAMED.match('BENCHMARKS.md, "A" and "B"').group(1) == '"A" and "B"'

@@ -176,7 +176,7 @@ class NB201Space:
   ``select`` is ``nb201.Network``'s: ``'mask'`` (the default) evaluates every
   op of every edge and vmaps over archs; ``'switch'`` runs only the selected
   op (``lax.switch``), for scoring or training one arch at a time (far
-  cheaper for batch-coupled kernels; BENCHMARKS.md). Both
+  cheaper for batch-coupled kernels; BENCHMARKS.md, "NTK kernel speed, CPU"). Both
   take the same variables. Code that vmaps over archs takes ``batched()``."""
   name = "nb201"
   shares_variables = True

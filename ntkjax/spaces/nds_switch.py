@@ -2,8 +2,8 @@
 space at one width and depth.
 
 ``nds.Network`` is built per genotype, so each DARTS cell compiles its own
-functions (about 90 s of XLA:CPU compilation against 20 s of kernels at
-NB301's size; BENCHMARKS.md, "Compile against run"). ``SwitchNetwork`` holds
+functions, which at NB301's size costs more than running them (BENCHMARKS.md,
+"Compile against run"). ``SwitchNetwork`` holds
 every candidate op at every slot of every cell and takes the genotype as an
 integer array (``encode``): each slot picks its input state and op with
 ``flax.linen.switch``, so only the selected op runs, and a slot of a

@@ -9,7 +9,8 @@ config and resumable ``results.csv``, so each resumes on its own after
 processes it waits for and how to resume) and merges them into
 ``workdir/results.csv``, one row per arch in sweep order, and its typed
 columnar copy ``workdir/results.parquet`` (config and environment in the
-schema metadata; it loads far faster than the CSV, BENCHMARKS.md).
+schema metadata; it loads far faster than the CSV: BENCHMARKS.md, "Sweep
+throughput").
 """
 
 from __future__ import annotations

@@ -108,3 +108,24 @@ def test_a_function_over_the_budget_is_measured_but_not_called():
   assert math.isnan(plan._measure("f", square, (x,), 0, "-", 3, 1, 60.0, None).call_s)
   within = plan._measure("f", square, (x,), 1 << 30, "-", 3, 1, 60.0, 1.0)
   assert within.fits and within.timed and within.call_s > 0
+
+
+@pytest.mark.slow
+def test_a_plan_needs_no_data_and_ends_with_the_files_the_run_reads(tiny, tmp_path):
+  # The suite's data home is empty (tests/conftest.py): neither CIFAR-10 nor NB101's table is there, so
+  # the plan takes the images' shape from the dataset and NB101's universe from a stand-in spec.
+  from ntkjax import data_home
+  from ntkjax.studies import rank_correlation
+  c = tiny(rc_config.get_config("small,nb101"))
+  c.data.name, c.space.num_archs = "cifar10", 3  # tiny's digits come with scikit-learn
+  p = plan.plan(c, "rank_correlation")
+  assert [(i.what, i.path) for i in p.inputs] == [("cifar10 images", None), ("nb101 table (cifar10 valid)", None)]
+  kernels = p.functions[-1]
+  assert kernels.name == "kernels (train, eval BN)" and kernels.calls == 3 and kernels.memory_bytes > 0
+  lines = p.summary().splitlines()
+  assert lines[-3:-2] == ["the run reads (ntkjax-data lists the data home):"]
+  assert lines[-2].startswith("  MISSING  cifar10 images: ") and lines[-1].startswith("  MISSING  nb101 table")
+  assert sum("projected wall time" in line for line in lines) == 1
+  with pytest.raises(data_home.MissingData, match="CIFAR-10 images not found"):  # the run still refuses
+    rank_correlation.run(c, tmp_path / "run")
+  assert not (tmp_path / "run" / "config.json").exists()
