@@ -76,6 +76,7 @@ def test_two_steps_match_the_official_network_with_torch_sgd():
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # whole epochs, run three times (the step itself: the torch and micro-batch tests)
 def test_training_reduces_loss_and_is_deterministic():
   ds = _digits(256)
   net = nb201.Network(C=4, N=1)
@@ -108,6 +109,7 @@ def test_remainder_batch_is_trained_and_archs_share_one_compilation(mode):
   assert epoch_fn.cache_size() == 1
 
 
+@pytest.mark.slow  # a training run, stopped and resumed, as the studies' resume tests
 def test_interrupted_training_resumes_to_the_same_result(tmp_path):
   ds = _digits(128)
   net = nb201.Network(C=4, N=1)

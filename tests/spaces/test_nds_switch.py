@@ -32,7 +32,7 @@ def test_codes_and_refusals_name_the_problem():
   # The structured NTK cannot see inside the switch: it says so, and 'auto' forms J by autodiff.
   variables = _zeros_like_init(net, codes)
   with pytest.raises(ValueError, match="sows no structured NTK taps"):
-    ntk.empirical_ntk_fn(net, bn="eval", implementation="structured")(variables, X, codes)
+    jax.eval_shape(ntk.empirical_ntk_fn(net, bn="eval", implementation="structured"), variables, X, codes)
 
 
 def test_space_builds_one_network_per_size():

@@ -74,12 +74,12 @@ def test_post_training_on_an_nds_space_by_config_alone(tmp_path, tiny, nds_truth
   its own network, built at the config's (reduced) size."""
   c = tiny(pt_config.get_config("small,nds_enas"))
   c.ground_truth.path = str(nds_truth_json)
-  c.space.num_archs = 2  # each compiles its own network
+  c.space.num_archs = 3
   c.train.num_images = 64
   c.epochs, c.bn_modes = (1,), ("eval",)
   result = post_training.run(c, tmp_path)
   truth = ground_truth.read_nds_json(nds_truth_json, "enas")
-  assert len(result.archs) == 2 and all(a.arch in truth for a in result.archs)
+  assert len(result.archs) == 3 and all(a.arch in truth for a in result.archs)
   for a in result.archs:  # benchmark keys (width 16, depth 8) built at width 4, depth 3
     assert a.params == nds.num_params(nds.decode(a.arch, "enas")._replace(width=4, depth=3))
     assert a.loss[1] > 0 and a.values[("fnorm_eval", 1)] != pytest.approx(a.values[("fnorm_eval", 0)])
