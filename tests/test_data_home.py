@@ -99,3 +99,16 @@ def test_the_checkout_s_shared_data_is_a_home_without_ntkjax_data(monkeypatch, s
   monkeypatch.delenv(data_home.ENV, raising=False)
   assert root.resolve() in [h.resolve() for h in data_home.homes()]
   assert data_main.report_variant("rank_correlation", "cifar10") == (True, "")
+
+
+def test_a_users_csv_is_labelled_with_its_file_column_and_the_runs_dataset(tmp_path):
+  path = tmp_path / "my_accuracies.csv"
+  archs = nb201.all_archs()[:3]
+  with open(path, "w", newline="") as f:
+    csv.writer(f).writerows([["arch", "top1"], *[[a, 50 + i] for i, a in enumerate(archs)]])
+  gt = rc_config.get_config("small").ground_truth  # its defaults name NB201's cifar10-valid release
+  gt.update(path=str(path), format="nb201", arch_column="arch", accuracy_column="top1")
+  truth = setup.truth_from_config(gt, "digits16")
+  assert (truth.dataset, truth.split, truth.source) == ("digits16", "top1", "my_accuracies.csv (column 'top1')")
+  assert len(truth) == 3 and truth[archs[2]] == 52
+  assert "cifar10-valid" not in f"{truth.dataset} {truth.split} {truth.source}"

@@ -150,3 +150,15 @@ def test_two_distributed_processes_merge_to_the_single_process_table(tmp_path):
         assert w[k] == g[k]
       else:
         assert float(w[k]) == pytest.approx(float(g[k]), rel=1e-4, abs=1e-6), (w["arch"], k)
+
+
+def test_process_0_names_the_shards_it_waits_for(tmp_path):
+  from ntkjax.studies import sweep
+  archs = [f"a{i}" for i in range(5)]  # process 0 scores 3 of them, process 1 two
+  shards = [sweep.process_workdir(tmp_path, i, 2) / "results.csv" for i in range(2)]
+  assert sweep._pending(shards, archs, 2) == [(0, 0, 3), (1, 0, 2)]  # nothing written yet
+  shards[0].parent.mkdir(parents=True)
+  _write(shards[0], [_row(archs[i], i) for i in (0, 2, 4)])
+  shards[1].parent.mkdir(parents=True)
+  _write(shards[1], [_row(archs[1], 1)])
+  assert sweep._pending(shards, archs, 2) == [(1, 1, 2)]

@@ -147,3 +147,19 @@ def test_figures_carry_error_bars_and_integer_epoch_ticks(tmp_path):
     assert list(ax.get_xticks()) == [0, 1, 2] and [t.get_text() for t in ax.get_legend().get_texts()] == ["x", "y"]
   finally:
     plt.Figure.savefig = real
+
+
+def test_the_score_table_gives_tau_against_the_truth_or_else_the_parameter_count():
+  archs = [f"a{i}" for i in range(4)]
+  rows = [scoring.ArchScore(a, i, None, 0, 100 * (i + 1), False, False, {"lga_eval": float(i), "fnorm_eval": -i}, 1.0)
+          for i, a in enumerate(archs)]
+  by_params = score.summarize(rows, ["lga_eval", "fnorm_eval"]).splitlines()
+  assert by_params[0] == "tau and rho against parameter count (no ground truth), over 4 archs:"
+  assert by_params[2].split()[:4] == ["lga_eval", "4", "1.5", "1.000"]  # ranks the params exactly
+  assert by_params[3].split()[:4] == ["fnorm_eval", "4", "-1.5", "-1.000"]
+  truth = ground_truth.GroundTruth(dict(zip(archs, [50.0, 40.0, 60.0, 70.0])), {}, "digits16", "top1", 0,
+                                   "my.csv (column 'top1')")
+  by_truth = score.summarize(rows, ["lga_eval"], truth).splitlines()
+  assert by_truth[0] == "tau and rho against accuracy (digits16 top1, my.csv (column 'top1')), over 4 archs:"
+  want = stats.kendall_tau([0, 1, 2, 3], [50, 40, 60, 70]).value
+  assert float(by_truth[2].split()[3]) == pytest.approx(want, abs=5e-4)
