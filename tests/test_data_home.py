@@ -85,6 +85,10 @@ def test_ntkjax_data_reports_each_entry_and_variant(home):
   text = data_main.overview()
   assert f"Data homes, searched in order: {home}" in text
   assert "present  nb201" in text and "MISSING  cifar10 " in text
+  # compare reads finished runs: one line for it, never a grid without a row
+  assert "  compare: no dataset or benchmark table of its own" in text
+  grids = text.split("\n\n  ")[1:]
+  assert grids and all(len(g.splitlines()) >= 3 for g in grids if not g.startswith("compare:"))
   assert data_main.report_variant("score", "") == (True, "")  # digits: nothing to find
   ready, why = data_main.report_variant("rank_correlation", "cifar10")
   assert not ready and "CIFAR-10 images not found" in why
