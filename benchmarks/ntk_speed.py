@@ -231,16 +231,16 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
       for name, ts in times.items():
         out[name] = statistics.median(ts)
         print(f"{name}: {out[name]:.3f} s (median of {len(ts)} interleaved rounds)", flush=True)
+      def speedup(name, base, key):
+        if base in times:
+          r = report.ratio(times, base, name)
+          out[f"{name}_speedup_vs_{key}"], out[f"{name}_speedup_vs_{key}_range"] = r["median"], [r["min"], r["max"]]
       for name in kernels:
-        for base, key in ((f"tenas_loop_{variant}_{bn}", "tenas_loop"), ("torch_func_benchmark_eval", "torch_func")):
-          if base in times and (key == "tenas_loop" or name.endswith("_benchmark_eval")):
-            r = report.ratio(times, base, name)
-            out[f"{name}_speedup_vs_{key}"], out[f"{name}_speedup_vs_{key}_range"] = r["median"], [r["min"], r["max"]]
-      for a in (n for n in kernels if "_switch" in n):  # the arch as data, switch against mask
-        b = a.replace("_switch", "_arch_as_data")
-        if b in times:
-          r = report.ratio(times, b, a)
-          out[f"{a}_speedup_vs_mask"], out[f"{a}_speedup_vs_mask_range"] = r["median"], [r["min"], r["max"]]
+        speedup(name, f"tenas_loop_{variant}_{bn}", "tenas_loop")
+        if name.endswith("_benchmark_eval"):
+          speedup(name, "torch_func_benchmark_eval", "torch_func")
+        if "_switch" in name:  # the arch as data, switch against mask
+          speedup(name, name.replace("_switch", "_arch_as_data"), "mask")
   return out
 
 

@@ -137,8 +137,8 @@ def pytest_configure(config):
     and write once it has a size limit, so workers never see a half-written
     entry. It keeps compilations of 0.2 s and more: each write scans the
     whole cache under the lock, and keeping every op-by-op compilation too
-    (8,000 files) made the workers queue on that lock (BENCHMARKS.md, "Test
-    suite"). ``JAX_COMPILATION_CACHE_DIR`` keeps it between sessions.
+    (8,000 files) made the workers queue on that lock (BENCHMARKS.md, "Tried
+    and rejected"). ``JAX_COMPILATION_CACHE_DIR`` keeps it between sessions.
   * an empty data home (``NTKJAX_DATA``): a test reads the shared data only
     through the ``shared_data`` fixture, so the suite behaves alike with and
     without ``../shared``.

@@ -101,12 +101,6 @@ def _wait_and_merge(workdir: pathlib.Path, archs: Sequence[str], count: int, col
   deadline = time.monotonic() + timeout_s
   waiting_for, last_log = None, -math.inf
   while True:
-    pending = _pending(shards, archs, count)
-    if pending and (pending != waiting_for or time.monotonic() - last_log > 60):
-      waiting_for, last_log = pending, time.monotonic()
-      logging.info("process 0 waits for %s (up to sweep.merge_timeout_s = %g s); if a process has died, start "
-                   "every process again with the same arguments: each resumes from its own shard",
-                   ", ".join(f"process {i}: {done} of {want} rows" for i, done, want in pending), timeout_s)
     try:
       rows = parallel.merge_shards(shards, workdir / "results.csv", archs, columns)
       results.write_parquet(workdir / "results.parquet", rows, columns,
@@ -116,7 +110,14 @@ def _wait_and_merge(workdir: pathlib.Path, archs: Sequence[str], count: int, col
     except (ValueError, FileNotFoundError):
       if time.monotonic() > deadline:
         raise
-      time.sleep(2.0)
+    # counted only while the merge cannot be made yet: a successful pass reads the shards once
+    pending = _pending(shards, archs, count)
+    if pending and (pending != waiting_for or time.monotonic() - last_log > 60):
+      waiting_for, last_log = pending, time.monotonic()
+      logging.info("process 0 waits for %s (up to sweep.merge_timeout_s = %g s); if a process has died, start "
+                   "every process again with the same arguments: each resumes from its own shard",
+                   ", ".join(f"process {i}: {done} of {want} rows" for i, done, want in pending), timeout_s)
+    time.sleep(2.0)
 
 
 def _pending(shards: Sequence[pathlib.Path], archs: Sequence[str], count: int) -> list[tuple[int, int, int]]:
