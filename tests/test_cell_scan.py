@@ -1,6 +1,7 @@
 """NB201 with ``scan_cells``: each stage's cells as one scan computes what the
 unrolled network computes (logits, running statistics, the structured
-NTK's taps and kernels, the proxies) with the same variable tree."""
+NTK's taps and kernels) with the same variable tree; the proxies through
+the scan: tests/test_proxies.py."""
 
 import flax.linen as nn
 import jax
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from ntkjax import cell_scan, ntk, proxies
+from ntkjax import cell_scan, ntk
 from ntkjax.spaces import nb201
 from ntkjax.taps import PERTURBATIONS, TAPS
 
@@ -57,20 +58,6 @@ def test_scan_cells_kernels_in_float64():
       want = jax.jit(ntk.empirical_ntk_fn(net, bn="eval", implementation=impl))(v64, x64, ops)
       got = jax.jit(ntk.empirical_ntk_fn(scan, bn="eval", implementation=impl))(v64, x64, ops)
       np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * float(jnp.abs(want).max()))
-
-
-@pytest.mark.slow
-def test_proxies_scan_the_cells_and_equal_the_unrolled_network():
-  net, scan, v, x, ops = _setup("benchmark", n=8)
-  labels = jnp.arange(8) % 10
-  # One proxy per pass the proxies make: taps and perturbations (fisher), a Hessian through the scan
-  # (grasp), ReLU probes (nwot), features and fresh statistics (zen), absolute weights (synflow).
-  names = ["fisher", "grasp", "nwot", "zen", "synflow"]
-  want = jax.jit(proxies.proxies_fn(net, names, scan_cells=False))(v, x, labels, jax.random.key(2), ops)
-  got = jax.jit(proxies.proxies_fn(net, names))(v, x, labels, jax.random.key(2), ops)  # scans by default
-  assert set(got) == set(want) == set(names)
-  for name in names:
-    np.testing.assert_allclose(got[name], want[name], rtol=2e-4, atol=1e-6, err_msg=name)
 
 
 def test_a_collection_missing_for_some_cells_is_named():

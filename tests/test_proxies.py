@@ -222,17 +222,28 @@ def test_naslib_tuples_map_to_arch_strings():
 
 
 @pytest.mark.slow
-def test_nb201_arch_as_data_gives_the_proxies_of_the_arch_built_alone():
+def test_nb201_arch_as_data_with_scanned_cells_gives_the_proxies_of_the_arch_built_alone():
+  """Two cells per stage, as the paper's NB201 networks have five: the
+  proxies scan them by default, through the switch and through the mask,
+  and equal the unrolled network of the static arch. Each proxy's pass is
+  checked through the scan: taps and perturbations (fisher), a Hessian
+  (grasp), ReLU probes (nwot), features and fresh statistics (zen),
+  absolute weights (synflow), the input Jacobian (jacov, epe_nas)."""
   arch = "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
   x = jax.random.normal(jax.random.key(1), (8, 8, 8, 3))
   labels = jnp.arange(8) % 10
   ops = nb201.decode(arch)
-  out = {}
-  for select in ("switch", "mask"):
-    net = nb201.Network(C=4, N=1, select=select)
-    v = jax.jit(net.init)(jax.random.key(0), x[:1], ops)
-    out[select] = jax.jit(proxies.proxies_fn(net))(v, x, labels, jax.random.key(2), ops)
-  alone = jax.jit(lambda v, x, y, k: proxies.proxies_fn(net)(v, x, y, k, arch))(v, x, labels, jax.random.key(2))
+  nets = {select: nb201.Network(C=4, N=2, select=select) for select in ("switch", "mask")}
+  # Random values of the initialised shapes (one tree for every select): compiling an init costs more.
+  shapes = {s: jax.eval_shape(net.init, jax.random.key(0), x[:1], ops) for s, net in nets.items()}
+  assert jax.tree.structure(shapes["switch"]) == jax.tree.structure(shapes["mask"])
+  leaves, tree = jax.tree.flatten(shapes["switch"])
+  rng = np.random.default_rng(0)
+  v = tree.unflatten([jnp.asarray(rng.uniform(0.1, 0.4, s.shape), s.dtype) for s in leaves])
+  out = {s: jax.jit(proxies.proxies_fn(net))(v, x, labels, jax.random.key(2), ops) for s, net in nets.items()}
+  unrolled = proxies.proxies_fn(nets["mask"], scan_cells=False)
+  alone = jax.jit(lambda v, x, y, k: unrolled(v, x, y, k, arch))(v, x, labels, jax.random.key(2))
+  assert set(alone) == set(proxies.NETWORK_PROXIES)
   for name in alone:
     for select in out:
       np.testing.assert_allclose(out[select][name], alone[name], rtol=2e-3, atol=1e-5, err_msg=f"{name} ({select})")
