@@ -393,7 +393,7 @@ def empirical_ntk_fn(
   >>> net = nb201.Network(C=4, N=1)
   >>> ops = nb201.decode('|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|')
   >>> x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
-  >>> variables = net.init(jax.random.key(0), x, ops)
+  >>> variables = jax.jit(net.init)(jax.random.key(0), x, ops)
   >>> ntk_fn = jax.jit(empirical_ntk_fn(net, bn='train'))
   >>> ntk_fn(variables, x, ops).shape
   (4, 4)

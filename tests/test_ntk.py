@@ -60,13 +60,13 @@ def test_nb201_matches_explicit_float64_jacobian(variant, bn):
   np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4 * np.abs(want).max())
 
 
-@pytest.mark.slow
-def test_normalize_trace_divides_by_num_classes():
-  net, v, x, ops = nb201_setup()
-  raw = jax.jit(ntk.empirical_ntk_fn(net, reduction="trace"))(v, x, ops)
-  norm = jax.jit(ntk.empirical_ntk_fn(net, reduction="trace", normalize_trace=True))(v, x, ops)
-  np.testing.assert_allclose(norm * 10, raw, rtol=1e-6)
-  full = jax.jit(ntk.empirical_ntk_fn(net, reduction="full"))(v, x, ops)
+@pytest.mark.parametrize("bn", ["eval", "train"])
+def test_normalize_trace_divides_by_num_classes(bn):
+  net, v, x = tiny_net()  # three classes
+  raw = jax.jit(ntk.empirical_ntk_fn(net, bn=bn, reduction="trace"))(v, x)
+  norm = jax.jit(ntk.empirical_ntk_fn(net, bn=bn, reduction="trace", normalize_trace=True))(v, x)
+  np.testing.assert_allclose(norm * 3, raw, rtol=1e-6)
+  full = jax.jit(ntk.empirical_ntk_fn(net, bn=bn, reduction="full"))(v, x)
   np.testing.assert_allclose(jnp.trace(full, axis1=2, axis2=3), raw, rtol=1e-5)
 
 

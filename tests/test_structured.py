@@ -236,14 +236,28 @@ def test_nb101_per_graph_and_masked(bn):
   _close(*_pair64(net, mv, x, (arch,), bn=bn, param_filter="paper_code"))
 
 
+# Every op of the five NDS spaces in one genotype, each once: the normal cell concatenates every node
+# (DARTS, PNAS), the reduction cell its loose ends (ENAS, NASNet, Amoeba); a reduction slot that reads a
+# cell input runs its op at stride 2 (skip_connect: the factorized reduce).
+EVERY_NDS_OP = nds.Genotype(
+    (("conv_1x1", 0), ("conv_3x1_1x3", 1), ("conv_7x1_1x7", 2), ("dil_conv_5x5", 0),
+     ("dil_sep_conv_3x3", 3), ("max_pool_5x5", 1), ("max_pool_7x7", 4), ("skip_connect", 2)), (2, 3, 4, 5),
+    (("conv_3x3", 0), ("sep_conv_7x7", 1), ("dil_conv_3x3", 0), ("sep_conv_5x5", 2),
+     ("avg_pool_3x3", 1), ("sep_conv_3x3", 3), ("max_pool_3x3", 0), ("skip_connect", 1)), (4, 5))
+
+
+def test_one_genotype_holds_every_op_of_every_nds_space():
+  ops = {op for cell in (EVERY_NDS_OP.normal, EVERY_NDS_OP.reduce) for op, _ in cell}
+  assert ops == {op for sp in nds.SPACES.values() for op in sp.ops}
+  assert nds.validate(EVERY_NDS_OP) == EVERY_NDS_OP
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("space", sorted(nds.SPACES))
-def test_nds_spaces(space):
-  arch = nds.sample(jax.random.key(3), space, 1, width=4, depth=3)[0]
-  net = nds.Network(arch)
+@pytest.mark.parametrize("bn", ["eval", "train"])
+def test_nds_ops_of_every_space(bn):
+  net = nds.Network(nds.Arch(EVERY_NDS_OP, 4, 3))  # a normal cell, then two reduction cells
   x = jax.random.normal(jax.random.key(0), (3, 8, 8, 3))
   v = jax.jit(net.init)(jax.random.key(1), x[:1])
-  bn = ("eval", "train")[sorted(nds.SPACES).index(space) % 2]  # both modes over the five spaces
   _close(*_pair64(net, v, x, (), bn=bn, reduction="trace"))
 
 

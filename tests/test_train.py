@@ -93,22 +93,6 @@ def test_training_reduces_loss_and_is_deterministic():
   assert other[0] != hist[0]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["scan", "loop"])
-def test_remainder_batch_is_trained_and_archs_share_one_compilation(mode):
-  ds = _digits(100)  # 3 batches of 32 and one of 4, as PyTorch's drop_last=False
-  net = nb201.Network(C=4, N=1)
-  tx = train.sgd()
-  epoch_fn = train.make_epoch(net, tx, batch_size=32, mean=ds.mean, std=ds.std, padding=2, mode=mode)
-  v = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.zeros(6, jnp.int32))
-  images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
-  for arch in (ARCH, ARCH2):
-    state, (loss_sum, correct) = epoch_fn(train.init_state(v, tx), images, labels, jax.random.key(0),
-                                          jnp.asarray(nb201.decode(arch)))
-    assert int(state.step) == 4 and 0 <= int(correct) <= 100 and float(loss_sum) > 0
-  assert epoch_fn.cache_size() == 1
-
-
 @pytest.mark.slow  # a training run, stopped and resumed, as the studies' resume tests
 def test_interrupted_training_resumes_to_the_same_result(tmp_path):
   ds = _digits(128)
@@ -133,20 +117,26 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
 
 
 @pytest.mark.slow
-def test_scan_and_loop_epochs_agree():
-  ds = _digits(80)
+def test_scan_and_loop_epochs_agree_train_the_remainder_batch_and_share_one_compilation():
+  ds = _digits(100)  # 3 batches of 32 and one of 4, as PyTorch's drop_last=False
   net = nb201.Network(C=4, N=1)
   tx = train.sgd()
-  ops = jnp.asarray(nb201.decode(ARCH))
-  v = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), ops)
+  v = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.zeros(6, jnp.int32))
+  images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
   out = {}
   for mode in ("scan", "loop"):
-    fn = train.make_epoch(net, tx, batch_size=32, mean=ds.mean, std=ds.std, padding=2, mode=mode)
-    out[mode] = fn(train.init_state(v, tx), jnp.asarray(ds.images), jnp.asarray(ds.labels), jax.random.key(9), ops)
-  (s1, (l1, c1)), (s2, (l2, c2)) = out["scan"], out["loop"]
-  assert int(c1) == int(c2) and float(l1) == pytest.approx(float(l2), rel=1e-5)
-  for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    epoch_fn = train.make_epoch(net, tx, batch_size=32, mean=ds.mean, std=ds.std, padding=2, mode=mode)
+    for arch in (ARCH, ARCH2):
+      out[mode, arch] = epoch_fn(train.init_state(v, tx), images, labels, jax.random.key(9),
+                                 jnp.asarray(nb201.decode(arch)))
+      state, (loss_sum, correct) = out[mode, arch]
+      assert int(state.step) == 4 and 0 <= int(correct) <= 100 and float(loss_sum) > 0
+    assert epoch_fn.cache_size() == 1
+  for arch in (ARCH, ARCH2):
+    (s1, (l1, c1)), (s2, (l2, c2)) = out["scan", arch], out["loop", arch]
+    assert int(c1) == int(c2) and float(l1) == pytest.approx(float(l2), rel=1e-5)
+    for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
   with pytest.raises(ValueError, match="'fast'"):
     train.make_epoch(net, tx, batch_size=32, mean=ds.mean, std=ds.std, padding=2, mode="fast")
 
