@@ -140,6 +140,9 @@ def run(config, workdir):
     (workdir / "minibatch.csv").write_text("index,label\\n1,2\\n")
     os.kill(os.getpid(), signal.SIGINT)
 
+# Python raises KeyboardInterrupt on SIGINT only where the signal was not ignored when it started, and a
+# shell's background job (`pytest ... &`) starts with it ignored: install the handler a terminal gives.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 launch.execute(run, score_config.get_config("small"), pathlib.Path(sys.argv[1]))
 """
 
