@@ -231,17 +231,21 @@ def side_by_side(x, variants, bn_modes, impls, networks, repeats, skip_torch, ch
       for name, ts in times.items():
         out[name] = statistics.median(ts)
         print(f"{name}: {out[name]:.3f} s (median of {len(ts)} interleaved rounds)", flush=True)
-      def speedup(name, base, key):
-        if base in times:
-          r = report.ratio(times, base, name)
-          out[f"{name}_speedup_vs_{key}"], out[f"{name}_speedup_vs_{key}_range"] = r["median"], [r["min"], r["max"]]
       for name in kernels:
-        speedup(name, f"tenas_loop_{variant}_{bn}", "tenas_loop")
+        _speedup(out, times, name, f"tenas_loop_{variant}_{bn}", "tenas_loop")
         if name.endswith("_benchmark_eval"):
-          speedup(name, "torch_func_benchmark_eval", "torch_func")
+          _speedup(out, times, name, "torch_func_benchmark_eval", "torch_func")
         if "_switch" in name:  # the arch as data, switch against mask
-          speedup(name, name.replace("_switch", "_arch_as_data"), "mask")
+          _speedup(out, times, name, name.replace("_switch", "_arch_as_data"), "mask")
   return out
+
+
+def _speedup(out, times, name, base, key):
+  """``out[name_speedup_vs_key]``: the median (and range) of ``base``'s
+  time over ``name``'s, round by round, where ``base`` was timed."""
+  if base in times:
+    r = report.ratio(times, base, name)
+    out[f"{name}_speedup_vs_{key}"], out[f"{name}_speedup_vs_{key}_range"] = r["median"], [r["min"], r["max"]]
 
 
 def end_to_end(x, num_archs, chunk_size, skip_torch, network):

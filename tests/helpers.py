@@ -28,6 +28,15 @@ def nb201_setup(variant="benchmark", n=4, arch=MIXED):
   return net, v, x, ops
 
 
+def random_variables(net, *init_args, seed=0):
+  """Uniform [0.1, 0.4) values in the shapes of ``net.init(key, *init_args)``,
+  traced and not compiled: compiling an init (threefry per leaf) costs more
+  than many tests."""
+  shapes = jax.eval_shape(net.init, jax.random.key(0), *init_args)
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda s: jnp.asarray(rng.uniform(0.1, 0.4, s.shape), s.dtype), shapes)
+
+
 # ----------------------------------------------------------------------------- generic nets
 
 class TinyBNNet(nn.Module):

@@ -14,19 +14,14 @@ from ntkjax import cell_scan, ntk
 from ntkjax.spaces import nb201
 from ntkjax.taps import PERTURBATIONS, TAPS
 
-from .helpers import MIXED
+from .helpers import MIXED, random_variables
 
 
 def _setup(variant, select="switch", n=4):
   net = nb201.Network(C=4, N=2, variant=variant, select=select)
   x = jax.random.normal(jax.random.key(1), (n, 8, 8, 3))
   ops = jnp.asarray(nb201.decode(MIXED))
-  # Random values of the initialised shapes: compiling the init costs more than the test (threefry per leaf).
-  shapes = jax.eval_shape(net.init, jax.random.key(0), x, ops)
-  leaves, tree = jax.tree.flatten(shapes)
-  rng = np.random.default_rng(0)
-  v = tree.unflatten([jnp.asarray(rng.uniform(0.1, 0.4, s.shape), s.dtype) for s in leaves])
-  return net, net.clone(scan_cells=True), v, x, ops
+  return net, net.clone(scan_cells=True), random_variables(net, x, ops), x, ops
 
 
 def _paths(tree):

@@ -15,6 +15,8 @@ from flax import traverse_util
 from ntkjax import data_home, layers, proxies, published_proxies, taps
 from ntkjax.spaces import api, nb101, nb201
 
+from .helpers import random_variables
+
 
 class Small(nn.Module):
   """stem conv -> BN -> ReLU-conv-BN -> BN -> ReLU -> pool -> dense, built
@@ -234,12 +236,8 @@ def test_nb201_arch_as_data_with_scanned_cells_gives_the_proxies_of_the_arch_bui
   labels = jnp.arange(8) % 10
   ops = nb201.decode(arch)
   nets = {select: nb201.Network(C=4, N=2, select=select) for select in ("switch", "mask")}
-  # Random values of the initialised shapes (one tree for every select): compiling an init costs more.
-  shapes = {s: jax.eval_shape(net.init, jax.random.key(0), x[:1], ops) for s, net in nets.items()}
-  assert jax.tree.structure(shapes["switch"]) == jax.tree.structure(shapes["mask"])
-  leaves, tree = jax.tree.flatten(shapes["switch"])
-  rng = np.random.default_rng(0)
-  v = tree.unflatten([jnp.asarray(rng.uniform(0.1, 0.4, s.shape), s.dtype) for s in leaves])
+  v = random_variables(nets["switch"], x[:1], ops)  # one tree for every select
+  assert jax.tree.structure(jax.eval_shape(nets["mask"].init, jax.random.key(0), x[:1], ops)) == jax.tree.structure(v)
   out = {s: jax.jit(proxies.proxies_fn(net))(v, x, labels, jax.random.key(2), ops) for s, net in nets.items()}
   unrolled = proxies.proxies_fn(nets["mask"], scan_cells=False)
   alone = jax.jit(lambda v, x, y, k: unrolled(v, x, y, k, arch))(v, x, labels, jax.random.key(2))
