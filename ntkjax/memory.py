@@ -9,9 +9,7 @@ returns (``ChunkPlan``); ``ntk`` supplies the compilations.
 
 Every implementation's memory falls with a given ``chunk_size``, since
 given chunks run one after another under ``lax.map`` (the structured
-kernel's default chunks are unrolled for speed, and XLA keeps unrolled
-chunks live together: 2.89 GiB unchunked against 2.82 GiB in unrolled
-chunks of 2 rows for the paper_code NB201 kernel of 64 images). Under a
+kernel's coupled rows are mapped in chunks of 8 by default). Under a
 budget, ``implementation='auto'`` tries its own implementation first, then
 Jacobian contraction, then NTK-vector products.
 """

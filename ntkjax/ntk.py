@@ -56,10 +56,11 @@ split over devices (``ntkjax.kernel_sharding``).
 (coupled) or columns (NTK-vector products) are in flight at once: the chunks
 run one after another under ``lax.map``, each vectorised with ``vmap`` (the
 structured kernel's independent output columns are unrolled). Without it the
-structured kernel's coupled rows go in at most 8 unrolled chunks of at least
-8, which XLA keeps live together (mapped chunks cost steady time;
-docs/design.md). Give ``chunk_size``, or a ``memory_budget`` that picks it,
-only when memory requires it, since a loop body limits XLA's fusions.
+structured kernel's coupled rows go in mapped chunks of 8, so that its
+scratch grows with those rows, not with the batch (docs/design.md), and the
+other implementations vectorise everything at once. Give ``chunk_size``, or
+a ``memory_budget`` that picks it, only when memory requires it, since a
+loop body limits XLA's fusions.
 
 ``param_filter`` restricts θ. Pass a callable ``(path: tuple[str, ...]) ->
 bool`` over paths in ``variables['params']`` or a preset name: ``'all'`` or

@@ -22,11 +22,13 @@ cotangent δ:
   sample under ``lax.map`` on XLA:CPU, where the batched forms ran
   slower; one batched GEMM on other platforms);
 * samples coupled (train BN, or the paper code's cell BN): each output row
-  needs its own batched backward (vmapped over rows, by default in at most 8
-  unrolled chunks: mapping them costs steady time, docs/design.md; a given
-  ``chunk_size`` maps its chunks with ``lax.map``, which bounds memory);
-  the row's Jacobian sums the contraction over the batch, one GEMM per layer
-  against the layer's im2col built once for all rows.
+  needs its own batched backward, vmapped over a chunk of rows (8 by
+  default, or ``chunk_size``), the chunks one after another under
+  ``lax.map``, so that scratch grows with the rows in flight, not with the
+  batch (unrolled chunks were interleaved by XLA's scheduler, every row's
+  cotangents live at once: docs/design.md); the row's Jacobian sums the
+  contraction over the batch, one GEMM per layer against the layer's im2col
+  built once for all rows.
 
 Θ = Σ_l G_l G_lᵀ over the returned blocks G_l (``ntk.contract_blocks``).
 A tap whose ``active`` flag is False (an op the arch does not select) is
@@ -50,8 +52,7 @@ from ntkjax.taps import PERTURBATIONS, TAPS, Tap, conv_output_size
 __all__ = ["structured_jacobian", "Coverage", "coverage", "covered_params", "default_chunk"]
 
 _MUTABLE_STATS = "batch_stats"
-_MIN_CHUNK = 8
-_MAX_CHUNKS = 8
+_ROWS_IN_FLIGHT = 8
 # Platforms (``jax.lax.platform_dependent`` names) whose per-sample conv
 # grads run one sample at a time under ``lax.map``; the others use im2col
 # and one batched GEMM (a loop of small GEMMs would starve a GPU).
@@ -242,11 +243,10 @@ def coverage(module, variables: dict, x: jax.Array, args: Sequence, *, train: bo
 
 
 def default_chunk(rows: int) -> int:
-  """Coupled rows per batched backward when ``chunk_size`` is None: at most
-  ``_MAX_CHUNKS`` unrolled chunks of at least ``_MIN_CHUNK`` rows: smaller
-  chunks only cost compile time, larger ones ran slower (BENCHMARKS.md,
-  "Tried and rejected")."""
-  return min(rows, max(_MIN_CHUNK, -(-rows // _MAX_CHUNKS)))
+  """Coupled rows per batched backward when ``chunk_size`` is None: 8, as
+  fast as larger chunks in steady state and a quarter of their scratch
+  (BENCHMARKS.md, "Memory")."""
+  return min(rows, _ROWS_IN_FLIGHT)
 
 
 def structured_jacobian(module, variables: dict, x: jax.Array, args: Sequence, *, train: bool,
@@ -302,15 +302,12 @@ def structured_jacobian(module, variables: dict, x: jax.Array, args: Sequence, *
     return [jnp.concatenate(p, axis=1) for p in zip(*parts)]
   rows = (n if count is None else count) * k
   cotangents = lambda idx: jax.nn.one_hot(idx, n * k, dtype=logits.dtype).reshape(-1, n, k)
-  if chunk_size is not None and chunk_size < rows:
-    # A given chunk bounds memory: chunks run one after another. Unrolled, XLA keeps them all live.
-    n_chunks = -(-rows // chunk_size)
-    idx = first * k + jnp.arange(n_chunks * chunk_size).reshape(n_chunks, chunk_size)  # rows past n*k: zeros
-    mapped = lax.map(lambda i: blocks(cotangents(i)), idx)
-    return [a.reshape((-1, a.shape[-1]))[:rows].reshape(-1, k, a.shape[-1]) for a in mapped]
-  step = default_chunk(rows) if chunk_size is None else rows
-  parts = []
-  for lo in range(0, rows, step):  # unrolled: lax.map over chunks cost steady time (docs/design.md)
-    idx = first * k + jnp.arange(lo, min(lo + step, rows))
-    parts.append(blocks(cotangents(idx)))
-  return [jnp.concatenate(p, axis=0).reshape(-1, k, p[0].shape[-1]) for p in zip(*parts)]
+  chunk = default_chunk(rows) if chunk_size is None else min(chunk_size, rows)
+  if chunk == rows:
+    return [b.reshape(-1, k, b.shape[-1]) for b in blocks(cotangents(first * k + jnp.arange(rows)))]
+  # Chunks run one after another: unrolled, XLA:CPU's scheduler interleaves
+  # them and every row's cotangents are live together (docs/design.md).
+  n_chunks = -(-rows // chunk)
+  idx = first * k + jnp.arange(n_chunks * chunk).reshape(n_chunks, chunk)  # rows past n*k: zeros
+  mapped = lax.map(lambda i: blocks(cotangents(i)), idx)
+  return [a.reshape((-1, a.shape[-1]))[:rows].reshape(-1, k, a.shape[-1]) for a in mapped]

@@ -152,10 +152,10 @@ def test_a_layer_applied_twice_is_refused():
   assert jax.jit(ntk.empirical_ntk_fn(net))(v, x).shape == (2, 2)  # auto falls back
 
 
-def test_default_chunks_bound_the_unrolled_backwards():
+def test_default_chunks_hold_eight_coupled_rows_in_flight():
   assert structured.default_chunk(4) == 4
   assert structured.default_chunk(64) == 8
-  assert structured.default_chunk(256) == 32
+  assert structured.default_chunk(256) == 8
 
 
 @pytest.mark.parametrize("variant,bn", [("benchmark", "eval"),
