@@ -14,7 +14,10 @@ network and conventions (``paper_code``, always) on NB201:
 
 Each study's sub-config is that experiment's own config of the same variant
 (``--config.rank_correlation.data.batch_size=64`` overrides one field;
-``--config.studies="('rank_correlation',)"`` runs a subset). Variants
+``--config.studies="('rank_correlation',)"`` runs a subset). One device
+budget serves every study: ``--config.ntk.memory_budget_gib=14.4`` (what
+'auto' leaves of a 16 GB card) applies to each study whose own
+``ntk.memory_budget_gib`` is unset. Variants
 (``configs/common.py``): ``full`` (the paper's: 1,000 archs and 256 images,
 20 draws x 100 archs per decile, 50,000 training images, t in 1, 3, 5, 10,
 searches of 3,600 s; GPU scale, never run end to end), ``cpu`` (the studies'
@@ -25,6 +28,7 @@ studies take ``cifar100`` / ``imagenet16``). Runtimes: BENCHMARKS.md, "Experimen
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 from ntkjax.configs import common, deciles, init_schemes, post_training, rank_correlation, search
 
@@ -44,6 +48,8 @@ def get_config(arg=None):
   c.studies = STUDIES
   # Compile every study's functions and print the projected time before the first study runs.
   c.plan_first = True
+  # The device's budget for every study's kernels and SGD steps, unless a study sets its own.
+  c.ntk = ml_collections.ConfigDict({"memory_budget_gib": config_dict.placeholder(float)})
   for name, module in _CONFIGS.items():
     c[name] = module.get_config(variant)
   c.search.methods = ("rs", "rea")  # Table 2's rows that the paper's metric guides

@@ -37,8 +37,20 @@ def _studies(config: ml_collections.ConfigDict) -> tuple[str, ...]:
   if unknown or not config.studies:
     raise ValueError(f"studies = {tuple(config.studies)!r}: give one or more of {', '.join(RUNS)}")
   for s in config.studies:
-    setup.check_config(config[s])
+    setup.check_config(study_config(config, s))
   return tuple(config.studies)
+
+
+def study_config(config: ml_collections.ConfigDict, study: str) -> ml_collections.ConfigDict:
+  """``config[study]``, with the reproduction's ``ntk.memory_budget_gib``
+  (one device for every study) where the study sets no budget of its own."""
+  budget = config.ntk.memory_budget_gib if "ntk" in config else None
+  own = config[study]
+  if budget is None or own.ntk.memory_budget_gib is not None:
+    return own
+  own = own.copy_and_resolve_references()
+  own.ntk.memory_budget_gib = budget
+  return own
 
 
 def plan_reproduction(config: ml_collections.ConfigDict) -> reproduction.ReproductionPlan:
@@ -47,7 +59,7 @@ def plan_reproduction(config: ml_collections.ConfigDict) -> reproduction.Reprodu
   plans = []
   for s in _studies(config):
     try:
-      plans.append(plan.plan(config[s], s, cache=cache))
+      plans.append(plan.plan(study_config(config, s), s, cache=cache))
     except plan.DoesNotFit as e:  # keep the studies planned before it
       raise plan.DoesNotFit(str(e), reproduction.ReproductionPlan([*plans, e.measured])) from None
   return reproduction.ReproductionPlan(plans)
@@ -74,7 +86,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> reproduction.Reproduction
   results = {}
   for i, study in enumerate(studies):
     logging.info("study %d of %d: %s", i + 1, len(studies), study)
-    results[study] = RUNS[study](config[study], workdir / study)
+    results[study] = RUNS[study](study_config(config, study), workdir / study)
     launch.write_outputs(results[study], workdir / study)
     print(f"[{i + 1}/{len(studies)}] {study}: written in {workdir / study}", flush=True)
   return reproduction.ReproductionResult.gather(setting(config), results)

@@ -37,6 +37,19 @@ def test_config_runs_every_study_with_the_paper_codes_network_and_its_own_config
     reproduce_config.get_config("nb101")
 
 
+def test_one_memory_budget_serves_every_study_unless_a_study_sets_its_own():
+  c = reproduce_config.get_config("full")
+  assert all(reproduce.study_config(c, s) is c[s] for s in c.studies)  # no budget: the studies' own configs
+  c.ntk.memory_budget_gib = 14.4
+  c.search.ntk.memory_budget_gib = 7.0
+  budgets = {s: reproduce.study_config(c, s).ntk.memory_budget_gib for s in c.studies}
+  assert budgets == {**{s: 14.4 for s in c.studies}, "search": 7.0}
+  assert c.rank_correlation.ntk.memory_budget_gib is None  # applied to a copy
+  c.ntk.memory_budget_gib = -1.0
+  with pytest.raises(ValueError, match=r"ntk.memory_budget_gib = -1.0 is out of range"):
+    reproduce.run(c, "/nonexistent")
+
+
 def test_unknown_study_is_an_error_naming_it(tmp_path):
   c = reproduce_config.get_config("small")
   c.studies = ("rank_correlation", "figure9")
