@@ -19,11 +19,9 @@ import time
 import jax
 import jax.numpy as jnp
 
-from benchmarks import report
+from benchmarks import ntk_speed, report
 from ntkjax import ntk, xla_options
 from ntkjax.spaces import nb201
-
-ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
 def main():
@@ -38,7 +36,7 @@ def main():
   args = p.parse_args()
   net = nb201.Network(C=args.C, N=args.N, variant="paper_code")
   x = jax.random.normal(jax.random.key(1), (args.n, 32, 32, 3))
-  ops = jnp.asarray(nb201.decode(ARCH))
+  ops = jnp.asarray(nb201.decode(ntk_speed.ARCH))  # the NTK speed benchmarks' arch
   v = jax.jit(net.init)(jax.random.key(0), x[:1], ops)
   names = args.chunks.split(",")
   compiled, results = {}, {}
