@@ -39,7 +39,7 @@ from ntkjax.spaces import api
 
 __all__ = ["METRIC_FNS", "METRICS", "BN_MODES", "ARCH_FIELDS", "MetricKey", "metric_keys", "metric_columns",
            "proxy_columns", "result_columns", "ArchScore", "ScoreTable", "metrics_fn", "is_nonfinite", "result_row",
-           "arch_fields", "score_fn", "score_pool", "proxy_key", "score_architectures"]
+           "arch_fields", "score_fn", "proxies_jit", "score_pool", "proxy_key", "score_architectures"]
 
 # Each metric of a kernel: name -> f(kernel, labels, compat) -> scalar. A new
 # metric of Θ is one entry here (its columns are '<name>_<bn>').
@@ -124,10 +124,26 @@ def arch_fields(arch: str, position: int, seed: int, space: api.Space, *, nonfin
           "nonfinite": int(nonfinite)}
 
 
-# score_fn's recent functions by (network, options): studies of one process
-# (a reproduction's five) that score the same network share its compilations.
+# Recent functions by (network, options): studies of one process (a
+# reproduction's five, or a study run twice in a notebook) that score the
+# same network share its compilations.
 _SCORE_FNS: collections.OrderedDict = collections.OrderedDict()
 _SCORE_FNS_KEPT = 16
+
+
+def _memo(key, build: Callable[[], Callable]) -> Callable:
+  """``build()``, or the function an equal ``key`` built (the last
+  ``_SCORE_FNS_KEPT``); unhashable keys build afresh."""
+  try:
+    f = _SCORE_FNS.get(key)
+  except TypeError:  # an unhashable option (a param_filter list, say)
+    return build()
+  if f is None:
+    f = _SCORE_FNS[key] = build()
+    while len(_SCORE_FNS) > _SCORE_FNS_KEPT:
+      _SCORE_FNS.popitem(last=False)
+  _SCORE_FNS.move_to_end(key)
+  return f
 
 
 def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax", proxies: Sequence[str] = (),
@@ -136,8 +152,8 @@ def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
   'finite_<bn>': bool, '<proxy>': scalar}``; ``args`` are the network's
   extra inputs (NB201: the op array), ``finite_<bn>`` says whether every
   kernel entry is finite. The network proxies among ``proxies`` are one more
-  jitted function (``f.proxies``; ``key`` seeds zen's draws); arch proxies
-  (flops) are the caller's (``proxies.arch_proxies``).
+  jitted function (``f.proxies``, ``proxies_jit``; ``key`` seeds zen's
+  draws); arch proxies (flops) are the caller's (``proxies.arch_proxies``).
 
   ``ntk_kwargs`` go to ``ntk.empirical_ntk_fn`` (reduction, param_filter,
   implementation, chunk_size, ...). The kernels and the metrics are two
@@ -151,17 +167,17 @@ def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
   last ``_SCORE_FNS_KEPT``), so its jitted functions compile once per process.
   """
   metric_keys(bn_modes)
-  key = (net, tuple(bn_modes), compat, tuple(proxies), num_classes, tuple(sorted(ntk_kwargs.items())))
-  try:
-    f = _SCORE_FNS.get(key)
-  except TypeError:  # an unhashable option (a param_filter list, say): built afresh
-    return _score_fn(net, bn_modes, compat, proxies, num_classes, ntk_kwargs)
-  if f is None:
-    f = _SCORE_FNS[key] = _score_fn(net, bn_modes, compat, proxies, num_classes, ntk_kwargs)
-    while len(_SCORE_FNS) > _SCORE_FNS_KEPT:
-      _SCORE_FNS.popitem(last=False)
-  _SCORE_FNS.move_to_end(key)
-  return f
+  key = ("score", net, tuple(bn_modes), compat, tuple(proxies), num_classes, tuple(sorted(ntk_kwargs.items())))
+  return _memo(key, lambda: _score_fn(net, bn_modes, compat, proxies, num_classes, ntk_kwargs))
+
+
+def proxies_jit(net, names: Sequence[str], *, num_classes: int | None = None) -> Callable:
+  """The jitted ``proxies.proxies_fn(net, names, num_classes=...)``, the same
+  function for an equal network and names (as ``score_fn``), so that a
+  study run again in one process traces and compiles it once."""
+  names = tuple(proxies_lib.check_names(names))
+  return _memo(("proxies", net, names, num_classes), lambda: xla_options.jit(
+      proxies_lib.proxies_fn(net, names, num_classes=num_classes)))
 
 
 def _score_fn(net, bn_modes, compat, proxies, num_classes, ntk_kwargs) -> Callable:
@@ -173,8 +189,7 @@ def _score_fn(net, bn_modes, compat, proxies, num_classes, ntk_kwargs) -> Callab
 
   of_kernels = metrics_fn(bn_modes, compat)
   network_proxies = [p for p in proxies_lib.check_names(proxies) if proxies_lib.PROXIES[p].network]
-  of_proxies = (xla_options.jit(proxies_lib.proxies_fn(net, network_proxies, num_classes=num_classes))
-                if network_proxies else None)
+  of_proxies = proxies_jit(net, network_proxies, num_classes=num_classes) if network_proxies else None
 
   def f(variables, x, labels, *args, key=None):
     out = of_kernels(kernels(variables, x, *args), labels)

@@ -173,3 +173,15 @@ def test_score_fn_is_one_function_per_network_and_options():
       return True
   keep = Every()
   assert scoring.score_fn(net, param_filter=keep) is not scoring.score_fn(net, param_filter=keep)
+
+
+def test_proxies_jit_is_one_function_per_network_and_names_and_score_fn_shares_it():
+  net = nb201.Network(C=4, N=1)
+  f = scoring.proxies_jit(net, ["snip", "synflow"], num_classes=10)
+  assert scoring.proxies_jit(nb201.Network(C=4, N=1), ("snip", "synflow"), num_classes=10) is f
+  assert scoring.proxies_jit(net, ["snip"], num_classes=10) is not f
+  assert scoring.proxies_jit(net, ["snip", "synflow"], num_classes=100) is not f
+  assert scoring.proxies_jit(nb201.Network(C=8, N=1), ["snip", "synflow"], num_classes=10) is not f
+  assert scoring.score_fn(net, bn_modes=("eval",), proxies=("snip", "synflow"), num_classes=10).proxies is f
+  with pytest.raises(ValueError, match="unknown proxy"):
+    scoring.proxies_jit(net, ["snipp"])

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ntkjax import proxies, published_proxies, scoring, stats, xla_options
+from ntkjax import proxies, published_proxies, scoring, stats
 from ntkjax.results import ResultsCSV
 from ntkjax.spaces import api
 from ntkjax.studies import setup
@@ -120,7 +120,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> AgreementResult:
     if todo:
       progress.start(len(archs), already=len(archs) - len(todo))
       x, y = jnp.asarray(job.images), jnp.asarray(job.labels)
-      fn = lambda net: xla_options.jit(proxies.proxies_fn(net, on_network, num_classes=job.num_classes))
+      fn = lambda net: scoring.proxies_jit(net, on_network, num_classes=job.num_classes)
       pool = api.Instantiator(job.space, job.k_init, x[:1], {"proxies": fn}, init_per_arch=True,
                               clear_caches=config.space.clear_caches)
       k_zen = scoring.proxy_key(job.k_init)  # as scoring keys zen
