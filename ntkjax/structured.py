@@ -40,7 +40,6 @@ network.
 
 from __future__ import annotations
 
-import functools
 from typing import Callable, NamedTuple, Sequence
 
 import jax
@@ -48,10 +47,9 @@ import jax.numpy as jnp
 from flax import traverse_util
 from jax import lax
 
-from ntkjax import layers
-from ntkjax.taps import PERTURBATIONS, SINKS, TAPS, Tap, conv_output_size
+from ntkjax.taps import PERTURBATIONS, TAPS, Tap, conv_output_size
 
-__all__ = ["structured_jacobian", "Coverage", "coverage", "covered_params", "default_chunk", "absorb"]
+__all__ = ["structured_jacobian", "Coverage", "coverage", "covered_params", "default_chunk"]
 
 _MUTABLE_STATS = "batch_stats"
 _ROWS_IN_FLIGHT = 8
@@ -167,58 +165,6 @@ def _if_active(rec: Tap, fn: Callable[[], list]) -> list:
   return jax.lax.cond(rec.active, fn, zeros)
 
 
-def absorb(y: jax.Array, record: Tap, sinks: dict) -> jax.Array:
-  """``y``, whose backward also writes the layer's Jacobian blocks into the
-  cotangents of ``sinks`` ({'weight' and/or 'bias': zeros of the flattened
-  parameter}): for one coupled row, the contraction of the layer's input
-  with the row's output cotangent over the batch. Contracted where the
-  backward produces the cotangent, the layer's cotangent need not outlive
-  the layer (docs/design.md, "The structured kernel")."""
-  roles = tuple((r, sinks[r].shape, jnp.dtype(sinks[r].dtype)) for r in ("weight", "bias") if r in sinks)
-  gate = record.active is not None
-  active = jnp.asarray(record.active if gate else True).astype(jnp.float32)
-  f = _absorber(record.replace(inputs=None, active=None), roles, gate)
-  return f(y, lax.stop_gradient(record.inputs), active, {r: sinks[r] for r, _, _ in roles})
-
-
-@functools.lru_cache(maxsize=None)
-def _absorber(static: Tap, roles: tuple, gate: bool):
-  @jax.custom_vjp
-  def f(y, inputs, active, sinks):
-    del inputs, active, sinks
-    return y
-
-  def fwd(y, inputs, active, sinks):
-    del sinks
-    return y, (inputs, active)
-
-  def bwd(res, g):
-    inputs, active = res
-    rec = static.replace(inputs=inputs)
-    names = [r for r, _, _ in roles]
-
-    def blocks():
-      if rec.kind == "conv":  # the conv's own weight gradient: no im2col per row chunk
-        out = []
-        if "weight" in names:
-          w = jnp.zeros(rec.kernel_size + (inputs.shape[-1] // rec.groups, g.shape[-1]), g.dtype)
-          pull = jax.vjp(lambda w: layers.conv2d(inputs.astype(g.dtype), w, None, rec.stride, rec.padding,
-                                                 rec.dilation, rec.groups), w)[1]
-          out.append(pull(g)[0])
-        if "bias" in names:
-          out.append(g.sum(axis=(0, 1, 2)))
-      else:
-        out = [b[0] for b in _jacobians(rec, _rows_operand(rec), g[None], per_sample=False,
-                                         want_weight="weight" in names, want_bias="bias" in names)]
-      return {r: b.reshape(shape).astype(dtype) for (r, shape, dtype), b in zip(roles, out)}
-    zeros = lambda: {r: jnp.zeros(shape, dtype) for r, shape, dtype in roles}
-    got = jax.lax.cond(active > 0, blocks, zeros) if gate else blocks()
-    return g, jnp.zeros_like(inputs), jnp.zeros_like(active), got
-
-  f.defvjp(fwd, bwd)
-  return f
-
-
 def _flat_taps(taps) -> dict[tuple, Tap]:
   out = {}
   for key, recs in traverse_util.flatten_dict(taps).items():
@@ -318,13 +264,8 @@ def structured_jacobian(module, variables: dict, x: jax.Array, args: Sequence, *
   if cover is None:
     cover = coverage(module, variables, x, args, train=train, chosen=chosen)
   perturbation_shapes, covered = cover.perturbation_shapes, cover.covered
-  wanted = {covered[tuple(k)] for k in chosen if tuple(k) in covered}
-  used = {key: ((key, "weight") in wanted, (key, "bias") in wanted) for key in cover.taps}
-  used = {key: wb for key, wb in used.items() if any(wb)}
-  if not independent:
-    return _coupled_blocks(module, base, x, args, train, stats, cover, used, chosen, reduce, chunk_size, first,
-                           count)
   zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), perturbation_shapes)
+  wanted = {covered[tuple(k)] for k in chosen if tuple(k) in covered}
 
   def forward(perturbations):
     out, state = module.apply({**base, PERTURBATIONS: perturbations}, x, *args, train=train,
@@ -335,52 +276,30 @@ def structured_jacobian(module, variables: dict, x: jax.Array, args: Sequence, *
   taps = _flat_taps(taps)
   n, k = logits.shape
 
+  used = {key: ((key, "weight") in wanted, (key, "bias") in wanted) for key in taps}
+  used = {key: wb for key, wb in used.items() if any(wb)}
+  operands = {key: None if independent else _if_active(taps[key], lambda key=key: _rows_operand(taps[key]))
+              for key in used}
+
   def blocks(cotangents):
-    """Jacobian blocks of every wanted parameter for a stack of (per-sample) cotangents."""
+    """Jacobian blocks of every wanted parameter for a stack of cotangents."""
     deltas = traverse_util.flatten_dict(jax.vmap(lambda c: vjp_fn(c)[0])(cotangents))
     deltas = {key: deltas[key if taps[key].perturbation is None else key[:-1] + (taps[key].perturbation,)]
               for key in used}
     out = []
     for key, (want_w, want_b) in used.items():
       out += _if_active(taps[key], lambda key=key, want_w=want_w, want_b=want_b: _jacobians(
-          taps[key], None, deltas[key], per_sample=True, want_weight=want_w, want_bias=want_b))
+          taps[key], operands[key], deltas[key], per_sample=independent, want_weight=want_w, want_bias=want_b))
     return out
 
-  # output column c of every sample at once: [k, n, k] cotangents, [n, k, P_l] blocks
-  step = k if chunk_size is None else min(chunk_size, k)
-  parts = []
-  for lo in range(0, k, step):
-    cols = jnp.arange(lo, min(lo + step, k))
-    parts.append(blocks(jnp.broadcast_to(jax.nn.one_hot(cols, k, dtype=logits.dtype)[:, None, :],
-                                         (len(cols), n, k))))
-  return [jnp.concatenate(p, axis=1) for p in zip(*parts)]
-
-
-def _coupled_blocks(module, base, x, args, train, stats, cover, used, chosen, reduce, chunk_size, first,
-                    count) -> list[jax.Array]:
-  """Coupled rows: each a batched backward with respect to the layers'
-  sinks, whose cotangents are the row's Jacobian blocks (``absorb``)."""
-  params = {tuple(p): v for p, v in chosen.items()}
-  by_tap = {(key, role): path for path, (key, role) in cover.covered.items() if path in params}
-  sinks = {}
-  for key, (want_w, want_b) in used.items():
-    sinks[key] = {role: jnp.zeros((params[by_tap[key, role]].size,), params[by_tap[key, role]].dtype)
-                  for role, want in (("weight", want_w), ("bias", want_b)) if want}
-  sinks = traverse_util.unflatten_dict(sinks)
-
-  def forward(s):
-    out, _ = module.apply({**base, SINKS: s}, x, *args, train=train, mutable=stats)
-    return reduce(out)
-
-  logits, vjp_fn = jax.vjp(forward, sinks)
-  n, k = logits.shape
-
-  def blocks(cotangents):
-    got = traverse_util.flatten_dict(jax.vmap(lambda c: vjp_fn(c)[0])(cotangents), is_leaf=lambda p, v: (
-        isinstance(v, dict) and set(v) <= {"weight", "bias"} and all(not isinstance(a, dict) for a in v.values())))
-    return [got[key][role] for key, (want_w, want_b) in used.items()
-            for role, want in (("weight", want_w), ("bias", want_b)) if want]
-
+  if independent:  # output column c of every sample at once: [k, n, k] cotangents, [n, k, P_l] blocks
+    step = k if chunk_size is None else min(chunk_size, k)
+    parts = []
+    for lo in range(0, k, step):
+      cols = jnp.arange(lo, min(lo + step, k))
+      parts.append(blocks(jnp.broadcast_to(jax.nn.one_hot(cols, k, dtype=logits.dtype)[:, None, :],
+                                           (len(cols), n, k))))
+    return [jnp.concatenate(p, axis=1) for p in zip(*parts)]
   rows = (n if count is None else count) * k
   cotangents = lambda idx: jax.nn.one_hot(idx, n * k, dtype=logits.dtype).reshape(-1, n, k)
   chunk = default_chunk(rows) if chunk_size is None else min(chunk_size, rows)

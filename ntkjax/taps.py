@@ -23,16 +23,11 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-__all__ = ["TAPS", "PERTURBATIONS", "SINKS", "PROBES", "Tap", "Tapper", "tap", "conv_tap", "conv_output_size", "pair",
+__all__ = ["TAPS", "PERTURBATIONS", "PROBES", "Tap", "Tapper", "tap", "conv_tap", "conv_output_size", "pair",
            "prefixed", "SwitchTaps", "probe_relu", "probe_features"]
 
 TAPS = "ntk_taps"
 PERTURBATIONS = "ntk_perturbations"
-# Per tapped layer, zeros shaped like its flattened weight and bias: the
-# structured NTK's coupled rows differentiate with respect to these, and
-# the layer's backward contracts its output cotangent into their cotangents
-# at once (``structured.absorb``), so no layer's cotangent outlives its layer.
-SINKS = "ntk_sinks"
 # What zero-cost proxies read besides parameters and gradients (ntkjax.proxies):
 # each ReLU's Hamming kernel of activation codes and the features before the
 # global pool. Absent in ordinary calls.
@@ -72,21 +67,13 @@ Tapper = Callable[[str, jax.Array, Tap], jax.Array]
 
 
 def tap(module: nn.Module, name: str, y: jax.Array, record: Tap) -> jax.Array:
-  """Sows ``record`` under ``name``, perturbs ``y`` and routes it through
-  the layer's sinks when the structured NTK asks (its collections are
-  present); otherwise returns ``y``."""
+  """Sows ``record`` under ``name`` and perturbs ``y`` when the structured
+  NTK asks (its collections are present); otherwise returns ``y``."""
   if module.is_initializing():
     return y
   if module.is_mutable_collection(TAPS):
     module.sow(TAPS, name, record)
-  if module.has_variable(SINKS, name):
-    y = _absorb(y, record, module.get_variable(SINKS, name))
   return module.perturb(name, y, collection=PERTURBATIONS)
-
-
-def _absorb(y, record, sinks):
-  from ntkjax.structured import absorb  # structured imports this module
-  return absorb(y, record, sinks)
 
 
 def pair(v) -> tuple[int, int]:
@@ -125,16 +112,12 @@ class SwitchTaps:
   and one input.
 
   ``enabled`` is False outside a structured-NTK call (the collections are
-  absent): branches then run untapped (``tapper`` returns None). Sinks
-  (``SINKS``) are read before the switch too; a branch not taken leaves
-  its layers' sinks a zero cotangent.
+  absent): branches then run untapped (``tapper`` returns None).
   """
 
   def __init__(self, module: nn.Module, layer_names: Sequence[str], like: jax.Array):
     self.module, self.layer_names, self.like = module, tuple(layer_names), like
-    initializing = module.is_initializing()
-    self.sinks = {} if initializing else dict(module.variables.get(SINKS, {}))
-    self.enabled = not initializing and (module.is_mutable_collection(TAPS) or bool(self.sinks))
+    self.enabled = not module.is_initializing() and module.is_mutable_collection(TAPS)
     self.perturbations = ({k: module.perturb(k, jnp.zeros_like(like), collection=PERTURBATIONS)
                            for k in self.layer_names} if self.enabled else {})
     self.records: dict[str, tuple[str, Tap]] = {}  # tap key -> (prefix, static fields), filled by tracing
@@ -144,11 +127,8 @@ class SwitchTaps:
       return None
 
     def tapper(name, out, rec):
-      key = f"{prefix}_{name}"
-      self.records[key] = prefix, prefixed(rec, prefix).replace(inputs=None, perturbation=name)
+      self.records[f"{prefix}_{name}"] = prefix, prefixed(rec, prefix).replace(inputs=None, perturbation=name)
       inputs[name] = rec.inputs
-      if key in self.sinks:
-        out = _absorb(out, rec, self.sinks[key])
       return out + self.perturbations[name]
     return tapper
 
