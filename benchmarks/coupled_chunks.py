@@ -6,7 +6,10 @@ chunk sizes, one process, interleaved steady calls.
         --out benchmarks/results/coupled_chunks_cpu.json
 
 ``--chunks`` lists ``default`` and row counts; a count of at least the rows
-vectorises every row in one backward (no chunking). Each is compiled at the
+vectorises every row in one backward (no chunking); a ``/no_ynn_reduce``
+suffix compiles that entry without XLA:CPU's YNNPACK reduce fusions, which
+take no broadcast operand, so that the broadcasts a backward multiplies by
+are materialised at full size (docs/design.md). Each is compiled at the
 call's shapes, its XLA scratch read from ``memory_analysis()``, and timed
 over ``--rounds`` interleaved rounds (median and range, and each one's ratio
 to the first listed); ``--compile_only`` stops after the memory, for shapes
@@ -22,6 +25,9 @@ import jax.numpy as jnp
 from benchmarks import ntk_speed, report
 from ntkjax import ntk, xla_options
 from ntkjax.spaces import nb201
+
+# xla_options.CPU_OPTIONS without LIBRARY_FUSION_TYPE_REDUCE.
+NO_YNN_REDUCE = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
 
 
 def main():
@@ -41,9 +47,15 @@ def main():
   names = args.chunks.split(",")
   compiled, results = {}, {}
   for name in names:
-    chunk = None if name == "default" else int(name)
+    rows, _, variant = name.partition("/")
+    if variant not in ("", "no_ynn_reduce"):
+      raise ValueError(f"unknown variant {variant!r} in --chunks entry {name!r}; known: no_ynn_reduce")
+    chunk = None if rows == "default" else int(rows)
+    options = xla_options.compiler_options()
+    if variant and options:
+      options = {**options, "xla_cpu_experimental_ynn_fusion_type": NO_YNN_REDUCE}
     fn = jax.jit(ntk.empirical_ntk_fn(net, bn="train", memory_budget=None, chunk_size=chunk),
-                 compiler_options=xla_options.compiler_options())
+                 compiler_options=options)
     t = time.perf_counter()
     compiled[name] = fn.lower(v, x, ops).compile()
     m = compiled[name].memory_analysis()
