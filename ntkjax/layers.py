@@ -165,9 +165,7 @@ def _batch_normalise_jvp(eps, primals, tangents):
   inv = lax.rsqrt(var + eps)
   d_mean = jnp.mean(dx, axis=(0, 1, 2))
   d_var = 2.0 * jnp.mean((x - mean) * dx, axis=(0, 1, 2))
-  count = x.shape[0] * x.shape[1] * x.shape[2]
-  m = jnp.einsum("nhwc,nhwc->c", y, dx) / count
-  dy = inv * (dx - d_mean - jnp.einsum("nhwc,c->nhwc", y, m))
+  dy = inv * (dx - d_mean - y * jnp.mean(y * dx, axis=(0, 1, 2)))
   return (y, mean, var), (dy, d_mean, d_var)
 
 
