@@ -26,8 +26,10 @@ from benchmarks import ntk_speed, report
 from ntkjax import ntk, xla_options
 from ntkjax.spaces import nb201
 
-# xla_options.CPU_OPTIONS without LIBRARY_FUSION_TYPE_REDUCE.
-NO_YNN_REDUCE = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+_YNN = "xla_cpu_experimental_ynn_fusion_type"
+# The engine's CPU options without YNNPACK's reduce fusions.
+NO_YNN_REDUCE = {_YNN: ",".join(t for t in xla_options.CPU_OPTIONS[_YNN].split(",")
+                                if t != "LIBRARY_FUSION_TYPE_REDUCE")}
 
 
 def main():
@@ -53,7 +55,7 @@ def main():
     chunk = None if rows == "default" else int(rows)
     options = xla_options.compiler_options()
     if variant and options:
-      options = {**options, "xla_cpu_experimental_ynn_fusion_type": NO_YNN_REDUCE}
+      options = {**options, **NO_YNN_REDUCE}
     fn = jax.jit(ntk.empirical_ntk_fn(net, bn="train", memory_budget=None, chunk_size=chunk),
                  compiler_options=options)
     t = time.perf_counter()

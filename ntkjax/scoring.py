@@ -127,22 +127,22 @@ def arch_fields(arch: str, position: int, seed: int, space: api.Space, *, nonfin
 # Recent functions by (network, options): studies of one process (a
 # reproduction's five, or a study run twice in a notebook) that score the
 # same network share its compilations.
-_SCORE_FNS: collections.OrderedDict = collections.OrderedDict()
-_SCORE_FNS_KEPT = 16
+_FNS: collections.OrderedDict = collections.OrderedDict()
+_FNS_KEPT = 16
 
 
 def _memo(key, build: Callable[[], Callable]) -> Callable:
   """``build()``, or the function an equal ``key`` built (the last
-  ``_SCORE_FNS_KEPT``); unhashable keys build afresh."""
+  ``_FNS_KEPT``); unhashable keys build afresh."""
   try:
-    f = _SCORE_FNS.get(key)
+    f = _FNS.get(key)
   except TypeError:  # an unhashable option (a param_filter list, say)
     return build()
   if f is None:
-    f = _SCORE_FNS[key] = build()
-    while len(_SCORE_FNS) > _SCORE_FNS_KEPT:
-      _SCORE_FNS.popitem(last=False)
-  _SCORE_FNS.move_to_end(key)
+    f = _FNS[key] = build()
+    while len(_FNS) > _FNS_KEPT:
+      _FNS.popitem(last=False)
+  _FNS.move_to_end(key)
   return f
 
 
@@ -164,7 +164,7 @@ def score_fn(net, *, bn_modes: Sequence[str] = BN_MODES, compat: str = "ntkjax",
   function itself, for callers that want a kernel without compiling again.
 
   Calls with an equal network and equal options return the same ``f`` (the
-  last ``_SCORE_FNS_KEPT``), so its jitted functions compile once per process.
+  last ``_FNS_KEPT``), so its jitted functions compile once per process.
   """
   metric_keys(bn_modes)
   key = ("score", net, tuple(bn_modes), compat, tuple(proxies), num_classes, tuple(sorted(ntk_kwargs.items())))
